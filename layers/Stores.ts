@@ -1,0 +1,93 @@
+/**
+ * Every store at once, on one backend: `StoresMemory` for tests,
+ * `StoresSqlite` (embedded default), `StoresPg` when one machine is not
+ * enough, and `StoresFromConfig` to choose at run time.
+ */
+import * as PgClient from "@effect/sql-pg/PgClient"
+import type { SqlClient } from "@effect/sql/SqlClient"
+import { Config, Effect, Layer, Redacted } from "effect"
+import type { ConversationStore } from "../src/Conversation.ts"
+import { StorageError } from "../src/Errors.ts"
+import type { SessionStore } from "../src/Session.ts"
+import * as MemoryConversationStore from "./memory/ConversationStore.ts"
+import { MemoryDatabase } from "./memory/MemoryDatabase.ts"
+import * as MemorySessionStore from "./memory/SessionStore.ts"
+import * as SqlConversationStore from "./sql/ConversationStore.ts"
+import type { SqlOptions } from "./sql/Migrations.ts"
+import * as SqliteConversationStore from "./sql/SqliteConversationStore.ts"
+import * as SqliteDatabase from "./sql/SqliteDatabase.ts"
+import * as SqliteSessionStore from "./sql/SqliteSessionStore.ts"
+import * as SqlSessionStore from "./sql/SessionStore.ts"
+
+/** The services every bundle provides. */
+export type Stores = SessionStore | ConversationStore
+
+/** Every store in memory, sharing one `MemoryDatabase`. */
+export const StoresMemory: Layer.Layer<Stores> = Layer.mergeAll(
+  MemorySessionStore.layerWithDatabase,
+  MemoryConversationStore.layerWithDatabase
+).pipe(Layer.provide(MemoryDatabase.layer))
+
+/**
+ * Every store on one embedded SQLite file (default `./agent-stores.db`;
+ * `":memory:"` for tests). Also provides the `SqlClient` on the same
+ * connection, so your own queries and `sql.withTransaction` compose with the
+ * stores.
+ */
+export const StoresSqlite = (
+  options: SqliteDatabase.SqliteOptions & SqlOptions = {}
+): Layer.Layer<Stores | SqlClient | SqliteDatabase.SqliteDatabase, StorageError> =>
+  Layer.mergeAll(SqliteSessionStore.layerWith(options), SqliteConversationStore.layerWith(options)).pipe(
+    Layer.provideMerge(SqliteDatabase.layer(options))
+  )
+
+/** Options of `StoresPg`. */
+export interface PgOptions extends SqlOptions {
+  /** A `postgres://` connection URL. */
+  readonly url: string | Redacted.Redacted
+  /** Pool size. Default 10. */
+  readonly maxConnections?: number
+}
+
+/** Every store on PostgreSQL. Also provides the `SqlClient` (a pool) the stores use. */
+export const StoresPg = (options: PgOptions): Layer.Layer<Stores | SqlClient, StorageError> =>
+  Layer.mergeAll(SqlSessionStore.layerWith(options), SqlConversationStore.layerWith(options)).pipe(
+    Layer.provideMerge(
+      PgClient.layer({
+        url: typeof options.url === "string" ? Redacted.make(options.url) : options.url,
+        maxConnections: options.maxConnections ?? 10
+      }).pipe(Layer.mapError((cause) => new StorageError({ backend: "postgres", operation: "connect", cause })))
+    )
+  )
+
+/**
+ * The bundle chosen by configuration: `AGENT_STORES_BACKEND` (`memory`,
+ * `sqlite` (default) or `postgres`), with `AGENT_STORES_URL` (or
+ * `DATABASE_URL`) as the SQLite file or the PostgreSQL URL, and
+ * `AGENT_STORES_TABLE_PREFIX` (default `agent`).
+ */
+export const StoresFromConfig: Layer.Layer<Stores, StorageError> = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const backend = yield* Config.literal("memory", "sqlite", "postgres")("AGENT_STORES_BACKEND").pipe(
+      Config.withDefault("sqlite")
+    )
+    const url = yield* Config.string("AGENT_STORES_URL").pipe(
+      Config.orElse(() => Config.string("DATABASE_URL")),
+      Config.option
+    )
+    const tablePrefix = yield* Config.string("AGENT_STORES_TABLE_PREFIX").pipe(Config.withDefault("agent"))
+    switch (backend) {
+      case "memory":
+        return StoresMemory
+      case "sqlite":
+        return StoresSqlite({ filename: url._tag === "Some" ? url.value : SqliteDatabase.defaultFilename, tablePrefix })
+      case "postgres":
+        if (url._tag === "None") {
+          return Layer.fail(
+            new StorageError({ backend: "postgres", operation: "config", cause: "AGENT_STORES_URL or DATABASE_URL is required" })
+          )
+        }
+        return StoresPg({ url: url.value, tablePrefix })
+    }
+  }).pipe(Effect.mapError((cause) => new StorageError({ backend: "config", operation: "config", cause })))
+)

@@ -1,0 +1,64 @@
+/** `SessionStore` in memory: for tests and ephemeral agents. */
+import { Effect, Layer } from "effect"
+import { makeSessionStore, type SessionDriver, SessionStore } from "../../src/Session.ts"
+import { MemoryDatabase, pageOf } from "./MemoryDatabase.ts"
+
+/** A `SessionDriver` over the shared in-memory maps. */
+export const driver = Effect.map(MemoryDatabase, (db): SessionDriver => ({
+  insert: (row) =>
+    Effect.sync(() => {
+      if (db.sessions.has(row.id)) return false
+      db.sessions.set(row.id, { row: { ...row }, transcript: "[]" })
+      return true
+    }),
+  get: (id) => Effect.sync(() => { const entry = db.sessions.get(id); return entry && { ...entry.row } }),
+  update: (row) =>
+    Effect.sync(() => {
+      const entry = db.sessions.get(row.id)
+      if (entry === undefined || entry.row.version !== row.version - 1) return false
+      entry.row = { ...row }
+      return true
+    }),
+  list: (filter, page) =>
+    Effect.sync(() => {
+      const rows = Array.from(db.sessions.values(), (entry) => entry.row).filter((row) =>
+        (filter.agentId === undefined || row.agentId === filter.agentId) &&
+        (filter.channel === undefined || row.channel === filter.channel) &&
+        (filter.status === undefined || row.status === filter.status)
+      )
+      return pageOf(rows, page)
+    }),
+  delete: (id) =>
+    Effect.sync(() => {
+      if (!db.sessions.delete(id)) return
+      for (const conversation of db.conversations.values()) {
+        if (conversation.sessionId === id) {
+          db.conversations.delete(conversation.id)
+          db.messages.delete(conversation.id)
+        }
+      }
+    }),
+  load: (id) => Effect.sync(() => db.sessions.get(id)?.transcript),
+  save: (row, transcript) =>
+    Effect.sync(() => {
+      const entry = db.sessions.get(row.id)
+      if (entry === undefined) {
+        db.sessions.set(row.id, { row: { ...row }, transcript })
+      } else if (entry.row.status === "closed") {
+        return "closed"
+      } else {
+        entry.row = { ...entry.row, messageCount: row.messageCount, updatedAt: row.updatedAt }
+        entry.transcript = transcript
+      }
+      return "saved"
+    })
+}))
+
+/** `SessionStore` over a `MemoryDatabase` (share one to get cascades into conversations). */
+export const layerWithDatabase: Layer.Layer<SessionStore, never, MemoryDatabase> = Layer.effect(
+  SessionStore,
+  Effect.flatMap(driver, makeSessionStore)
+)
+
+/** `SessionStore` in memory, with its own `MemoryDatabase` (shared with any memory store built alongside). */
+export const layer: Layer.Layer<SessionStore> = layerWithDatabase.pipe(Layer.provide(MemoryDatabase.layer))

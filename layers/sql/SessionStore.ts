@@ -1,0 +1,128 @@
+/**
+ * `SessionStore` over any `@effect/sql` `SqlClient`: PostgreSQL (`StoresPg`)
+ * or a SQLite client of the caller's. One statement per operation where the
+ * dialects allow it; `sql.withTransaction` where several rows move together.
+ */
+import { SqlClient } from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect, Layer } from "effect"
+import { StorageError } from "../../src/Errors.ts"
+import { jsonText } from "../../src/Json.ts"
+import { makeSessionStore, type SessionDriver, type SessionRow, SessionStore } from "../../src/Session.ts"
+import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
+
+/** The columns of a session row, in `SELECT` order. */
+export const sessionColumns = "id, agent_id, channel, title, status, metadata, message_count, created_at, updated_at, version"
+
+/** Maps a selected session row (either dialect) to a driver row. */
+export const fromSql = (row: any): SessionRow => ({
+  id: row.id,
+  agentId: row.agent_id,
+  channel: row.channel,
+  title: row.title,
+  status: row.status,
+  metadata: row.metadata,
+  messageCount: Number(row.message_count),
+  createdAt: Number(row.created_at),
+  updatedAt: Number(row.updated_at),
+  version: Number(row.version)
+})
+
+/** Maps `SqlError` to `StorageError` for `operation`. */
+export const storageError = (backend: string, operation: string) => (cause: SqlError) =>
+  new StorageError({ backend, operation, cause })
+
+/** A `SessionDriver` over the `SqlClient` in context. */
+export const driver = Effect.gen(function*() {
+  const sql = (yield* SqlClient).withoutTransforms()
+  const t = yield* SqlTables
+  const backend = sql.onDialectOrElse({ pg: () => "postgres", sqlite: () => "sqlite", orElse: () => "sql" })
+  const table = sql(t.sessions)
+  const columns = sql.literal(sessionColumns)
+  const run = <A>(operation: string, effect: Effect.Effect<A, SqlError>) =>
+    Effect.mapError(effect, storageError(backend, operation))
+
+  return {
+    insert: (row) =>
+      run(
+        "session.insert",
+        sql`INSERT INTO ${table} ${sql.insert(toSql(row, "[]"))} ON CONFLICT (id) DO NOTHING RETURNING id`
+      ).pipe(Effect.map((rows) => rows.length > 0)),
+    get: (id) =>
+      run("session.get", sql`SELECT ${columns} FROM ${table} WHERE id = ${id}`).pipe(
+        Effect.map((rows) => (rows.length === 0 ? undefined : fromSql(rows[0])))
+      ),
+    update: (row) =>
+      run(
+        "session.update",
+        sql`UPDATE ${table} SET agent_id = ${row.agentId}, channel = ${row.channel}, title = ${row.title},
+          status = ${row.status}, metadata = ${jsonText(row.metadata)}, updated_at = ${row.updatedAt},
+          version = ${row.version}
+          WHERE id = ${row.id} AND version = ${row.version - 1} RETURNING id`
+      ).pipe(Effect.map((rows) => rows.length > 0)),
+    list: (filter, page) => {
+      const desc = page.order === "desc"
+      const where = [
+        ...(filter.agentId === undefined ? [] : [sql`agent_id = ${filter.agentId}`]),
+        ...(filter.channel === undefined ? [] : [sql`channel = ${filter.channel}`]),
+        ...(filter.status === undefined ? [] : [sql`status = ${filter.status}`]),
+        ...(page.after === undefined ? [] : [
+          sql`(created_at, id) ${sql.literal(desc ? "<" : ">")} (${page.after.createdAt}, ${page.after.id})`
+        ])
+      ]
+      const direction = sql.literal(desc ? "DESC" : "ASC")
+      return run(
+        "session.list",
+        sql`SELECT ${columns} FROM ${table} ${where.length === 0 ? sql`` : sql`WHERE ${sql.and(where)}`}
+          ORDER BY created_at ${direction}, id ${direction} LIMIT ${page.limit} OFFSET ${page.offset}`
+      ).pipe(Effect.map((rows) => rows.map(fromSql)))
+    },
+    delete: (id) =>
+      run(
+        "session.delete",
+        sql.onDialectOrElse({
+          // PostgreSQL always enforces the ON DELETE CASCADE foreign keys.
+          pg: () => Effect.asVoid(sql`DELETE FROM ${table} WHERE id = ${id}`),
+          orElse: () =>
+            sql.withTransaction(Effect.all([
+              sql`DELETE FROM ${table} WHERE id = ${id}`,
+              sql`DELETE FROM ${sql(t.messages)} WHERE conversation_id IN
+                (SELECT id FROM ${sql(t.conversations)} WHERE session_id = ${id})`,
+              sql`DELETE FROM ${sql(t.conversations)} WHERE session_id = ${id}`
+            ], { discard: true }))
+        })
+      ),
+    load: (id) =>
+      run("session.load", sql`SELECT transcript FROM ${table} WHERE id = ${id}`).pipe(
+        Effect.map((rows) => rows[0]?.transcript)
+      ),
+    save: (row, transcript) =>
+      run(
+        "session.save",
+        sql`INSERT INTO ${table} ${sql.insert(toSql(row, transcript))}
+          ON CONFLICT (id) DO UPDATE SET transcript = excluded.transcript, message_count = excluded.message_count,
+          updated_at = excluded.updated_at WHERE ${table}.status <> 'closed' RETURNING id`
+      ).pipe(Effect.map((rows) => (rows.length > 0 ? "saved" : "closed")))
+  } satisfies SessionDriver
+})
+
+const toSql = (row: SessionRow, transcript: string) => ({
+  id: row.id,
+  agent_id: row.agentId,
+  channel: row.channel,
+  title: row.title,
+  status: row.status,
+  metadata: jsonText(row.metadata),
+  message_count: row.messageCount,
+  created_at: row.createdAt,
+  updated_at: row.updatedAt,
+  version: row.version,
+  transcript
+})
+
+/** `SessionStore` over the `SqlClient` in context, migrating the schema first. */
+export const layerWith = (options: SqlOptions = {}): Layer.Layer<SessionStore, StorageError, SqlClient> =>
+  Layer.effect(SessionStore, Effect.flatMap(driver, makeSessionStore)).pipe(Layer.provide(migrations(options)))
+
+/** `SessionStore` over the `SqlClient` in context, with the default table prefix. */
+export const layer: Layer.Layer<SessionStore, StorageError, SqlClient> = layerWith()

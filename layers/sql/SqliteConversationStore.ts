@@ -1,0 +1,163 @@
+/**
+ * `ConversationStore` on the embedded SQLite backend: prepared statements run
+ * synchronously on `SqliteDatabase`'s connection. An append is one immediate
+ * transaction (bump `last_seq`/`message_count`, insert the rows), so it is
+ * atomic and gapless with no round trip between its statements.
+ */
+import type { SqlClient } from "@effect/sql/SqlClient"
+import type Sqlite from "better-sqlite3"
+import { Effect, Layer } from "effect"
+import {
+  type ConversationDriver,
+  type ConversationRow,
+  ConversationStore,
+  makeConversationStore,
+  type MessagesOptions,
+  type StoredMessageRow
+} from "../../src/Conversation.ts"
+import type { StorageError } from "../../src/Errors.ts"
+import { jsonText } from "../../src/Json.ts"
+import type { MessageRow } from "../../src/Message.ts"
+import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
+import { isForeignKeyViolation, isUniqueViolation, SqliteDatabase } from "./SqliteDatabase.ts"
+
+const columns = `id, session_id AS sessionId, title, model, metadata, message_count AS messageCount,
+  last_seq AS lastSeq, created_at AS createdAt, updated_at AS updatedAt, version`
+const messageColumns = "seq, id, role, parts, metadata, created_at AS createdAt"
+const later = "CASE WHEN updated_at > :now THEN updated_at ELSE :now END"
+
+/** A `ConversationDriver` over prepared statements on the `SqliteDatabase` connection. */
+export const driver = Effect.gen(function*() {
+  const { db, run } = yield* SqliteDatabase
+  const t = yield* SqlTables
+  const table = `"${t.conversations}"`
+  const messages = `"${t.messages}"`
+  const insert = db.prepare(`INSERT INTO ${table} (id, session_id, title, model, metadata, message_count, last_seq,
+    created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
+  const get = db.prepare<[string], ConversationRow>(`SELECT ${columns} FROM ${table} WHERE id = ?`)
+  const update = db.prepare(`UPDATE ${table} SET title = ?, model = ?, metadata = ?, updated_at = ?, version = ?
+    WHERE id = ? AND version = ?`)
+  const remove = db.prepare(`DELETE FROM ${table} WHERE id = ?`)
+  const bump = db.prepare<{ id: string; n: number; now: number }, { last_seq: number }>(`UPDATE ${table}
+    SET last_seq = last_seq + :n, message_count = message_count + :n, updated_at = ${later}
+    WHERE id = :id RETURNING last_seq`)
+  const insertMessage = db.prepare(`INSERT INTO ${messages} (conversation_id, seq, id, role, parts, metadata,
+    created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+  const zero = db.prepare<{ id: string; now: number }>(
+    `UPDATE ${table} SET message_count = 0, updated_at = ${later} WHERE id = :id`
+  )
+  const deleteMessages = db.prepare(`DELETE FROM ${messages} WHERE conversation_id = ?`)
+  const exists = db.prepare<[string], { id: string }>(`SELECT id FROM ${table} WHERE id = ?`)
+
+  const append = db.transaction((id: string, rows: ReadonlyArray<MessageRow>, now: number) => {
+    const bumped = bump.get({ id, n: rows.length, now })
+    if (bumped === undefined) return "missing" as const
+    const first = bumped.last_seq - rows.length + 1
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!
+      insertMessage.run(id, first + i, row.id, row.role, row.parts, row.metadata, row.createdAt)
+    }
+    return first
+  })
+  const clear = db.transaction((id: string, now: number) => {
+    if (zero.run({ id, now }).changes === 0) return false
+    deleteMessages.run(id)
+    return true
+  })
+
+  const lists = new Map<string, Sqlite.Statement<Array<unknown>, ConversationRow>>()
+  const windows = new Map<string, Sqlite.Statement<Array<unknown>, StoredMessageRow>>()
+  const cached = <S>(cache: Map<string, S>, key: string, sql: () => string, prepare: (sql: string) => S): S => {
+    let statement = cache.get(key)
+    if (statement === undefined) {
+      statement = prepare(sql())
+      cache.set(key, statement)
+    }
+    return statement
+  }
+  const windowStatement = (options: MessagesOptions, oldestFirst: boolean) =>
+    cached(
+      windows,
+      `${options.after !== undefined}${options.before !== undefined}${options.limit !== undefined}${oldestFirst}`,
+      () =>
+        `SELECT ${messageColumns} FROM ${messages} WHERE conversation_id = ?
+          ${options.after === undefined ? "" : "AND seq > ?"} ${options.before === undefined ? "" : "AND seq < ?"}
+          ORDER BY seq ${oldestFirst ? "ASC" : "DESC"} ${options.limit === undefined ? "" : "LIMIT ?"}`,
+      (sql) => db.prepare<Array<unknown>, StoredMessageRow>(sql)
+    )
+
+  return {
+    insert: (row) =>
+      run("conversation.insert", () => {
+        try {
+          const { changes } = insert.run(
+            row.id, row.sessionId, row.title, row.model, jsonText(row.metadata), row.messageCount, row.lastSeq,
+            row.createdAt, row.updatedAt, row.version
+          )
+          return changes > 0 ? "inserted" : "exists"
+        } catch (error) {
+          if (isForeignKeyViolation(error)) return "no-session"
+          throw error
+        }
+      }),
+    get: (id) => run("conversation.get", () => get.get(id)),
+    update: (row) =>
+      run("conversation.update", () =>
+        update.run(row.title, row.model, jsonText(row.metadata), row.updatedAt, row.version, row.id, row.version - 1)
+          .changes > 0),
+    list: (filter, page) =>
+      run("conversation.list", () => {
+        const desc = page.order === "desc"
+        const statement = cached(
+          lists,
+          `${filter.sessionId !== undefined}${page.after !== undefined}${page.order}`,
+          () => {
+            const where = [
+              ...(filter.sessionId === undefined ? [] : ["session_id = ?"]),
+              ...(page.after === undefined ? [] : [`(created_at, id) ${desc ? "<" : ">"} (?, ?)`])
+            ]
+            const direction = desc ? "DESC" : "ASC"
+            return `SELECT ${columns} FROM ${table} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+              ORDER BY created_at ${direction}, id ${direction} LIMIT ? OFFSET ?`
+          },
+          (sql) => db.prepare<Array<unknown>, ConversationRow>(sql)
+        )
+        const params: Array<unknown> = []
+        if (filter.sessionId !== undefined) params.push(filter.sessionId)
+        if (page.after !== undefined) params.push(page.after.createdAt, page.after.id)
+        params.push(page.limit, page.offset)
+        return statement.all(params)
+      }),
+    delete: (id) => run("conversation.delete", () => void remove.run(id)),
+    append: (id, rows, now) =>
+      run("conversation.append", () => {
+        try {
+          return append.immediate(id, rows, now)
+        } catch (error) {
+          if (isUniqueViolation(error)) return "duplicate"
+          throw error
+        }
+      }),
+    messages: (id, options) =>
+      run("conversation.messages", () => {
+        const oldestFirst = options.after !== undefined || options.limit === undefined
+        const params: Array<unknown> = [id]
+        if (options.after !== undefined) params.push(options.after)
+        if (options.before !== undefined) params.push(options.before)
+        if (options.limit !== undefined) params.push(options.limit)
+        const rows = windowStatement(options, oldestFirst).all(params)
+        if (rows.length === 0 && exists.get(id) === undefined) return undefined
+        return oldestFirst ? rows : rows.reverse()
+      }),
+    clear: (id, now) => run("conversation.clear", () => clear.immediate(id, now))
+  } satisfies ConversationDriver
+})
+
+/** `ConversationStore` on the embedded SQLite backend, migrating the schema first. */
+export const layerWith = (
+  options: SqlOptions = {}
+): Layer.Layer<ConversationStore, StorageError, SqliteDatabase | SqlClient> =>
+  Layer.effect(ConversationStore, Effect.flatMap(driver, makeConversationStore)).pipe(Layer.provide(migrations(options)))
+
+/** `ConversationStore` on the embedded SQLite backend, with the default table prefix. */
+export const layer: Layer.Layer<ConversationStore, StorageError, SqliteDatabase | SqlClient> = layerWith()

@@ -1,0 +1,176 @@
+/**
+ * The embedded SQLite backend: one better-sqlite3 connection owned by the
+ * layer, exposed both as an `@effect/sql` `SqlClient` (migrations, ad-hoc
+ * queries, user transactions) and as `SqliteDatabase` for the stores' hot
+ * paths, which run prepared statements synchronously on the same connection.
+ *
+ * Hot paths never slip into another fiber's open transaction: when one is
+ * open they wait for it (the client's connection permit), and inside the
+ * caller's own `sql.withTransaction` they join it (as a savepoint).
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
+import { SqlError } from "@effect/sql/SqlError"
+import * as Statement from "@effect/sql/Statement"
+import Sqlite from "better-sqlite3"
+import { Context, Effect, Layer, Option, Stream } from "effect"
+import { StorageError } from "../../src/Errors.ts"
+
+/** Options of the embedded SQLite backend. */
+export interface SqliteOptions {
+  /** Database file; `":memory:"` for a private in-memory database. Default `./agent-stores.db`. */
+  readonly filename?: string
+  /**
+   * `synchronous` pragma. Default `"normal"`: with WAL a crash of the process
+   * or of the machine never corrupts the database or leaves a partial
+   * transaction, but a power loss may roll back the last commits. `"full"`
+   * fsyncs every commit (power-loss durable, ≈ 10× slower writes here).
+   */
+  readonly synchronous?: "normal" | "full"
+  /** How long a writer waits for another process's lock, in milliseconds. Default 5000. */
+  readonly busyTimeoutMs?: number
+}
+
+/** The default database file. */
+export const defaultFilename = "./agent-stores.db"
+
+/** The stores' direct access to the SQLite connection. */
+export class SqliteDatabase extends Context.Tag("effect-agent-stores/SqliteDatabase")<SqliteDatabase, {
+  /** The connection; prepare statements on it once, at layer build. */
+  readonly db: Sqlite.Database
+  /**
+   * Runs `f` synchronously once no other fiber's transaction is open (or
+   * inside the caller's own), mapping a thrown error to `StorageError`.
+   */
+  readonly run: <A>(operation: string, f: () => A) => Effect.Effect<A, StorageError>
+}>() {}
+
+const compiler = Statement.makeCompilerSqlite()
+
+/** Opens the connection, applies the pragmas and builds both services; closes the connection with the scope. */
+export const make = (options: SqliteOptions = {}) =>
+  Effect.gen(function*() {
+    const filename = options.filename ?? defaultFilename
+    const db = yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => new Sqlite(filename, { timeout: options.busyTimeoutMs ?? 5000 }),
+        catch: (cause) => new StorageError({ backend: "sqlite", operation: "open", cause })
+      }),
+      (db) => Effect.sync(() => db.close())
+    )
+    yield* Effect.try({
+      try: () => {
+        if (filename !== ":memory:" && filename !== "") db.pragma("journal_mode = WAL")
+        db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`)
+        db.pragma("foreign_keys = ON")
+      },
+      catch: (cause) => new StorageError({ backend: "sqlite", operation: "open", cause })
+    })
+
+    const permit = yield* Effect.makeSemaphore(1)
+    const statements = new Map<string, Sqlite.Statement>()
+    const prepare = (sql: string) => {
+      let statement = statements.get(sql)
+      if (statement === undefined) {
+        if (statements.size >= 500) statements.clear()
+        statement = db.prepare(sql)
+        statements.set(sql, statement)
+      }
+      return statement
+    }
+    const execute = (statement: () => Sqlite.Statement, params: ReadonlyArray<unknown>) =>
+      Effect.try({
+        try: (): ReadonlyArray<any> => {
+          const prepared = statement()
+          if (prepared.reader) return prepared.all(...params)
+          prepared.run(...params)
+          return []
+        },
+        catch: (cause) => new SqlError({ cause, message: "Failed to execute statement" })
+      })
+
+    const connection: Connection = {
+      execute: (sql, params, transformRows) => {
+        const rows = execute(() => prepare(sql), params)
+        return transformRows ? Effect.map(rows, transformRows) : rows
+      },
+      executeRaw: (sql, params) =>
+        Effect.try({
+          try: () => {
+            const prepared = prepare(sql)
+            return prepared.reader ? prepared.all(...params) : prepared.run(...params)
+          },
+          catch: (cause) => new SqlError({ cause, message: "Failed to execute statement" })
+        }),
+      executeUnprepared: (sql, params, transformRows) => {
+        const rows = execute(() => db.prepare(sql), params)
+        return transformRows ? Effect.map(rows, transformRows) : rows
+      },
+      executeValues: (sql, params) =>
+        Effect.try({
+          try: () => {
+            const prepared = prepare(sql)
+            if (!prepared.reader) {
+              prepared.run(...params)
+              return []
+            }
+            try {
+              return prepared.raw(true).all(...params) as Array<Array<unknown>>
+            } finally {
+              prepared.raw(false)
+            }
+          },
+          catch: (cause) => new SqlError({ cause, message: "Failed to execute statement" })
+        }),
+      executeStream: (sql, params, transformRows) =>
+        Stream.flatMap(connection.execute(sql, params, transformRows), Stream.fromIterable)
+    }
+
+    const client = yield* SqlClient.make({
+      acquirer: permit.withPermits(1)(Effect.succeed(connection)),
+      transactionAcquirer: Effect.as(
+        Effect.acquireRelease(permit.take(1), () => permit.release(1)),
+        connection
+      ),
+      beginTransaction: "BEGIN IMMEDIATE",
+      compiler,
+      spanAttributes: [["db.system.name", "sqlite"]]
+    })
+
+    const attempt = <A>(operation: string, f: () => A): Effect.Effect<A, StorageError> => {
+      try {
+        return Effect.succeed(f())
+      } catch (cause) {
+        return Effect.fail(new StorageError({ backend: "sqlite", operation, cause }))
+      }
+    }
+    const run = <A>(operation: string, f: () => A): Effect.Effect<A, StorageError> =>
+      Effect.suspend(() => {
+        if (!db.inTransaction) return attempt(operation, f)
+        return Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (open) =>
+          Option.isSome(open) && open.value[0] === connection
+            ? attempt(operation, f)
+            : permit.withPermits(1)(Effect.suspend(() => attempt(operation, f))))
+      })
+
+    return { client, database: SqliteDatabase.of({ db, run }) }
+  })
+
+/** The embedded SQLite backend: `SqliteDatabase` and an `SqlClient` on one connection. */
+export const layer = (
+  options: SqliteOptions = {}
+): Layer.Layer<SqliteDatabase | SqlClient.SqlClient, StorageError> =>
+  Layer.scopedContext(
+    Effect.map(make(options), ({ client, database }) =>
+      Context.make(SqliteDatabase, database).pipe(Context.add(SqlClient.SqlClient, client)))
+  ).pipe(Layer.provide(Reactivity.layer))
+
+/** Whether a thrown better-sqlite3 error is a UNIQUE or PRIMARY KEY violation. */
+export const isUniqueViolation = (error: unknown): boolean =>
+  error instanceof Sqlite.SqliteError &&
+  (error.code === "SQLITE_CONSTRAINT_UNIQUE" || error.code === "SQLITE_CONSTRAINT_PRIMARYKEY")
+
+/** Whether a thrown better-sqlite3 error is a FOREIGN KEY violation. */
+export const isForeignKeyViolation = (error: unknown): boolean =>
+  error instanceof Sqlite.SqliteError && error.code === "SQLITE_CONSTRAINT_FOREIGNKEY"

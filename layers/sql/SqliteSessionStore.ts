@@ -1,0 +1,93 @@
+/**
+ * `SessionStore` on the embedded SQLite backend: every operation is prepared
+ * statements run synchronously on `SqliteDatabase`'s connection (one SQL
+ * statement each; the cascade of `delete` is the foreign keys').
+ */
+import type { SqlClient } from "@effect/sql/SqlClient"
+import type Sqlite from "better-sqlite3"
+import { Effect, Layer } from "effect"
+import type { StorageError } from "../../src/Errors.ts"
+import { jsonText } from "../../src/Json.ts"
+import type { PageQuery } from "../../src/Page.ts"
+import { makeSessionStore, type SessionDriver, type SessionFilter, type SessionRow, SessionStore } from "../../src/Session.ts"
+import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
+import { SqliteDatabase } from "./SqliteDatabase.ts"
+
+const columns = `id, agent_id AS agentId, channel, title, status, metadata, message_count AS messageCount,
+  created_at AS createdAt, updated_at AS updatedAt, version`
+
+/** A `SessionDriver` over prepared statements on the `SqliteDatabase` connection. */
+export const driver = Effect.gen(function*() {
+  const { db, run } = yield* SqliteDatabase
+  const t = yield* SqlTables
+  const table = `"${t.sessions}"`
+  const insertRow = `INSERT INTO ${table} (id, agent_id, channel, title, status, metadata, message_count,
+    created_at, updated_at, version, transcript) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id)`
+  const insert = db.prepare(`${insertRow} DO NOTHING`)
+  const get = db.prepare<[string], SessionRow>(`SELECT ${columns} FROM ${table} WHERE id = ?`)
+  const update = db.prepare(`UPDATE ${table} SET agent_id = ?, channel = ?, title = ?, status = ?, metadata = ?,
+    updated_at = ?, version = ? WHERE id = ? AND version = ?`)
+  const remove = db.prepare(`DELETE FROM ${table} WHERE id = ?`)
+  const load = db.prepare<[string], { transcript: string }>(`SELECT transcript FROM ${table} WHERE id = ?`)
+  const save = db.prepare(`${insertRow} DO UPDATE SET transcript = excluded.transcript, message_count = excluded.message_count,
+    updated_at = excluded.updated_at WHERE ${table}.status <> 'closed' RETURNING id`)
+
+  const lists = new Map<string, Sqlite.Statement<Array<unknown>, SessionRow>>()
+  const listStatement = (filter: SessionFilter, page: PageQuery) => {
+    const key = `${filter.agentId !== undefined}${filter.channel !== undefined}${filter.status !== undefined}` +
+      `${page.after !== undefined}${page.order}`
+    let statement = lists.get(key)
+    if (statement === undefined) {
+      const where = [
+        ...(filter.agentId === undefined ? [] : ["agent_id = ?"]),
+        ...(filter.channel === undefined ? [] : ["channel = ?"]),
+        ...(filter.status === undefined ? [] : ["status = ?"]),
+        ...(page.after === undefined ? [] : [`(created_at, id) ${page.order === "desc" ? "<" : ">"} (?, ?)`])
+      ]
+      const direction = page.order === "desc" ? "DESC" : "ASC"
+      statement = db.prepare(`SELECT ${columns} FROM ${table} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+        ORDER BY created_at ${direction}, id ${direction} LIMIT ? OFFSET ?`)
+      lists.set(key, statement)
+    }
+    return statement
+  }
+
+  const values = (row: SessionRow, transcript: string) => [
+    row.id, row.agentId, row.channel, row.title, row.status, jsonText(row.metadata), row.messageCount,
+    row.createdAt, row.updatedAt, row.version, transcript
+  ]
+
+  return {
+    insert: (row) => run("session.insert", () => insert.run(values(row, "[]")).changes > 0),
+    get: (id) => run("session.get", () => get.get(id)),
+    update: (row) =>
+      run("session.update", () =>
+        update.run(
+          row.agentId, row.channel, row.title, row.status, jsonText(row.metadata), row.updatedAt, row.version, row.id,
+          row.version - 1
+        ).changes > 0),
+    list: (filter, page) =>
+      run("session.list", () => {
+        const params: Array<unknown> = []
+        if (filter.agentId !== undefined) params.push(filter.agentId)
+        if (filter.channel !== undefined) params.push(filter.channel)
+        if (filter.status !== undefined) params.push(filter.status)
+        if (page.after !== undefined) params.push(page.after.createdAt, page.after.id)
+        params.push(page.limit, page.offset)
+        return listStatement(filter, page).all(params)
+      }),
+    delete: (id) => run("session.delete", () => void remove.run(id)),
+    load: (id) => run("session.load", () => load.get(id)?.transcript),
+    save: (row, transcript) =>
+      run("session.save", () => (save.get(values(row, transcript)) === undefined ? "closed" : "saved"))
+  } satisfies SessionDriver
+})
+
+/** `SessionStore` on the embedded SQLite backend, migrating the schema first. */
+export const layerWith = (
+  options: SqlOptions = {}
+): Layer.Layer<SessionStore, StorageError, SqliteDatabase | SqlClient> =>
+  Layer.effect(SessionStore, Effect.flatMap(driver, makeSessionStore)).pipe(Layer.provide(migrations(options)))
+
+/** `SessionStore` on the embedded SQLite backend, with the default table prefix. */
+export const layer: Layer.Layer<SessionStore, StorageError, SqliteDatabase | SqlClient> = layerWith()

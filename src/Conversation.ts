@@ -1,0 +1,296 @@
+/**
+ * `ConversationStore`: conversation records (title, model, message count) and
+ * their messages, appended with a gapless per-conversation `seq`.
+ */
+import { Clock, Context, DateTime, Effect, Option, Schema } from "effect"
+import { Conflict, type InvalidInput, NotFound, type StorageError } from "./Errors.ts"
+import { uuidv7At } from "./Id.ts"
+import { JsonObject, parseJson } from "./Json.ts"
+import { decodeMessageRow, encodeMessages, Message, type MessageInput, MessageLimits, type MessageRow } from "./Message.ts"
+import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
+import { decodeInput, patched, type UpdateOptions, updateVersioned } from "./Record.ts"
+import { SessionId } from "./Session.ts"
+
+/** A conversation id: any non-empty string up to 255 characters; UUIDv7 when generated. */
+export const ConversationId = Schema.String.pipe(
+  Schema.minLength(1),
+  Schema.maxLength(255),
+  Schema.brand("ConversationId")
+)
+/** A conversation id. */
+export type ConversationId = typeof ConversationId.Type
+
+/** A conversation record. `lastSeq` is the `seq` of the newest message ever appended (kept by `clear`). */
+export const Conversation = Schema.Struct({
+  id: ConversationId,
+  sessionId: Schema.optional(SessionId),
+  title: Schema.optional(Schema.String),
+  model: Schema.optional(Schema.String),
+  metadata: JsonObject,
+  messageCount: Schema.NonNegativeInt,
+  lastSeq: Schema.NonNegativeInt,
+  createdAt: Schema.DateTimeUtcFromNumber,
+  updatedAt: Schema.DateTimeUtcFromNumber,
+  version: Schema.Int
+})
+/** A conversation record. */
+export type Conversation = typeof Conversation.Type
+
+/** Input of `create`. A `sessionId` must name an existing session. */
+export const NewConversation = Schema.Struct({
+  id: Schema.optional(ConversationId),
+  sessionId: Schema.optional(SessionId),
+  title: Schema.optional(Schema.String),
+  model: Schema.optional(Schema.String),
+  metadata: Schema.optional(JsonObject)
+})
+/** Input of `create`. */
+export type NewConversation = typeof NewConversation.Encoded
+
+/** Input of `update`: absent fields are kept, `null` clears an optional field. */
+export const ConversationPatch = Schema.Struct({
+  title: Schema.optional(Schema.NullOr(Schema.String)),
+  model: Schema.optional(Schema.NullOr(Schema.String)),
+  metadata: Schema.optional(JsonObject)
+})
+/** Input of `update`. */
+export type ConversationPatch = typeof ConversationPatch.Encoded
+
+/** Options of `list`: an optional session filter plus paging. */
+export const ConversationListOptions = Schema.Struct({
+  ...PageOptions.fields,
+  sessionId: Schema.optional(Schema.String)
+})
+/** Options of `list`. */
+export type ConversationListOptions = typeof ConversationListOptions.Encoded
+
+/**
+ * Options of `messages`, by `seq`: `after` gives the first `limit` messages
+ * after it; otherwise the last `limit` messages (before `before`, if given).
+ * Results are always in ascending `seq`; no `limit` means all.
+ */
+export const MessagesOptions = Schema.Struct({
+  limit: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))),
+  before: Schema.optional(Schema.Int),
+  after: Schema.optional(Schema.Int)
+})
+/** Options of `messages`. */
+export type MessagesOptions = typeof MessagesOptions.Type
+
+/** A message as stored in a conversation. */
+export const StoredMessage = Schema.Struct({
+  ...Message.fields,
+  conversationId: ConversationId,
+  seq: Schema.Int,
+  createdAt: Schema.DateTimeUtcFromNumber
+})
+/** A message as stored in a conversation. */
+export type StoredMessage = typeof StoredMessage.Type
+
+/** The conversation store. */
+export class ConversationStore extends Context.Tag("effect-agent-stores/ConversationStore")<ConversationStore, {
+  /** Creates a conversation; `Conflict` when the id is taken, `NotFound` for an unknown `sessionId`. */
+  readonly create: (input: NewConversation) => Effect.Effect<Conversation, InvalidInput | Conflict | NotFound | StorageError>
+  /** The conversation with `id`, or `NotFound`. */
+  readonly get: (id: string) => Effect.Effect<Conversation, NotFound | StorageError>
+  /** The conversation with `id`, if any. */
+  readonly find: (id: string) => Effect.Effect<Option.Option<Conversation>, StorageError>
+  /** Applies a patch; `Conflict` if `expectedVersion` is stale. Appends do not change `version`. */
+  readonly update: (
+    id: string,
+    patch: ConversationPatch,
+    options?: UpdateOptions
+  ) => Effect.Effect<Conversation, NotFound | Conflict | InvalidInput | StorageError>
+  /** Conversations oldest first (newest-last), optionally of one session. */
+  readonly list: (options?: ConversationListOptions) => Effect.Effect<Page<Conversation>, InvalidInput | StorageError>
+  /** Deletes a conversation and its messages; unknown ids are a no-op. */
+  readonly delete: (id: string) => Effect.Effect<void, StorageError>
+  /** Appends one message with the next `seq`; `Conflict` if its id is already in the conversation. */
+  readonly append: (
+    id: string,
+    message: MessageInput
+  ) => Effect.Effect<StoredMessage, NotFound | Conflict | InvalidInput | StorageError>
+  /** Appends messages atomically with consecutive `seq`s (all or none). */
+  readonly appendMany: (
+    id: string,
+    messages: ReadonlyArray<MessageInput>
+  ) => Effect.Effect<ReadonlyArray<StoredMessage>, NotFound | Conflict | InvalidInput | StorageError>
+  /** A window of messages by `seq` (see `MessagesOptions`). */
+  readonly messages: (
+    id: string,
+    options?: MessagesOptions
+  ) => Effect.Effect<ReadonlyArray<StoredMessage>, NotFound | InvalidInput | StorageError>
+  /** Deletes every message; `messageCount` becomes 0 and later `seq`s continue from `lastSeq`. */
+  readonly clear: (id: string) => Effect.Effect<void, NotFound | StorageError>
+}>() {}
+
+/** A conversation as a driver stores it. */
+export interface ConversationRow {
+  readonly id: string
+  readonly sessionId: string | null
+  readonly title: string | null
+  readonly model: string | null
+  readonly metadata: unknown
+  readonly messageCount: number
+  readonly lastSeq: number
+  readonly createdAt: number
+  readonly updatedAt: number
+  readonly version: number
+}
+
+/** A stored message row. */
+export interface StoredMessageRow extends MessageRow {
+  readonly seq: number
+}
+
+/** What a backend implements for `ConversationStore`; everything else lives in `make`. */
+export interface ConversationDriver {
+  /** Inserts a new row: `"exists"` when the id is taken, `"no-session"` when `sessionId` is unknown. */
+  readonly insert: (row: ConversationRow) => Effect.Effect<"inserted" | "exists" | "no-session", StorageError>
+  readonly get: (id: string) => Effect.Effect<ConversationRow | undefined, StorageError>
+  /** Replaces title, model, metadata, updatedAt and version if the stored version is `row.version - 1`. */
+  readonly update: (row: ConversationRow) => Effect.Effect<boolean, StorageError>
+  readonly list: (
+    filter: { readonly sessionId?: string | undefined },
+    page: PageQuery
+  ) => Effect.Effect<ReadonlyArray<ConversationRow>, StorageError>
+  /** Deletes the conversation and its messages, atomically. */
+  readonly delete: (id: string) => Effect.Effect<void, StorageError>
+  /**
+   * Atomically: takes the next `rows.length` seqs, inserts the rows and adds
+   * to `messageCount`. Returns the first seq, `"missing"` for an unknown
+   * conversation, `"duplicate"` if a message id is already there (nothing written).
+   */
+  readonly append: (
+    id: string,
+    rows: ReadonlyArray<MessageRow>,
+    now: number
+  ) => Effect.Effect<number | "missing" | "duplicate", StorageError>
+  /** The window of `MessagesOptions` in ascending seq, or `undefined` for an unknown conversation. */
+  readonly messages: (
+    id: string,
+    options: MessagesOptions
+  ) => Effect.Effect<ReadonlyArray<StoredMessageRow> | undefined, StorageError>
+  /** Deletes all messages and zeroes `messageCount`; `false` for an unknown conversation. */
+  readonly clear: (id: string, now: number) => Effect.Effect<boolean, StorageError>
+}
+
+const entity = "Conversation"
+
+const decodeRow = (row: ConversationRow): Conversation => {
+  const conversation: { -readonly [K in keyof Conversation]: Conversation[K] } = {
+    id: row.id as ConversationId,
+    metadata: parseJson(row.metadata) as JsonObject,
+    messageCount: row.messageCount,
+    lastSeq: row.lastSeq,
+    createdAt: DateTime.unsafeMake(row.createdAt),
+    updatedAt: DateTime.unsafeMake(row.updatedAt),
+    version: row.version
+  }
+  if (row.sessionId !== null) conversation.sessionId = row.sessionId as SessionId
+  if (row.title !== null) conversation.title = row.title
+  if (row.model !== null) conversation.model = row.model
+  return conversation
+}
+
+const decodeStored = (conversationId: string, row: StoredMessageRow): StoredMessage =>
+  ({
+    ...decodeMessageRow(row),
+    conversationId: conversationId as ConversationId,
+    seq: row.seq
+  }) as StoredMessage
+
+const decodeNew = decodeInput(entity, NewConversation)
+const decodePatch = decodeInput(entity, ConversationPatch)
+const decodeList = decodeInput(entity, ConversationListOptions)
+const decodeWindow = decodeInput(entity, MessagesOptions)
+
+/** Builds a `ConversationStore` over a driver: validation, ids, clock, versions and encoding live here. */
+export const makeConversationStore = Effect.fnUntraced(function*(driver: ConversationDriver) {
+  const limits = yield* MessageLimits
+
+  const get = (id: string) => Effect.map(driver.get(id), (row) => (row === undefined ? undefined : decodeRow(row)))
+
+  const appendRows = Effect.fnUntraced(function*(id: string, inputs: ReadonlyArray<unknown>) {
+    const now = yield* Clock.currentTimeMillis
+    const rows = yield* encodeMessages("Message", inputs, now, limits)
+    const first = rows.length === 0 ? 0 : yield* driver.append(id, rows, now)
+    if (first === "missing") return yield* new NotFound({ entity, id })
+    if (first === "duplicate") {
+      return yield* new Conflict({ entity: "Message", id: rows.length === 1 ? rows[0]!.id : id, expected: 0, actual: 1 })
+    }
+    if (rows.length === 0) yield* getOrFail(id)
+    const stored: Array<StoredMessage> = new Array(rows.length)
+    for (let i = 0; i < rows.length; i++) stored[i] = decodeStored(id, { ...rows[i]!, seq: first + i })
+    return stored
+  })
+
+  const getOrFail = (id: string) =>
+    Effect.flatMap(get(id), (conversation) =>
+      conversation === undefined ? Effect.fail(new NotFound({ entity, id })) : Effect.succeed(conversation))
+
+  return ConversationStore.of({
+    create: Effect.fnUntraced(function*(input) {
+      const fields = yield* decodeNew(input)
+      const now = yield* Clock.currentTimeMillis
+      const row: ConversationRow = {
+        id: fields.id ?? uuidv7At(now),
+        sessionId: fields.sessionId ?? null,
+        title: fields.title ?? null,
+        model: fields.model ?? null,
+        metadata: JSON.stringify(fields.metadata ?? {}),
+        messageCount: 0,
+        lastSeq: 0,
+        createdAt: now,
+        updatedAt: now,
+        version: 1
+      }
+      const result = yield* driver.insert(row)
+      if (result === "inserted") return decodeRow(row)
+      if (result === "no-session") return yield* new NotFound({ entity: "Session", id: row.sessionId! })
+      const existing = yield* driver.get(row.id)
+      return yield* new Conflict({ entity, id: row.id, expected: 0, actual: existing?.version ?? 0 })
+    }),
+    get: getOrFail,
+    find: (id) => Effect.map(get(id), Option.fromNullable),
+    update: Effect.fnUntraced(function*(id, input, options) {
+      const patch = yield* decodePatch(input)
+      const row = yield* updateVersioned({
+        entity,
+        id,
+        expectedVersion: options?.expectedVersion,
+        read: driver.get(id),
+        next: (current) =>
+          Effect.map(Clock.currentTimeMillis, (now): ConversationRow => ({
+            ...current,
+            title: patched(patch.title, current.title),
+            model: patched(patch.model, current.model),
+            metadata: patch.metadata === undefined ? current.metadata : JSON.stringify(patch.metadata),
+            updatedAt: Math.max(now, current.updatedAt),
+            version: current.version + 1
+          })),
+        write: driver.update
+      })
+      return decodeRow(row)
+    }),
+    list: Effect.fnUntraced(function*(input) {
+      const options = yield* decodeList(input ?? {})
+      const query = yield* toPageQuery(entity, options)
+      const rows = yield* driver.list(options, query)
+      return toPage(rows, query, decodeRow)
+    }),
+    delete: (id) => driver.delete(id),
+    append: (id, message) => Effect.map(appendRows(id, [message]), (stored) => stored[0]!),
+    appendMany: appendRows,
+    messages: Effect.fnUntraced(function*(id, input) {
+      const options = yield* decodeWindow(input ?? {})
+      const rows = yield* driver.messages(id, options)
+      if (rows === undefined) return yield* new NotFound({ entity, id })
+      return rows.map((row) => decodeStored(id, row))
+    }),
+    clear: Effect.fnUntraced(function*(id) {
+      const now = yield* Clock.currentTimeMillis
+      if (!(yield* driver.clear(id, now))) return yield* new NotFound({ entity, id })
+    })
+  })
+})

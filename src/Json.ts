@@ -1,0 +1,71 @@
+/**
+ * JSON values as stored by every backend: payloads are `unknown` in storage and
+ * typed by the caller. Validation rejects anything `JSON.stringify` would drop
+ * or change (functions, `undefined`, `NaN`, class instances, cycles).
+ */
+import { Schema } from "effect"
+
+/** A JSON object, as held in `metadata` fields. */
+export type JsonObject = { readonly [key: string]: unknown }
+
+const isPlainObject = (value: object): boolean => {
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/** Whether `value` is a JSON value that survives a `JSON.stringify` / `JSON.parse` round trip unchanged. */
+export const isJson = (value: unknown, seen: Set<object> = new Set()): boolean => {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true
+    case "number":
+      return Number.isFinite(value)
+    case "object": {
+      if (value === null) return true
+      if (seen.has(value)) return false
+      seen.add(value)
+      let ok = true
+      if (Array.isArray(value)) {
+        for (let i = 0; ok && i < value.length; i++) ok = isJson(value[i], seen)
+      } else if (isPlainObject(value)) {
+        for (const key in value) {
+          if (!ok) break
+          const item = (value as Record<string, unknown>)[key]
+          ok = item !== undefined && isJson(item, seen)
+        }
+      } else {
+        ok = false
+      }
+      seen.delete(value)
+      return ok
+    }
+    default:
+      return false
+  }
+}
+
+/** Any JSON value. */
+export const Json: Schema.Schema<unknown> = Schema.Unknown.pipe(
+  Schema.filter((value) => isJson(value) || "expected a JSON value"),
+  Schema.annotations({
+    identifier: "Json",
+    arbitrary: () => (fc) => fc.jsonValue({ maxDepth: 3 }).map((value) => JSON.parse(JSON.stringify(value)))
+  })
+)
+
+/** A JSON object (plain object whose values are JSON). */
+export const JsonObject: Schema.Schema<JsonObject> = Schema.Record({ key: Schema.String, value: Schema.Unknown }).pipe(
+  Schema.filter((value) => isJson(value) || "expected a JSON object"),
+  Schema.annotations({
+    identifier: "JsonObject",
+    arbitrary: () => (fc) =>
+      fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }).map((value) => JSON.parse(JSON.stringify(value)))
+  })
+)
+
+/** Parses a JSON column: SQLite returns text, PostgreSQL `jsonb` arrives already parsed. */
+export const parseJson = (value: unknown): unknown => (typeof value === "string" ? JSON.parse(value) : value)
+
+/** JSON text of a JSON column value that may have arrived parsed (PostgreSQL `jsonb`). */
+export const jsonText = (value: unknown): string => (typeof value === "string" ? value : JSON.stringify(value))

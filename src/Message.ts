@@ -1,0 +1,210 @@
+/**
+ * AI-SDK-compatible messages: a role and a list of typed parts, with optional
+ * metadata for billing and analytics (model, finish reason, token usage, cost,
+ * latency). Shared by `SessionStore` transcripts and `ConversationStore`.
+ */
+import { Context, DateTime, Effect, Schema } from "effect"
+import { InvalidInput } from "./Errors.ts"
+import { uuidv7At } from "./Id.ts"
+import { Json, JsonObject, parseJson } from "./Json.ts"
+
+/** A message id: any non-empty string up to 255 characters; UUIDv7 when the store assigns it. */
+export const MessageId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("MessageId"))
+/** A message id. */
+export type MessageId = typeof MessageId.Type
+
+/** Who wrote a message. */
+export const MessageRole = Schema.Literal("system", "user", "assistant", "tool")
+/** Who wrote a message. */
+export type MessageRole = typeof MessageRole.Type
+
+const providerMetadata = Schema.optional(JsonObject)
+
+/** Plain text. */
+export const TextPart = Schema.Struct({ type: Schema.Literal("text"), text: Schema.String, providerMetadata })
+/** Model reasoning shown separately from the answer. */
+export const ReasoningPart = Schema.Struct({ type: Schema.Literal("reasoning"), text: Schema.String, providerMetadata })
+/** An image, by `ImageStore` id or by URL. */
+export const ImagePart = Schema.Struct({
+  type: Schema.Literal("image"),
+  image: Schema.Union(Schema.Struct({ imageId: Schema.NonEmptyString }), Schema.Struct({ url: Schema.NonEmptyString })),
+  mediaType: Schema.optional(Schema.String),
+  providerMetadata
+})
+/** A file, by URL (which may be a `data:` URL). */
+export const FilePart = Schema.Struct({
+  type: Schema.Literal("file"),
+  url: Schema.NonEmptyString,
+  mediaType: Schema.String,
+  filename: Schema.optional(Schema.String),
+  providerMetadata
+})
+/** A tool invocation requested by the model. */
+export const ToolCallPart = Schema.Struct({
+  type: Schema.Literal("tool-call"),
+  toolCallId: Schema.NonEmptyString,
+  toolName: Schema.NonEmptyString,
+  input: Json,
+  providerMetadata
+})
+/** The outcome of a tool invocation. */
+export const ToolResultPart = Schema.Struct({
+  type: Schema.Literal("tool-result"),
+  toolCallId: Schema.NonEmptyString,
+  toolName: Schema.NonEmptyString,
+  output: Json,
+  isError: Schema.optional(Schema.Boolean),
+  providerMetadata
+})
+
+/** One part of a message's content. */
+export const MessagePart = Schema.Union(TextPart, ReasoningPart, ImagePart, FilePart, ToolCallPart, ToolResultPart)
+/** One part of a message's content. */
+export type MessagePart = typeof MessagePart.Type
+
+/** Why a model stopped generating. */
+export const FinishReason = Schema.Literal("stop", "length", "content-filter", "tool-calls", "error", "other", "unknown")
+
+/** Token counts for billing and analytics. */
+export const TokenUsage = Schema.Struct({
+  inputTokens: Schema.NonNegativeInt,
+  outputTokens: Schema.NonNegativeInt,
+  totalTokens: Schema.NonNegativeInt,
+  reasoningTokens: Schema.optional(Schema.NonNegativeInt),
+  cachedInputTokens: Schema.optional(Schema.NonNegativeInt)
+})
+/** Token counts for billing and analytics. */
+export type TokenUsage = typeof TokenUsage.Type
+
+/** Cost of producing a message, in `currency` (default USD). */
+export const CostInfo = Schema.Struct({
+  inputCost: Schema.NonNegative,
+  outputCost: Schema.NonNegative,
+  totalCost: Schema.NonNegative,
+  currency: Schema.optional(Schema.String)
+})
+/** Cost of producing a message. */
+export type CostInfo = typeof CostInfo.Type
+
+/** Execution statistics for a message, in milliseconds. */
+export const ExecutionStats = Schema.Struct({
+  latencyMs: Schema.NonNegative,
+  timeToFirstTokenMs: Schema.optional(Schema.NonNegative),
+  toolCalls: Schema.optional(Schema.NonNegativeInt)
+})
+/** Execution statistics for a message. */
+export type ExecutionStats = typeof ExecutionStats.Type
+
+/** Message metadata: the well-known fields, plus any other JSON keys the caller adds. */
+export const MessageMetadata = Schema.Struct(
+  {
+    model: Schema.optional(Schema.String),
+    finishReason: Schema.optional(FinishReason),
+    usage: Schema.optional(TokenUsage),
+    cost: Schema.optional(CostInfo),
+    stats: Schema.optional(ExecutionStats)
+  },
+  Schema.Record({ key: Schema.String, value: Json })
+)
+/** Message metadata. */
+export type MessageMetadata = typeof MessageMetadata.Type
+
+/** A message as stored and returned. `createdAt` is set by the store when absent. */
+export const Message = Schema.Struct({
+  id: MessageId,
+  role: MessageRole,
+  parts: Schema.Array(MessagePart),
+  metadata: Schema.optional(MessageMetadata),
+  createdAt: Schema.optional(Schema.DateTimeUtcFromNumber)
+})
+/** A message as stored and returned. */
+export type Message = typeof Message.Type
+
+/**
+ * A message to store: like `Message`, with `id` optional (a UUIDv7 is assigned)
+ * and `createdAt` as a `DateTime.Utc` or epoch milliseconds.
+ */
+export const MessageInput = Schema.Struct({
+  ...Message.fields,
+  id: Schema.optional(MessageId),
+  createdAt: Schema.optional(Schema.Union(Schema.DateTimeUtcFromSelf, Schema.DateTimeUtcFromNumber))
+})
+/** A message to store. */
+export type MessageInput = typeof MessageInput.Encoded
+
+/** Limits the stores enforce on messages; provide a different value to change them. */
+export class MessageLimits extends Context.Reference<MessageLimits>()("effect-agent-stores/MessageLimits", {
+  defaultValue: () => ({ maxTextLength: 1_000_000, maxParts: 1_000 })
+}) {}
+
+/** A message encoded for storage: JSON columns as text, time as epoch milliseconds. */
+export interface MessageRow {
+  readonly id: string
+  readonly role: string
+  readonly parts: unknown
+  readonly metadata: unknown
+  readonly createdAt: number
+}
+
+const decodeInput = Schema.decodeUnknownEither(MessageInput)
+
+/**
+ * Validates caller input into a `MessageRow` (throws nothing; fails with
+ * `InvalidInput`). Missing ids get a UUIDv7 and missing times get `now`.
+ */
+export const encodeMessages = (
+  entity: string,
+  inputs: ReadonlyArray<unknown>,
+  now: number,
+  limits: MessageLimits["Type"]
+): Effect.Effect<Array<MessageRow>, InvalidInput> =>
+  Effect.suspend(() => {
+    if (!Array.isArray(inputs)) return Effect.fail(InvalidInput.single(entity, "expected an array of messages"))
+    const rows: Array<MessageRow> = new Array(inputs.length)
+    for (let i = 0; i < inputs.length; i++) {
+      const decoded = decodeInput(inputs[i])
+      if (decoded._tag === "Left") {
+        const error = InvalidInput.fromParseError(entity, decoded.left)
+        return Effect.fail(
+          inputs.length === 1 ? error : new InvalidInput({
+            entity,
+            message: `message ${i}: ${error.message}`,
+            issues: error.issues.map((issue) => ({ ...issue, path: [i, ...issue.path] }))
+          })
+        )
+      }
+      const message = decoded.right
+      const problem = checkLimits(message.parts, limits)
+      if (problem !== undefined) return Effect.fail(InvalidInput.single(entity, problem, [i, "parts"]))
+      rows[i] = {
+        id: message.id ?? uuidv7At(now),
+        role: message.role,
+        parts: JSON.stringify(message.parts),
+        metadata: message.metadata === undefined ? null : JSON.stringify(message.metadata),
+        createdAt: message.createdAt === undefined ? now : message.createdAt.epochMillis
+      }
+    }
+    return Effect.succeed(rows)
+  })
+
+const checkLimits = (parts: ReadonlyArray<MessagePart>, limits: MessageLimits["Type"]): string | undefined => {
+  if (parts.length > limits.maxParts) return `more than ${limits.maxParts} parts`
+  for (const part of parts) {
+    if ((part.type === "text" || part.type === "reasoning") && part.text.length > limits.maxTextLength) {
+      return `text longer than ${limits.maxTextLength} characters`
+    }
+  }
+  return undefined
+}
+
+/** Decodes a trusted stored row into a `Message` (no re-validation). */
+export const decodeMessageRow = (row: MessageRow): Message => {
+  const message: { -readonly [K in keyof Message]: Message[K] } = {
+    id: row.id as MessageId,
+    role: row.role as MessageRole,
+    parts: parseJson(row.parts) as Message["parts"],
+    createdAt: DateTime.unsafeMake(row.createdAt)
+  }
+  if (row.metadata !== null && row.metadata !== undefined) message.metadata = parseJson(row.metadata) as MessageMetadata
+  return message
+}

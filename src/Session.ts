@@ -1,0 +1,269 @@
+/**
+ * `SessionStore`: agent sessions (who, where, what state) and their whole
+ * transcript, saved and loaded as one unit (the seeds' `load`/`save`).
+ */
+import { Clock, Context, DateTime, Effect, Option, Schema } from "effect"
+import { Conflict, type InvalidInput, NotFound, SessionError, type StorageError } from "./Errors.ts"
+import { uuidv7At } from "./Id.ts"
+import { JsonObject, parseJson } from "./Json.ts"
+import {
+  decodeMessageRow,
+  encodeMessages,
+  type Message,
+  type MessageInput,
+  MessageLimits,
+  type MessageRow
+} from "./Message.ts"
+import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
+import { decodeInput, patched, type UpdateOptions, updateVersioned } from "./Record.ts"
+
+/** A session id: any non-empty string up to 255 characters (e.g. `"user-123"`); UUIDv7 when generated. */
+export const SessionId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("SessionId"))
+/** A session id. */
+export type SessionId = typeof SessionId.Type
+
+/** Lifecycle of a session. A `closed` session's transcript can no longer be saved. */
+export const SessionStatus = Schema.Literal("active", "idle", "closed")
+/** Lifecycle of a session. */
+export type SessionStatus = typeof SessionStatus.Type
+
+/** A session record (metadata only; the transcript is read with `load`). */
+export const Session = Schema.Struct({
+  id: SessionId,
+  agentId: Schema.optional(Schema.String),
+  channel: Schema.optional(Schema.String),
+  title: Schema.optional(Schema.String),
+  status: SessionStatus,
+  metadata: JsonObject,
+  messageCount: Schema.NonNegativeInt,
+  createdAt: Schema.DateTimeUtcFromNumber,
+  updatedAt: Schema.DateTimeUtcFromNumber,
+  version: Schema.Int
+})
+/** A session record. */
+export type Session = typeof Session.Type
+
+/** Input of `create`. */
+export const NewSession = Schema.Struct({
+  id: Schema.optional(SessionId),
+  agentId: Schema.optional(Schema.String),
+  channel: Schema.optional(Schema.String),
+  title: Schema.optional(Schema.String),
+  status: Schema.optional(SessionStatus),
+  metadata: Schema.optional(JsonObject)
+})
+/** Input of `create`. */
+export type NewSession = typeof NewSession.Encoded
+
+/** Input of `update`: absent fields are kept, `null` clears an optional field. */
+export const SessionPatch = Schema.Struct({
+  agentId: Schema.optional(Schema.NullOr(Schema.String)),
+  channel: Schema.optional(Schema.NullOr(Schema.String)),
+  title: Schema.optional(Schema.NullOr(Schema.String)),
+  status: Schema.optional(SessionStatus),
+  metadata: Schema.optional(JsonObject)
+})
+/** Input of `update`. */
+export type SessionPatch = typeof SessionPatch.Encoded
+
+/** Options of `list`: filters plus paging. */
+export const SessionListOptions = Schema.Struct({
+  ...PageOptions.fields,
+  agentId: Schema.optional(Schema.String),
+  channel: Schema.optional(Schema.String),
+  status: Schema.optional(SessionStatus)
+})
+/** Options of `list`. */
+export type SessionListOptions = typeof SessionListOptions.Encoded
+
+/** The session store. */
+export class SessionStore extends Context.Tag("effect-agent-stores/SessionStore")<SessionStore, {
+  /** Creates a session; `Conflict` when the id is taken. */
+  readonly create: (input: NewSession) => Effect.Effect<Session, InvalidInput | Conflict | StorageError>
+  /** The session with `id`, or `NotFound`. */
+  readonly get: (id: string) => Effect.Effect<Session, NotFound | StorageError>
+  /** The session with `id`, if any. */
+  readonly find: (id: string) => Effect.Effect<Option.Option<Session>, StorageError>
+  /** Applies a patch; `Conflict` if `expectedVersion` is stale. Bumps `version`. */
+  readonly update: (
+    id: string,
+    patch: SessionPatch,
+    options?: UpdateOptions
+  ) => Effect.Effect<Session, NotFound | Conflict | InvalidInput | StorageError>
+  /** Sessions oldest first (newest-last), filtered by agent, channel and status. */
+  readonly list: (options?: SessionListOptions) => Effect.Effect<Page<Session>, InvalidInput | StorageError>
+  /** Deletes a session with its transcript and its conversations; unknown ids are a no-op. */
+  readonly delete: (id: string) => Effect.Effect<void, StorageError>
+  /** The session's transcript; `None` for an unknown id ("fresh session"). */
+  readonly load: (id: string) => Effect.Effect<Option.Option<ReadonlyArray<Message>>, StorageError>
+  /**
+   * Replaces the transcript atomically (old or new, never partial), creating
+   * an `active` session when `id` is unknown. `SessionError` if it is closed.
+   */
+  readonly save: (
+    id: string,
+    messages: ReadonlyArray<MessageInput>
+  ) => Effect.Effect<void, InvalidInput | SessionError | StorageError>
+}>() {}
+
+/** A session as a driver stores it: JSON as text (or parsed `jsonb`), times in epoch milliseconds. */
+export interface SessionRow {
+  readonly id: string
+  readonly agentId: string | null
+  readonly channel: string | null
+  readonly title: string | null
+  readonly status: string
+  readonly metadata: unknown
+  readonly messageCount: number
+  readonly createdAt: number
+  readonly updatedAt: number
+  readonly version: number
+}
+
+/** The filters of `list`, as a driver receives them. */
+export interface SessionFilter {
+  readonly agentId?: string | undefined
+  readonly channel?: string | undefined
+  readonly status?: string | undefined
+}
+
+/** What a backend implements for `SessionStore`; everything else lives in `make`. */
+export interface SessionDriver {
+  /** Inserts a new row; `false` when the id is taken. */
+  readonly insert: (row: SessionRow) => Effect.Effect<boolean, StorageError>
+  readonly get: (id: string) => Effect.Effect<SessionRow | undefined, StorageError>
+  /** Replaces the row if its stored version is `row.version - 1`; `false` otherwise. */
+  readonly update: (row: SessionRow) => Effect.Effect<boolean, StorageError>
+  readonly list: (filter: SessionFilter, page: PageQuery) => Effect.Effect<ReadonlyArray<SessionRow>, StorageError>
+  /** Deletes the session, its transcript, its conversations and their messages, atomically. */
+  readonly delete: (id: string) => Effect.Effect<void, StorageError>
+  /** The transcript as JSON (text or parsed), `undefined` for an unknown id. */
+  readonly load: (id: string) => Effect.Effect<unknown, StorageError>
+  /**
+   * In one atomic step: inserts `row` with `transcript` when the id is unknown,
+   * otherwise replaces transcript, `messageCount` and `updatedAt` unless the
+   * session is closed (then `"closed"`, nothing written).
+   */
+  readonly save: (row: SessionRow, transcript: string) => Effect.Effect<"saved" | "closed", StorageError>
+}
+
+const entity = "Session"
+
+const decodeRow = (row: SessionRow): Session => {
+  const session: { -readonly [K in keyof Session]: Session[K] } = {
+    id: row.id as SessionId,
+    status: row.status as SessionStatus,
+    metadata: parseJson(row.metadata) as JsonObject,
+    messageCount: row.messageCount,
+    createdAt: DateTime.unsafeMake(row.createdAt),
+    updatedAt: DateTime.unsafeMake(row.updatedAt),
+    version: row.version
+  }
+  if (row.agentId !== null) session.agentId = row.agentId
+  if (row.channel !== null) session.channel = row.channel
+  if (row.title !== null) session.title = row.title
+  return session
+}
+
+const transcriptJson = (rows: ReadonlyArray<MessageRow>): string => {
+  let json = "["
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!
+    if (i > 0) json += ","
+    json += `{"id":${JSON.stringify(row.id)},"role":"${row.role}","parts":${row.parts as string},"createdAt":${row.createdAt}`
+    json += row.metadata === null ? "}" : `,"metadata":${row.metadata as string}}`
+  }
+  return json + "]"
+}
+
+const decodeNew = decodeInput(entity, NewSession)
+const decodePatch = decodeInput(entity, SessionPatch)
+const decodeList = decodeInput(entity, SessionListOptions)
+const decodeId = decodeInput(entity, SessionId)
+
+/** Builds a `SessionStore` over a driver: validation, ids, clock, versions and encoding live here. */
+export const makeSessionStore = Effect.fnUntraced(function*(driver: SessionDriver) {
+  const limits = yield* MessageLimits
+
+  const get = (id: string) => Effect.map(driver.get(id), (row) => (row === undefined ? undefined : decodeRow(row)))
+
+  return SessionStore.of({
+    create: Effect.fnUntraced(function*(input) {
+      const fields = yield* decodeNew(input)
+      const now = yield* Clock.currentTimeMillis
+      const row: SessionRow = {
+        id: fields.id ?? uuidv7At(now),
+        agentId: fields.agentId ?? null,
+        channel: fields.channel ?? null,
+        title: fields.title ?? null,
+        status: fields.status ?? "active",
+        metadata: JSON.stringify(fields.metadata ?? {}),
+        messageCount: 0,
+        createdAt: now,
+        updatedAt: now,
+        version: 1
+      }
+      if (yield* driver.insert(row)) return decodeRow(row)
+      const existing = yield* driver.get(row.id)
+      return yield* new Conflict({ entity, id: row.id, expected: 0, actual: existing?.version ?? 0 })
+    }),
+    get: (id) =>
+      Effect.flatMap(get(id), (session) =>
+        session === undefined ? Effect.fail(new NotFound({ entity, id })) : Effect.succeed(session)),
+    find: (id) => Effect.map(get(id), Option.fromNullable),
+    update: Effect.fnUntraced(function*(id, input, options) {
+      const patch = yield* decodePatch(input)
+      const row = yield* updateVersioned({
+        entity,
+        id,
+        expectedVersion: options?.expectedVersion,
+        read: driver.get(id),
+        next: (current) =>
+          Effect.map(Clock.currentTimeMillis, (now): SessionRow => ({
+            ...current,
+            agentId: patched(patch.agentId, current.agentId),
+            channel: patched(patch.channel, current.channel),
+            title: patched(patch.title, current.title),
+            status: patch.status ?? current.status,
+            metadata: patch.metadata === undefined ? current.metadata : JSON.stringify(patch.metadata),
+            updatedAt: Math.max(now, current.updatedAt),
+            version: current.version + 1
+          })),
+        write: driver.update
+      })
+      return decodeRow(row)
+    }),
+    list: Effect.fnUntraced(function*(input) {
+      const options = yield* decodeList(input ?? {})
+      const query = yield* toPageQuery(entity, options)
+      const rows = yield* driver.list(options, query)
+      return toPage(rows, query, decodeRow)
+    }),
+    delete: (id) => driver.delete(id),
+    load: (id) =>
+      Effect.map(driver.load(id), (transcript) =>
+        transcript === undefined
+          ? Option.none()
+          : Option.some((parseJson(transcript) as Array<MessageRow>).map(decodeMessageRow))),
+    save: Effect.fnUntraced(function*(id, messages) {
+      const sessionId = yield* decodeId(id)
+      const now = yield* Clock.currentTimeMillis
+      const rows = yield* encodeMessages(entity, messages, now, limits)
+      const row: SessionRow = {
+        id: sessionId,
+        agentId: null,
+        channel: null,
+        title: null,
+        status: "active",
+        metadata: "{}",
+        messageCount: rows.length,
+        createdAt: now,
+        updatedAt: now,
+        version: 1
+      }
+      if ((yield* driver.save(row, transcriptJson(rows))) === "closed") {
+        return yield* new SessionError({ sessionId, reason: "the session is closed" })
+      }
+    })
+  })
+})
