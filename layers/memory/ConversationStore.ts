@@ -3,6 +3,18 @@ import { Effect, Layer } from "effect"
 import { type ConversationDriver, ConversationStore, makeConversationStore, type StoredMessageRow } from "../../src/Conversation.ts"
 import { MemoryDatabase, pageOf } from "./MemoryDatabase.ts"
 
+/** The index of the first row (in ascending seq) whose seq is greater than `seq`. */
+const firstAfter = (rows: ReadonlyArray<StoredMessageRow>, seq: number): number => {
+  let lo = 0
+  let hi = rows.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (rows[mid]!.seq > seq) hi = mid
+    else lo = mid + 1
+  }
+  return lo
+}
+
 /** A `ConversationDriver` over the shared in-memory maps. */
 export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => ({
   insert: (row) =>
@@ -10,7 +22,7 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => ({
       if (db.conversations.has(row.id)) return "exists"
       if (row.sessionId !== null && !db.sessions.has(row.sessionId)) return "no-session"
       db.conversations.set(row.id, { ...row })
-      db.messages.set(row.id, [])
+      db.messages.set(row.id, { rows: [], ids: new Set() })
       return "inserted"
     }),
   get: (id) => Effect.sync(() => { const row = db.conversations.get(id); return row && { ...row } }),
@@ -45,13 +57,16 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => ({
       const conversation = db.conversations.get(id)
       const messages = db.messages.get(id)
       if (conversation === undefined || messages === undefined) return "missing"
-      const ids = new Set(messages.map((message) => message.id))
+      const batch = new Set<string>()
       for (const row of rows) {
-        if (ids.has(row.id)) return "duplicate"
-        ids.add(row.id)
+        if (messages.ids.has(row.id) || batch.has(row.id)) return "duplicate"
+        batch.add(row.id)
       }
       const first = conversation.lastSeq + 1
-      rows.forEach((row, i) => messages.push({ ...row, seq: first + i }))
+      rows.forEach((row, i) => {
+        messages.rows.push({ ...row, seq: first + i })
+        messages.ids.add(row.id)
+      })
       db.conversations.set(id, {
         ...conversation,
         messageCount: conversation.messageCount + rows.length,
@@ -64,21 +79,20 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => ({
     Effect.sync(() => {
       const messages = db.messages.get(id)
       if (messages === undefined) return undefined
-      const window = messages.filter((row) =>
-        (options.after === undefined || row.seq > options.after) &&
-        (options.before === undefined || row.seq < options.before)
-      )
-      const limit = options.limit ?? window.length
-      const picked: Array<StoredMessageRow> = options.after !== undefined
-        ? window.slice(0, limit)
-        : window.slice(Math.max(0, window.length - limit))
+      const rows = messages.rows
+      const from = options.after === undefined ? 0 : firstAfter(rows, options.after)
+      const to = options.before === undefined ? rows.length : firstAfter(rows, options.before - 1)
+      const limit = options.limit ?? Math.max(0, to - from)
+      const picked = options.after !== undefined
+        ? rows.slice(from, Math.min(to, from + limit))
+        : rows.slice(Math.max(from, to - limit), to)
       return picked.map((row) => ({ ...row }))
     }),
   clear: (id, now) =>
     Effect.sync(() => {
       const conversation = db.conversations.get(id)
       if (conversation === undefined) return false
-      db.messages.set(id, [])
+      db.messages.set(id, { rows: [], ids: new Set() })
       db.conversations.set(id, { ...conversation, messageCount: 0, updatedAt: Math.max(now, conversation.updatedAt) })
       return true
     })

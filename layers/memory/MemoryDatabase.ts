@@ -14,7 +14,7 @@ import type { SessionRow } from "../../src/Session.ts"
 export interface Tables {
   readonly sessions: Map<string, { row: SessionRow; transcript: string }>
   readonly conversations: Map<string, ConversationRow>
-  readonly messages: Map<string, Array<StoredMessageRow>>
+  readonly messages: Map<string, { readonly rows: Array<StoredMessageRow>; readonly ids: Set<string> }>
 }
 
 /** The in-memory database shared by the memory stores. */
