@@ -8,7 +8,7 @@ import { ConversationStore, SessionStore } from "../src/index.ts"
 
 const filename = process.env.AGENT_STORES_DB ?? "./agent-stores.db"
 
-const program = Effect.gen(function*() {
+const program = Effect.gen(function* () {
   const sessions = yield* SessionStore
   const conversations = yield* ConversationStore
 

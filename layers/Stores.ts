@@ -67,10 +67,12 @@ export const StoresPg = (options: PgOptions): Layer.Layer<Stores | SqlClient, St
  * `AGENT_STORES_TABLE_PREFIX` (default `agent`).
  */
 export const StoresFromConfig: Layer.Layer<Stores, StorageError> = Layer.unwrapEffect(
-  Effect.gen(function*() {
-    const backend = yield* Config.literal("memory", "sqlite", "postgres")("AGENT_STORES_BACKEND").pipe(
-      Config.withDefault("sqlite")
-    )
+  Effect.gen(function* () {
+    const backend = yield* Config.literal(
+      "memory",
+      "sqlite",
+      "postgres"
+    )("AGENT_STORES_BACKEND").pipe(Config.withDefault("sqlite"))
     const url = yield* Config.string("AGENT_STORES_URL").pipe(
       Config.orElse(() => Config.string("DATABASE_URL")),
       Config.option
@@ -84,7 +86,11 @@ export const StoresFromConfig: Layer.Layer<Stores, StorageError> = Layer.unwrapE
       case "postgres":
         if (url._tag === "None") {
           return Layer.fail(
-            new StorageError({ backend: "postgres", operation: "config", cause: "AGENT_STORES_URL or DATABASE_URL is required" })
+            new StorageError({
+              backend: "postgres",
+              operation: "config",
+              cause: "AGENT_STORES_URL or DATABASE_URL is required"
+            })
           )
         }
         return StoresPg({ url: url.value, tablePrefix })

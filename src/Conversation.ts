@@ -6,7 +6,14 @@ import { Clock, Context, DateTime, Effect, Option, Schema } from "effect"
 import { Conflict, type InvalidInput, NotFound, type StorageError } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
 import { JsonObject, parseJson } from "./Json.ts"
-import { decodeMessageRow, encodeMessages, Message, type MessageInput, MessageLimits, type MessageRow } from "./Message.ts"
+import {
+  decodeMessageRow,
+  encodeMessages,
+  Message,
+  type MessageInput,
+  MessageLimits,
+  type MessageRow
+} from "./Message.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
 import { decodeInput, patched, type UpdateOptions, updateVersioned } from "./Record.ts"
 import { SessionId } from "./Session.ts"
@@ -88,41 +95,46 @@ export const StoredMessage = Schema.Struct({
 export type StoredMessage = typeof StoredMessage.Type
 
 /** The conversation store. */
-export class ConversationStore extends Context.Tag("effect-agent-stores/ConversationStore")<ConversationStore, {
-  /** Creates a conversation; `Conflict` when the id is taken, `NotFound` for an unknown `sessionId`. */
-  readonly create: (input: NewConversation) => Effect.Effect<Conversation, InvalidInput | Conflict | NotFound | StorageError>
-  /** The conversation with `id`, or `NotFound`. */
-  readonly get: (id: string) => Effect.Effect<Conversation, NotFound | StorageError>
-  /** The conversation with `id`, if any. */
-  readonly find: (id: string) => Effect.Effect<Option.Option<Conversation>, StorageError>
-  /** Applies a patch; `Conflict` if `expectedVersion` is stale. Appends do not change `version`. */
-  readonly update: (
-    id: string,
-    patch: ConversationPatch,
-    options?: UpdateOptions
-  ) => Effect.Effect<Conversation, NotFound | Conflict | InvalidInput | StorageError>
-  /** Conversations oldest first (newest-last), optionally of one session. */
-  readonly list: (options?: ConversationListOptions) => Effect.Effect<Page<Conversation>, InvalidInput | StorageError>
-  /** Deletes a conversation and its messages; unknown ids are a no-op. */
-  readonly delete: (id: string) => Effect.Effect<void, StorageError>
-  /** Appends one message with the next `seq`; `Conflict` if its id is already in the conversation. */
-  readonly append: (
-    id: string,
-    message: MessageInput
-  ) => Effect.Effect<StoredMessage, NotFound | Conflict | InvalidInput | StorageError>
-  /** Appends messages atomically with consecutive `seq`s (all or none). */
-  readonly appendMany: (
-    id: string,
-    messages: ReadonlyArray<MessageInput>
-  ) => Effect.Effect<ReadonlyArray<StoredMessage>, NotFound | Conflict | InvalidInput | StorageError>
-  /** A window of messages by `seq` (see `MessagesOptions`). */
-  readonly messages: (
-    id: string,
-    options?: MessagesOptions
-  ) => Effect.Effect<ReadonlyArray<StoredMessage>, NotFound | InvalidInput | StorageError>
-  /** Deletes every message; `messageCount` becomes 0 and later `seq`s continue from `lastSeq`. */
-  readonly clear: (id: string) => Effect.Effect<void, NotFound | StorageError>
-}>() {}
+export class ConversationStore extends Context.Tag("effect-agent-stores/ConversationStore")<
+  ConversationStore,
+  {
+    /** Creates a conversation; `Conflict` when the id is taken, `NotFound` for an unknown `sessionId`. */
+    readonly create: (
+      input: NewConversation
+    ) => Effect.Effect<Conversation, InvalidInput | Conflict | NotFound | StorageError>
+    /** The conversation with `id`, or `NotFound`. */
+    readonly get: (id: string) => Effect.Effect<Conversation, NotFound | StorageError>
+    /** The conversation with `id`, if any. */
+    readonly find: (id: string) => Effect.Effect<Option.Option<Conversation>, StorageError>
+    /** Applies a patch; `Conflict` if `expectedVersion` is stale. Appends do not change `version`. */
+    readonly update: (
+      id: string,
+      patch: ConversationPatch,
+      options?: UpdateOptions
+    ) => Effect.Effect<Conversation, NotFound | Conflict | InvalidInput | StorageError>
+    /** Conversations oldest first (newest-last), optionally of one session. */
+    readonly list: (options?: ConversationListOptions) => Effect.Effect<Page<Conversation>, InvalidInput | StorageError>
+    /** Deletes a conversation and its messages; unknown ids are a no-op. */
+    readonly delete: (id: string) => Effect.Effect<void, StorageError>
+    /** Appends one message with the next `seq`; `Conflict` if its id is already in the conversation. */
+    readonly append: (
+      id: string,
+      message: MessageInput
+    ) => Effect.Effect<StoredMessage, NotFound | Conflict | InvalidInput | StorageError>
+    /** Appends messages atomically with consecutive `seq`s (all or none). */
+    readonly appendMany: (
+      id: string,
+      messages: ReadonlyArray<MessageInput>
+    ) => Effect.Effect<ReadonlyArray<StoredMessage>, NotFound | Conflict | InvalidInput | StorageError>
+    /** A window of messages by `seq` (see `MessagesOptions`). */
+    readonly messages: (
+      id: string,
+      options?: MessagesOptions
+    ) => Effect.Effect<ReadonlyArray<StoredMessage>, NotFound | InvalidInput | StorageError>
+    /** Deletes every message; `messageCount` becomes 0 and later `seq`s continue from `lastSeq`. */
+    readonly clear: (id: string) => Effect.Effect<void, NotFound | StorageError>
+  }
+>() {}
 
 /** A conversation as a driver stores it. */
 export interface ConversationRow {
@@ -206,18 +218,23 @@ const decodeList = decodeInput(entity, ConversationListOptions)
 const decodeWindow = decodeInput(entity, MessagesOptions)
 
 /** Builds a `ConversationStore` over a driver: validation, ids, clock, versions and encoding live here. */
-export const makeConversationStore = Effect.fnUntraced(function*(driver: ConversationDriver) {
+export const makeConversationStore = Effect.fnUntraced(function* (driver: ConversationDriver) {
   const limits = yield* MessageLimits
 
   const get = (id: string) => Effect.map(driver.get(id), (row) => (row === undefined ? undefined : decodeRow(row)))
 
-  const appendRows = Effect.fnUntraced(function*(id: string, inputs: ReadonlyArray<unknown>) {
+  const appendRows = Effect.fnUntraced(function* (id: string, inputs: ReadonlyArray<unknown>) {
     const now = yield* Clock.currentTimeMillis
     const rows = yield* encodeMessages("Message", inputs, now, limits)
     const first = rows.length === 0 ? 0 : yield* driver.append(id, rows, now)
     if (first === "missing") return yield* new NotFound({ entity, id })
     if (first === "duplicate") {
-      return yield* new Conflict({ entity: "Message", id: rows.length === 1 ? rows[0]!.id : id, expected: 0, actual: 1 })
+      return yield* new Conflict({
+        entity: "Message",
+        id: rows.length === 1 ? rows[0]!.id : id,
+        expected: 0,
+        actual: 1
+      })
     }
     if (rows.length === 0) yield* getOrFail(id)
     const stored: Array<StoredMessage> = new Array(rows.length)
@@ -227,10 +244,11 @@ export const makeConversationStore = Effect.fnUntraced(function*(driver: Convers
 
   const getOrFail = (id: string) =>
     Effect.flatMap(get(id), (conversation) =>
-      conversation === undefined ? Effect.fail(new NotFound({ entity, id })) : Effect.succeed(conversation))
+      conversation === undefined ? Effect.fail(new NotFound({ entity, id })) : Effect.succeed(conversation)
+    )
 
   return ConversationStore.of({
-    create: Effect.fnUntraced(function*(input) {
+    create: Effect.fnUntraced(function* (input) {
       const fields = yield* decodeNew(input)
       const now = yield* Clock.currentTimeMillis
       const row: ConversationRow = {
@@ -253,7 +271,7 @@ export const makeConversationStore = Effect.fnUntraced(function*(driver: Convers
     }),
     get: getOrFail,
     find: (id) => Effect.map(get(id), Option.fromNullable),
-    update: Effect.fnUntraced(function*(id, input, options) {
+    update: Effect.fnUntraced(function* (id, input, options) {
       const patch = yield* decodePatch(input)
       const row = yield* updateVersioned({
         entity,
@@ -273,7 +291,7 @@ export const makeConversationStore = Effect.fnUntraced(function*(driver: Convers
       })
       return decodeRow(row)
     }),
-    list: Effect.fnUntraced(function*(input) {
+    list: Effect.fnUntraced(function* (input) {
       const options = yield* decodeList(input ?? {})
       const query = yield* toPageQuery(entity, options)
       const rows = yield* driver.list(options, query)
@@ -282,13 +300,13 @@ export const makeConversationStore = Effect.fnUntraced(function*(driver: Convers
     delete: (id) => driver.delete(id),
     append: (id, message) => Effect.map(appendRows(id, [message]), (stored) => stored[0]!),
     appendMany: appendRows,
-    messages: Effect.fnUntraced(function*(id, input) {
+    messages: Effect.fnUntraced(function* (id, input) {
       const options = yield* decodeWindow(input ?? {})
       const rows = yield* driver.messages(id, options)
       if (rows === undefined) return yield* new NotFound({ entity, id })
       return rows.map((row) => decodeStored(id, row))
     }),
-    clear: Effect.fnUntraced(function*(id) {
+    clear: Effect.fnUntraced(function* (id) {
       const now = yield* Clock.currentTimeMillis
       if (!(yield* driver.clear(id, now))) return yield* new NotFound({ entity, id })
     })

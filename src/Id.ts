@@ -40,11 +40,26 @@ export const uuidv7At = (millis: number): string => {
   const low = ms % 0x10000
   const b = (i: number) => hex[pool[r + i]!]!
   return (
-    hex[(high >>> 24) & 0xff]! + hex[(high >>> 16) & 0xff]! + hex[(high >>> 8) & 0xff]! + hex[high & 0xff]! + "-" +
-    hex[(low >>> 8) & 0xff]! + hex[low & 0xff]! + "-" +
-    hex[0x70 | (counter >>> 8)]! + hex[counter & 0xff]! + "-" +
-    hex[0x80 | (pool[r]! & 0x3f)]! + b(1) + "-" +
-    b(2) + b(3) + b(4) + b(5) + b(6) + b(7)
+    hex[(high >>> 24) & 0xff]! +
+    hex[(high >>> 16) & 0xff]! +
+    hex[(high >>> 8) & 0xff]! +
+    hex[high & 0xff]! +
+    "-" +
+    hex[(low >>> 8) & 0xff]! +
+    hex[low & 0xff]! +
+    "-" +
+    hex[0x70 | (counter >>> 8)]! +
+    hex[counter & 0xff]! +
+    "-" +
+    hex[0x80 | (pool[r]! & 0x3f)]! +
+    b(1) +
+    "-" +
+    b(2) +
+    b(3) +
+    b(4) +
+    b(5) +
+    b(6) +
+    b(7)
   )
 }
 

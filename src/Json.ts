@@ -60,7 +60,9 @@ export const JsonObject: Schema.Schema<JsonObject> = Schema.Record({ key: Schema
   Schema.annotations({
     identifier: "JsonObject",
     arbitrary: () => (fc) =>
-      fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }).map((value) => JSON.parse(JSON.stringify(value)))
+      fc
+        .dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 })
+        .map((value) => JSON.parse(JSON.stringify(value)))
   })
 )
 

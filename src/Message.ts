@@ -63,7 +63,15 @@ export const MessagePart = Schema.Union(TextPart, ReasoningPart, ImagePart, File
 export type MessagePart = typeof MessagePart.Type
 
 /** Why a model stopped generating. */
-export const FinishReason = Schema.Literal("stop", "length", "content-filter", "tool-calls", "error", "other", "unknown")
+export const FinishReason = Schema.Literal(
+  "stop",
+  "length",
+  "content-filter",
+  "tool-calls",
+  "error",
+  "other",
+  "unknown"
+)
 
 /** Token counts for billing and analytics. */
 export const TokenUsage = Schema.Struct({
@@ -166,11 +174,13 @@ export const encodeMessages = (
       if (decoded._tag === "Left") {
         const error = InvalidInput.fromParseError(entity, decoded.left)
         return Effect.fail(
-          inputs.length === 1 ? error : new InvalidInput({
-            entity,
-            message: `message ${i}: ${error.message}`,
-            issues: error.issues.map((issue) => ({ ...issue, path: [i, ...issue.path] }))
-          })
+          inputs.length === 1
+            ? error
+            : new InvalidInput({
+                entity,
+                message: `message ${i}: ${error.message}`,
+                issues: error.issues.map((issue) => ({ ...issue, path: [i, ...issue.path] }))
+              })
         )
       }
       const message = decoded.right

@@ -50,7 +50,12 @@ const decodeCursor = (entity: string, cursor: string): Effect.Effect<Keyset, Inv
   Effect.suspend(() => {
     try {
       const value: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"))
-      if (Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && typeof value[1] === "string") {
+      if (
+        Array.isArray(value) &&
+        value.length === 2 &&
+        Number.isSafeInteger(value[0]) &&
+        typeof value[1] === "string"
+      ) {
         return Effect.succeed({ createdAt: value[0], id: value[1] })
       }
     } catch {
@@ -59,7 +64,7 @@ const decodeCursor = (entity: string, cursor: string): Effect.Effect<Keyset, Inv
     return Effect.fail(InvalidInput.single(entity, "malformed cursor", ["cursor"]))
   })
 
-/** Turns validated `PageOptions` into a driver `PageQuery`. The driver is asked for one extra row to detect a next page. */
+/** Turns validated `PageOptions` into a driver `PageQuery`; drivers fetch one extra row to detect a next page. */
 export const toPageQuery = (entity: string, options: PageOptions): Effect.Effect<PageQuery, InvalidInput> =>
   Effect.map(
     options.cursor === undefined ? Effect.succeed(undefined) : decodeCursor(entity, options.cursor),

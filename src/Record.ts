@@ -42,7 +42,7 @@ export const updateVersioned = <Row extends { readonly version: number }, E>(opt
   readonly next: (current: Row) => Effect.Effect<Row, E>
   readonly write: (next: Row) => Effect.Effect<boolean, StorageError>
 }): Effect.Effect<Row, NotFound | Conflict | StorageError | E> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     for (let attempt = 1; ; attempt++) {
       const current = yield* options.read
       if (current === undefined) return yield* new NotFound({ entity: options.entity, id: options.id })

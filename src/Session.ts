@@ -77,34 +77,37 @@ export const SessionListOptions = Schema.Struct({
 export type SessionListOptions = typeof SessionListOptions.Encoded
 
 /** The session store. */
-export class SessionStore extends Context.Tag("effect-agent-stores/SessionStore")<SessionStore, {
-  /** Creates a session; `Conflict` when the id is taken. */
-  readonly create: (input: NewSession) => Effect.Effect<Session, InvalidInput | Conflict | StorageError>
-  /** The session with `id`, or `NotFound`. */
-  readonly get: (id: string) => Effect.Effect<Session, NotFound | StorageError>
-  /** The session with `id`, if any. */
-  readonly find: (id: string) => Effect.Effect<Option.Option<Session>, StorageError>
-  /** Applies a patch; `Conflict` if `expectedVersion` is stale. Bumps `version`. */
-  readonly update: (
-    id: string,
-    patch: SessionPatch,
-    options?: UpdateOptions
-  ) => Effect.Effect<Session, NotFound | Conflict | InvalidInput | StorageError>
-  /** Sessions oldest first (newest-last), filtered by agent, channel and status. */
-  readonly list: (options?: SessionListOptions) => Effect.Effect<Page<Session>, InvalidInput | StorageError>
-  /** Deletes a session with its transcript and its conversations; unknown ids are a no-op. */
-  readonly delete: (id: string) => Effect.Effect<void, StorageError>
-  /** The session's transcript; `None` for an unknown id ("fresh session"). */
-  readonly load: (id: string) => Effect.Effect<Option.Option<ReadonlyArray<Message>>, StorageError>
-  /**
-   * Replaces the transcript atomically (old or new, never partial), creating
-   * an `active` session when `id` is unknown. `SessionError` if it is closed.
-   */
-  readonly save: (
-    id: string,
-    messages: ReadonlyArray<MessageInput>
-  ) => Effect.Effect<void, InvalidInput | SessionError | StorageError>
-}>() {}
+export class SessionStore extends Context.Tag("effect-agent-stores/SessionStore")<
+  SessionStore,
+  {
+    /** Creates a session; `Conflict` when the id is taken. */
+    readonly create: (input: NewSession) => Effect.Effect<Session, InvalidInput | Conflict | StorageError>
+    /** The session with `id`, or `NotFound`. */
+    readonly get: (id: string) => Effect.Effect<Session, NotFound | StorageError>
+    /** The session with `id`, if any. */
+    readonly find: (id: string) => Effect.Effect<Option.Option<Session>, StorageError>
+    /** Applies a patch; `Conflict` if `expectedVersion` is stale. Bumps `version`. */
+    readonly update: (
+      id: string,
+      patch: SessionPatch,
+      options?: UpdateOptions
+    ) => Effect.Effect<Session, NotFound | Conflict | InvalidInput | StorageError>
+    /** Sessions oldest first (newest-last), filtered by agent, channel and status. */
+    readonly list: (options?: SessionListOptions) => Effect.Effect<Page<Session>, InvalidInput | StorageError>
+    /** Deletes a session with its transcript and its conversations; unknown ids are a no-op. */
+    readonly delete: (id: string) => Effect.Effect<void, StorageError>
+    /** The session's transcript; `None` for an unknown id ("fresh session"). */
+    readonly load: (id: string) => Effect.Effect<Option.Option<ReadonlyArray<Message>>, StorageError>
+    /**
+     * Replaces the transcript atomically (old or new, never partial), creating
+     * an `active` session when `id` is unknown. `SessionError` if it is closed.
+     */
+    readonly save: (
+      id: string,
+      messages: ReadonlyArray<MessageInput>
+    ) => Effect.Effect<void, InvalidInput | SessionError | StorageError>
+  }
+>() {}
 
 /** A session as a driver stores it: JSON as text (or parsed `jsonb`), times in epoch milliseconds. */
 export interface SessionRow {
@@ -170,7 +173,8 @@ const transcriptJson = (rows: ReadonlyArray<MessageRow>): string => {
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!
     if (i > 0) json += ","
-    json += `{"id":${JSON.stringify(row.id)},"role":"${row.role}","parts":${row.parts as string},"createdAt":${row.createdAt}`
+    json += `{"id":${JSON.stringify(row.id)},"role":"${row.role}","parts":${row.parts as string}`
+    json += `,"createdAt":${row.createdAt}`
     json += row.metadata === null ? "}" : `,"metadata":${row.metadata as string}}`
   }
   return json + "]"
@@ -182,13 +186,13 @@ const decodeList = decodeInput(entity, SessionListOptions)
 const decodeId = decodeInput(entity, SessionId)
 
 /** Builds a `SessionStore` over a driver: validation, ids, clock, versions and encoding live here. */
-export const makeSessionStore = Effect.fnUntraced(function*(driver: SessionDriver) {
+export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriver) {
   const limits = yield* MessageLimits
 
   const get = (id: string) => Effect.map(driver.get(id), (row) => (row === undefined ? undefined : decodeRow(row)))
 
   return SessionStore.of({
-    create: Effect.fnUntraced(function*(input) {
+    create: Effect.fnUntraced(function* (input) {
       const fields = yield* decodeNew(input)
       const now = yield* Clock.currentTimeMillis
       const row: SessionRow = {
@@ -209,9 +213,10 @@ export const makeSessionStore = Effect.fnUntraced(function*(driver: SessionDrive
     }),
     get: (id) =>
       Effect.flatMap(get(id), (session) =>
-        session === undefined ? Effect.fail(new NotFound({ entity, id })) : Effect.succeed(session)),
+        session === undefined ? Effect.fail(new NotFound({ entity, id })) : Effect.succeed(session)
+      ),
     find: (id) => Effect.map(get(id), Option.fromNullable),
-    update: Effect.fnUntraced(function*(id, input, options) {
+    update: Effect.fnUntraced(function* (id, input, options) {
       const patch = yield* decodePatch(input)
       const row = yield* updateVersioned({
         entity,
@@ -233,7 +238,7 @@ export const makeSessionStore = Effect.fnUntraced(function*(driver: SessionDrive
       })
       return decodeRow(row)
     }),
-    list: Effect.fnUntraced(function*(input) {
+    list: Effect.fnUntraced(function* (input) {
       const options = yield* decodeList(input ?? {})
       const query = yield* toPageQuery(entity, options)
       const rows = yield* driver.list(options, query)
@@ -244,8 +249,9 @@ export const makeSessionStore = Effect.fnUntraced(function*(driver: SessionDrive
       Effect.map(driver.load(id), (transcript) =>
         transcript === undefined
           ? Option.none()
-          : Option.some((parseJson(transcript) as Array<MessageRow>).map(decodeMessageRow))),
-    save: Effect.fnUntraced(function*(id, messages) {
+          : Option.some((parseJson(transcript) as Array<MessageRow>).map(decodeMessageRow))
+      ),
+    save: Effect.fnUntraced(function* (id, messages) {
       const sessionId = yield* decodeId(id)
       const now = yield* Clock.currentTimeMillis
       const rows = yield* encodeMessages(entity, messages, now, limits)

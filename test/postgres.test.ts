@@ -22,7 +22,10 @@ const withPg = <A>(f: (sql: SqlClient) => Effect.Effect<A, unknown>) =>
     )
   )
 
-const reachable = await withPg((sql) => sql`SELECT 1`).then(() => undefined, (error: unknown) => String(error))
+const reachable = await withPg((sql) => sql`SELECT 1`).then(
+  () => undefined,
+  (error: unknown) => String(error)
+)
 
 if (reachable !== undefined) {
   if (process.env.CI) throw new Error(`PostgreSQL at ${url} is not reachable under CI: ${reachable}`)

@@ -7,7 +7,10 @@ import * as Sessions from "./suites/SessionStore.ts"
 
 const file = join(mkdtempSync(join(tmpdir(), "agent-stores-")), "test.db")
 
-for (const [label, filename] of [["sqlite :memory:", ":memory:"], ["sqlite file", file]] as const) {
+for (const [label, filename] of [
+  ["sqlite :memory:", ":memory:"],
+  ["sqlite file", file]
+] as const) {
   Sessions.suite(label, StoresSqlite({ filename }))
   Conversations.suite(label, StoresSqlite({ filename }))
 }

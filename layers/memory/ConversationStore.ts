@@ -1,6 +1,11 @@
 /** `ConversationStore` in memory: for tests and ephemeral agents. */
 import { Effect, Layer } from "effect"
-import { type ConversationDriver, ConversationStore, makeConversationStore, type StoredMessageRow } from "../../src/Conversation.ts"
+import {
+  type ConversationDriver,
+  ConversationStore,
+  makeConversationStore,
+  type StoredMessageRow
+} from "../../src/Conversation.ts"
 import { MemoryDatabase, pageOf } from "./MemoryDatabase.ts"
 
 /** The index of the first row (in ascending seq) whose seq is greater than `seq`. */
@@ -25,7 +30,11 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => ({
       db.messages.set(row.id, { rows: [], ids: new Set() })
       return "inserted"
     }),
-  get: (id) => Effect.sync(() => { const row = db.conversations.get(id); return row && { ...row } }),
+  get: (id) =>
+    Effect.sync(() => {
+      const row = db.conversations.get(id)
+      return row && { ...row }
+    }),
   update: (row) =>
     Effect.sync(() => {
       const current = db.conversations.get(row.id)
@@ -42,8 +51,8 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => ({
     }),
   list: (filter, page) =>
     Effect.sync(() => {
-      const rows = Array.from(db.conversations.values()).filter((row) =>
-        filter.sessionId === undefined || row.sessionId === filter.sessionId
+      const rows = Array.from(db.conversations.values()).filter(
+        (row) => filter.sessionId === undefined || row.sessionId === filter.sessionId
       )
       return pageOf(rows, page)
     }),
@@ -83,9 +92,10 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => ({
       const from = options.after === undefined ? 0 : firstAfter(rows, options.after)
       const to = options.before === undefined ? rows.length : firstAfter(rows, options.before - 1)
       const limit = options.limit ?? Math.max(0, to - from)
-      const picked = options.after !== undefined
-        ? rows.slice(from, Math.min(to, from + limit))
-        : rows.slice(Math.max(from, to - limit), to)
+      const picked =
+        options.after !== undefined
+          ? rows.slice(from, Math.min(to, from + limit))
+          : rows.slice(Math.max(from, to - limit), to)
       return picked.map((row) => ({ ...row }))
     }),
   clear: (id, now) =>

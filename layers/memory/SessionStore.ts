@@ -11,7 +11,11 @@ export const driver = Effect.map(MemoryDatabase, (db): SessionDriver => ({
       db.sessions.set(row.id, { row: { ...row }, transcript: "[]" })
       return true
     }),
-  get: (id) => Effect.sync(() => { const entry = db.sessions.get(id); return entry && { ...entry.row } }),
+  get: (id) =>
+    Effect.sync(() => {
+      const entry = db.sessions.get(id)
+      return entry && { ...entry.row }
+    }),
   update: (row) =>
     Effect.sync(() => {
       const entry = db.sessions.get(row.id)
@@ -21,10 +25,11 @@ export const driver = Effect.map(MemoryDatabase, (db): SessionDriver => ({
     }),
   list: (filter, page) =>
     Effect.sync(() => {
-      const rows = Array.from(db.sessions.values(), (entry) => entry.row).filter((row) =>
-        (filter.agentId === undefined || row.agentId === filter.agentId) &&
-        (filter.channel === undefined || row.channel === filter.channel) &&
-        (filter.status === undefined || row.status === filter.status)
+      const rows = Array.from(db.sessions.values(), (entry) => entry.row).filter(
+        (row) =>
+          (filter.agentId === undefined || row.agentId === filter.agentId) &&
+          (filter.channel === undefined || row.channel === filter.channel) &&
+          (filter.status === undefined || row.status === filter.status)
       )
       return pageOf(rows, page)
     }),

@@ -1,8 +1,9 @@
 /**
  * `ConversationStore` over any `@effect/sql` `SqlClient`: PostgreSQL
  * (`StoresPg`) or a SQLite client of the caller's. Appends take the next seqs
- * and insert every row in one transaction (the conversation row is locked
- * first, so concurrent appends serialise and `seq` stays gapless).
+ * and insert every row atomically (the conversation row is locked first, so
+ * concurrent appends serialise and `seq` stays gapless): one statement on
+ * PostgreSQL, a transaction elsewhere.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -16,6 +17,7 @@ import {
 } from "../../src/Conversation.ts"
 import type { StorageError } from "../../src/Errors.ts"
 import { jsonText } from "../../src/Json.ts"
+import type { MessageRow } from "../../src/Message.ts"
 import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
 import { storageError } from "./SessionStore.ts"
 
@@ -57,7 +59,7 @@ export const isUniqueViolation = (error: SqlError): boolean => {
 }
 
 /** A `ConversationDriver` over the `SqlClient` in context. */
-export const driver = Effect.gen(function*() {
+export const driver = Effect.gen(function* () {
   const sql = (yield* SqlClient).withoutTransforms()
   const t = yield* SqlTables
   const backend = sql.onDialectOrElse({ pg: () => "postgres", sqlite: () => "sqlite", orElse: () => "sql" })
@@ -66,13 +68,15 @@ export const driver = Effect.gen(function*() {
   const columns = sql.literal(conversationColumns)
   const run = <A>(operation: string, effect: Effect.Effect<A, SqlError>) =>
     Effect.mapError(effect, storageError(backend, operation))
+  const messageValues = (row: MessageRow) =>
+    sql.csv([row.id, row.role, row.parts as string, row.metadata as string | null, row.createdAt].map((v) => sql`${v}`))
   const later = (now: number) => sql`CASE WHEN updated_at > ${now} THEN updated_at ELSE ${now} END`
 
   return {
     insert: (row) =>
       run(
         "conversation.insert",
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const values = {
             id: row.id,
             session_id: row.sessionId,
@@ -85,15 +89,16 @@ export const driver = Effect.gen(function*() {
             updated_at: row.updatedAt,
             version: row.version
           }
-          const inserted = row.sessionId === null
-            ? yield* sql`INSERT INTO ${table} ${sql.insert(values)} ON CONFLICT (id) DO NOTHING RETURNING id`
-            : yield* sql`INSERT INTO ${table} (${sql.literal(conversationColumns)})
+          const inserted =
+            row.sessionId === null
+              ? yield* sql`INSERT INTO ${table} ${sql.insert(values)} ON CONFLICT (id) DO NOTHING RETURNING id`
+              : yield* sql`INSERT INTO ${table} (${sql.literal(conversationColumns)})
                 SELECT ${sql.csv(Object.values(values).map((value) => sql`${value}`))}
                 WHERE EXISTS (SELECT 1 FROM ${sql(t.sessions)} WHERE id = ${row.sessionId})
                 ON CONFLICT (id) DO NOTHING RETURNING id`
           if (inserted.length > 0) return "inserted" as const
           const existing = yield* sql`SELECT id FROM ${table} WHERE id = ${row.id}`
-          return existing.length > 0 ? "exists" as const : "no-session" as const
+          return existing.length > 0 ? ("exists" as const) : ("no-session" as const)
         })
       ),
     get: (id) =>
@@ -111,9 +116,9 @@ export const driver = Effect.gen(function*() {
       const desc = page.order === "desc"
       const where = [
         ...(filter.sessionId === undefined ? [] : [sql`session_id = ${filter.sessionId}`]),
-        ...(page.after === undefined ? [] : [
-          sql`(created_at, id) ${sql.literal(desc ? "<" : ">")} (${page.after.createdAt}, ${page.after.id})`
-        ])
+        ...(page.after === undefined
+          ? []
+          : [sql`(created_at, id) ${sql.literal(desc ? "<" : ">")} (${page.after.createdAt}, ${page.after.id})`])
       ]
       const direction = sql.literal(desc ? "DESC" : "ASC")
       return run(
@@ -129,39 +134,67 @@ export const driver = Effect.gen(function*() {
           // PostgreSQL always enforces the ON DELETE CASCADE foreign key.
           pg: () => Effect.asVoid(sql`DELETE FROM ${table} WHERE id = ${id}`),
           orElse: () =>
-            sql.withTransaction(Effect.all([
-              sql`DELETE FROM ${table} WHERE id = ${id}`,
-              sql`DELETE FROM ${messages} WHERE conversation_id = ${id}`
-            ], { discard: true }))
+            sql.withTransaction(
+              Effect.all(
+                [
+                  sql`DELETE FROM ${table} WHERE id = ${id}`,
+                  sql`DELETE FROM ${messages} WHERE conversation_id = ${id}`
+                ],
+                { discard: true }
+              )
+            )
         })
       ),
     append: (id, rows, now) =>
-      sql.withTransaction(Effect.gen(function*() {
-        const bumped = yield* sql`UPDATE ${table} SET last_seq = last_seq + ${rows.length},
-          message_count = message_count + ${rows.length}, updated_at = ${later(now)}
-          WHERE id = ${id} RETURNING last_seq`
-        if (bumped.length === 0) return "missing" as const
-        const first = Number(bumped[0]!.last_seq) - rows.length + 1
-        yield* sql`INSERT INTO ${messages} ${
-          sql.insert(rows.map((row, i) => ({
-            conversation_id: id,
-            seq: first + i,
-            id: row.id,
-            role: row.role,
-            parts: row.parts as string,
-            metadata: row.metadata as string | null,
-            created_at: row.createdAt
-          })))
-        }`
-        return first
-      })).pipe(
-        Effect.catchIf(isUniqueViolation, () => Effect.succeed("duplicate" as const)),
-        Effect.mapError(storageError(backend, "conversation.append"))
-      ),
+      sql
+        .onDialectOrElse({
+          // One statement, one round trip: the UPDATE locks the conversation row, so seqs stay gapless.
+          pg: () =>
+            Effect.map(
+              sql`WITH bumped AS (
+              UPDATE ${table} SET last_seq = last_seq + ${rows.length}, message_count = message_count + ${rows.length},
+                updated_at = ${later(now)} WHERE id = ${id} RETURNING last_seq
+            )
+            INSERT INTO ${messages} (conversation_id, seq, id, role, parts, metadata, created_at)
+            SELECT ${id}, bumped.last_seq - ${rows.length} + v.ord::bigint, v.id, v.role, v.parts::jsonb,
+              v.metadata::jsonb, v.created_at::bigint
+            FROM bumped, (VALUES ${sql.csv(rows.map((row, i) => sql`(${i + 1}, ${messageValues(row)})`))})
+              AS v (ord, id, role, parts, metadata, created_at)
+            RETURNING seq`,
+              (inserted) =>
+                inserted.length === 0 ? ("missing" as const) : Math.min(...inserted.map((row) => Number(row.seq)))
+            ),
+          orElse: () =>
+            sql.withTransaction(
+              Effect.gen(function* () {
+                const bumped = yield* sql`UPDATE ${table} SET last_seq = last_seq + ${rows.length},
+              message_count = message_count + ${rows.length}, updated_at = ${later(now)}
+              WHERE id = ${id} RETURNING last_seq`
+                if (bumped.length === 0) return "missing" as const
+                const first = Number(bumped[0]!.last_seq) - rows.length + 1
+                yield* sql`INSERT INTO ${messages} ${sql.insert(
+                  rows.map((row, i) => ({
+                    conversation_id: id,
+                    seq: first + i,
+                    id: row.id,
+                    role: row.role,
+                    parts: row.parts as string,
+                    metadata: row.metadata as string | null,
+                    created_at: row.createdAt
+                  }))
+                )}`
+                return first
+              })
+            )
+        })
+        .pipe(
+          Effect.catchIf(isUniqueViolation, () => Effect.succeed("duplicate" as const)),
+          Effect.mapError(storageError(backend, "conversation.append"))
+        ),
     messages: (id, options) =>
       run(
         "conversation.messages",
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const where = [
             sql`conversation_id = ${id}`,
             ...(options.after === undefined ? [] : [sql`seq > ${options.after}`]),
@@ -181,20 +214,24 @@ export const driver = Effect.gen(function*() {
     clear: (id, now) =>
       run(
         "conversation.clear",
-        sql.withTransaction(Effect.gen(function*() {
-          const cleared = yield* sql`UPDATE ${table} SET message_count = 0, updated_at = ${later(now)}
+        sql.withTransaction(
+          Effect.gen(function* () {
+            const cleared = yield* sql`UPDATE ${table} SET message_count = 0, updated_at = ${later(now)}
             WHERE id = ${id} RETURNING id`
-          if (cleared.length === 0) return false
-          yield* sql`DELETE FROM ${messages} WHERE conversation_id = ${id}`
-          return true
-        }))
+            if (cleared.length === 0) return false
+            yield* sql`DELETE FROM ${messages} WHERE conversation_id = ${id}`
+            return true
+          })
+        )
       )
   } satisfies ConversationDriver
 })
 
 /** `ConversationStore` over the `SqlClient` in context, migrating the schema first. */
 export const layerWith = (options: SqlOptions = {}): Layer.Layer<ConversationStore, StorageError, SqlClient> =>
-  Layer.effect(ConversationStore, Effect.flatMap(driver, makeConversationStore)).pipe(Layer.provide(migrations(options)))
+  Layer.effect(ConversationStore, Effect.flatMap(driver, makeConversationStore)).pipe(
+    Layer.provide(migrations(options))
+  )
 
 /** `ConversationStore` over the `SqlClient` in context, with the default table prefix. */
 export const layer: Layer.Layer<ConversationStore, StorageError, SqlClient> = layerWith()

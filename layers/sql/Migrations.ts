@@ -41,10 +41,13 @@ export const tables = (options: SqlOptions = {}): Tables => {
 }
 
 const migrations = (t: Tables) => ({
-  "0001_sessions_conversations": Effect.gen(function*() {
+  "0001_sessions_conversations": Effect.gen(function* () {
     const sql = yield* SqlClient
     const json = sql.onDialectOrElse({ pg: () => sql.literal("jsonb"), orElse: () => sql.literal("TEXT") })
-    const withoutRowid = sql.onDialectOrElse({ sqlite: () => sql.literal("WITHOUT ROWID"), orElse: () => sql.literal("") })
+    const withoutRowid = sql.onDialectOrElse({
+      sqlite: () => sql.literal("WITHOUT ROWID"),
+      orElse: () => sql.literal("")
+    })
     const index = (name: string) => sql(`${t.prefix}_${name}`)
     yield* sql`CREATE TABLE ${sql(t.sessions)} (
       id TEXT PRIMARY KEY NOT NULL,
@@ -92,7 +95,7 @@ const migrations = (t: Tables) => ({
 
 /** Brings the schema of `options`' prefix up to date. */
 export const migrate = (options: SqlOptions = {}) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const t = tables(options)
     const sql = yield* SqlClient
     yield* sql.onDialectOrElse({
@@ -111,9 +114,7 @@ export const migrate = (options: SqlOptions = {}) =>
     })
     yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations(t)), table: t.migrations })
     return t
-  }).pipe(
-    Effect.catchAll((cause) => Effect.fail(new StorageError({ backend: "sql", operation: "migrate", cause })))
-  )
+  }).pipe(Effect.catchAll((cause) => Effect.fail(new StorageError({ backend: "sql", operation: "migrate", cause }))))
 
 const layers = new Map<string, Layer.Layer<SqlTables, StorageError, SqlClient>>()
 

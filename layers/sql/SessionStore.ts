@@ -12,7 +12,8 @@ import { makeSessionStore, type SessionDriver, type SessionRow, SessionStore } f
 import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
 
 /** The columns of a session row, in `SELECT` order. */
-export const sessionColumns = "id, agent_id, channel, title, status, metadata, message_count, created_at, updated_at, version"
+export const sessionColumns =
+  "id, agent_id, channel, title, status, metadata, message_count, created_at, updated_at, version"
 
 /** Maps a selected session row (either dialect) to a driver row. */
 export const fromSql = (row: any): SessionRow => ({
@@ -33,7 +34,7 @@ export const storageError = (backend: string, operation: string) => (cause: SqlE
   new StorageError({ backend, operation, cause })
 
 /** A `SessionDriver` over the `SqlClient` in context. */
-export const driver = Effect.gen(function*() {
+export const driver = Effect.gen(function* () {
   const sql = (yield* SqlClient).withoutTransforms()
   const t = yield* SqlTables
   const backend = sql.onDialectOrElse({ pg: () => "postgres", sqlite: () => "sqlite", orElse: () => "sql" })
@@ -66,9 +67,9 @@ export const driver = Effect.gen(function*() {
         ...(filter.agentId === undefined ? [] : [sql`agent_id = ${filter.agentId}`]),
         ...(filter.channel === undefined ? [] : [sql`channel = ${filter.channel}`]),
         ...(filter.status === undefined ? [] : [sql`status = ${filter.status}`]),
-        ...(page.after === undefined ? [] : [
-          sql`(created_at, id) ${sql.literal(desc ? "<" : ">")} (${page.after.createdAt}, ${page.after.id})`
-        ])
+        ...(page.after === undefined
+          ? []
+          : [sql`(created_at, id) ${sql.literal(desc ? "<" : ">")} (${page.after.createdAt}, ${page.after.id})`])
       ]
       const direction = sql.literal(desc ? "DESC" : "ASC")
       return run(
@@ -84,12 +85,17 @@ export const driver = Effect.gen(function*() {
           // PostgreSQL always enforces the ON DELETE CASCADE foreign keys.
           pg: () => Effect.asVoid(sql`DELETE FROM ${table} WHERE id = ${id}`),
           orElse: () =>
-            sql.withTransaction(Effect.all([
-              sql`DELETE FROM ${table} WHERE id = ${id}`,
-              sql`DELETE FROM ${sql(t.messages)} WHERE conversation_id IN
+            sql.withTransaction(
+              Effect.all(
+                [
+                  sql`DELETE FROM ${table} WHERE id = ${id}`,
+                  sql`DELETE FROM ${sql(t.messages)} WHERE conversation_id IN
                 (SELECT id FROM ${sql(t.conversations)} WHERE session_id = ${id})`,
-              sql`DELETE FROM ${sql(t.conversations)} WHERE session_id = ${id}`
-            ], { discard: true }))
+                  sql`DELETE FROM ${sql(t.conversations)} WHERE session_id = ${id}`
+                ],
+                { discard: true }
+              )
+            )
         })
       ),
     load: (id) =>

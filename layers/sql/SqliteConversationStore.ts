@@ -27,7 +27,7 @@ const messageColumns = "seq, id, role, parts, metadata, created_at AS createdAt"
 const later = "CASE WHEN updated_at > :now THEN updated_at ELSE :now END"
 
 /** A `ConversationDriver` over prepared statements on the `SqliteDatabase` connection. */
-export const driver = Effect.gen(function*() {
+export const driver = Effect.gen(function* () {
   const { db, run } = yield* SqliteDatabase
   const t = yield* SqlTables
   const table = `"${t.conversations}"`
@@ -91,8 +91,16 @@ export const driver = Effect.gen(function*() {
       run("conversation.insert", () => {
         try {
           const { changes } = insert.run(
-            row.id, row.sessionId, row.title, row.model, jsonText(row.metadata), row.messageCount, row.lastSeq,
-            row.createdAt, row.updatedAt, row.version
+            row.id,
+            row.sessionId,
+            row.title,
+            row.model,
+            jsonText(row.metadata),
+            row.messageCount,
+            row.lastSeq,
+            row.createdAt,
+            row.updatedAt,
+            row.version
           )
           return changes > 0 ? "inserted" : "exists"
         } catch (error) {
@@ -102,9 +110,12 @@ export const driver = Effect.gen(function*() {
       }),
     get: (id) => run("conversation.get", () => get.get(id)),
     update: (row) =>
-      run("conversation.update", () =>
-        update.run(row.title, row.model, jsonText(row.metadata), row.updatedAt, row.version, row.id, row.version - 1)
-          .changes > 0),
+      run(
+        "conversation.update",
+        () =>
+          update.run(row.title, row.model, jsonText(row.metadata), row.updatedAt, row.version, row.id, row.version - 1)
+            .changes > 0
+      ),
     list: (filter, page) =>
       run("conversation.list", () => {
         const desc = page.order === "desc"
@@ -157,7 +168,9 @@ export const driver = Effect.gen(function*() {
 export const layerWith = (
   options: SqlOptions = {}
 ): Layer.Layer<ConversationStore, StorageError, SqliteDatabase | SqlClient> =>
-  Layer.effect(ConversationStore, Effect.flatMap(driver, makeConversationStore)).pipe(Layer.provide(migrations(options)))
+  Layer.effect(ConversationStore, Effect.flatMap(driver, makeConversationStore)).pipe(
+    Layer.provide(migrations(options))
+  )
 
 /** `ConversationStore` on the embedded SQLite backend, with the default table prefix. */
 export const layer: Layer.Layer<ConversationStore, StorageError, SqliteDatabase | SqlClient> = layerWith()

@@ -36,21 +36,24 @@ export interface SqliteOptions {
 export const defaultFilename = "./agent-stores.db"
 
 /** The stores' direct access to the SQLite connection. */
-export class SqliteDatabase extends Context.Tag("effect-agent-stores/SqliteDatabase")<SqliteDatabase, {
-  /** The connection; prepare statements on it once, at layer build. */
-  readonly db: Sqlite.Database
-  /**
-   * Runs `f` synchronously once no other fiber's transaction is open (or
-   * inside the caller's own), mapping a thrown error to `StorageError`.
-   */
-  readonly run: <A>(operation: string, f: () => A) => Effect.Effect<A, StorageError>
-}>() {}
+export class SqliteDatabase extends Context.Tag("effect-agent-stores/SqliteDatabase")<
+  SqliteDatabase,
+  {
+    /** The connection; prepare statements on it once, at layer build. */
+    readonly db: Sqlite.Database
+    /**
+     * Runs `f` synchronously once no other fiber's transaction is open (or
+     * inside the caller's own), mapping a thrown error to `StorageError`.
+     */
+    readonly run: <A>(operation: string, f: () => A) => Effect.Effect<A, StorageError>
+  }
+>() {}
 
 const compiler = Statement.makeCompilerSqlite()
 
 /** Opens the connection, applies the pragmas and builds both services; closes the connection with the scope. */
 export const make = (options: SqliteOptions = {}) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const filename = options.filename ?? defaultFilename
     const db = yield* Effect.acquireRelease(
       Effect.try({
@@ -151,19 +154,19 @@ export const make = (options: SqliteOptions = {}) =>
         return Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (open) =>
           Option.isSome(open) && open.value[0] === connection
             ? attempt(operation, f)
-            : permit.withPermits(1)(Effect.suspend(() => attempt(operation, f))))
+            : permit.withPermits(1)(Effect.suspend(() => attempt(operation, f)))
+        )
       })
 
     return { client, database: SqliteDatabase.of({ db, run }) }
   })
 
 /** The embedded SQLite backend: `SqliteDatabase` and an `SqlClient` on one connection. */
-export const layer = (
-  options: SqliteOptions = {}
-): Layer.Layer<SqliteDatabase | SqlClient.SqlClient, StorageError> =>
+export const layer = (options: SqliteOptions = {}): Layer.Layer<SqliteDatabase | SqlClient.SqlClient, StorageError> =>
   Layer.scopedContext(
     Effect.map(make(options), ({ client, database }) =>
-      Context.make(SqliteDatabase, database).pipe(Context.add(SqlClient.SqlClient, client)))
+      Context.make(SqliteDatabase, database).pipe(Context.add(SqlClient.SqlClient, client))
+    )
   ).pipe(Layer.provide(Reactivity.layer))
 
 /** Whether a thrown better-sqlite3 error is a UNIQUE or PRIMARY KEY violation. */

@@ -9,7 +9,13 @@ import { Effect, Layer } from "effect"
 import type { StorageError } from "../../src/Errors.ts"
 import { jsonText } from "../../src/Json.ts"
 import type { PageQuery } from "../../src/Page.ts"
-import { makeSessionStore, type SessionDriver, type SessionFilter, type SessionRow, SessionStore } from "../../src/Session.ts"
+import {
+  makeSessionStore,
+  type SessionDriver,
+  type SessionFilter,
+  type SessionRow,
+  SessionStore
+} from "../../src/Session.ts"
 import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
 import { SqliteDatabase } from "./SqliteDatabase.ts"
 
@@ -17,7 +23,7 @@ const columns = `id, agent_id AS agentId, channel, title, status, metadata, mess
   created_at AS createdAt, updated_at AS updatedAt, version`
 
 /** A `SessionDriver` over prepared statements on the `SqliteDatabase` connection. */
-export const driver = Effect.gen(function*() {
+export const driver = Effect.gen(function* () {
   const { db, run } = yield* SqliteDatabase
   const t = yield* SqlTables
   const table = `"${t.sessions}"`
@@ -29,12 +35,14 @@ export const driver = Effect.gen(function*() {
     updated_at = ?, version = ? WHERE id = ? AND version = ?`)
   const remove = db.prepare(`DELETE FROM ${table} WHERE id = ?`)
   const load = db.prepare<[string], { transcript: string }>(`SELECT transcript FROM ${table} WHERE id = ?`)
-  const save = db.prepare(`${insertRow} DO UPDATE SET transcript = excluded.transcript, message_count = excluded.message_count,
+  const save =
+    db.prepare(`${insertRow} DO UPDATE SET transcript = excluded.transcript, message_count = excluded.message_count,
     updated_at = excluded.updated_at WHERE ${table}.status <> 'closed' RETURNING id`)
 
   const lists = new Map<string, Sqlite.Statement<Array<unknown>, SessionRow>>()
   const listStatement = (filter: SessionFilter, page: PageQuery) => {
-    const key = `${filter.agentId !== undefined}${filter.channel !== undefined}${filter.status !== undefined}` +
+    const key =
+      `${filter.agentId !== undefined}${filter.channel !== undefined}${filter.status !== undefined}` +
       `${page.after !== undefined}${page.order}`
     let statement = lists.get(key)
     if (statement === undefined) {
@@ -53,19 +61,38 @@ export const driver = Effect.gen(function*() {
   }
 
   const values = (row: SessionRow, transcript: string) => [
-    row.id, row.agentId, row.channel, row.title, row.status, jsonText(row.metadata), row.messageCount,
-    row.createdAt, row.updatedAt, row.version, transcript
+    row.id,
+    row.agentId,
+    row.channel,
+    row.title,
+    row.status,
+    jsonText(row.metadata),
+    row.messageCount,
+    row.createdAt,
+    row.updatedAt,
+    row.version,
+    transcript
   ]
 
   return {
     insert: (row) => run("session.insert", () => insert.run(values(row, "[]")).changes > 0),
     get: (id) => run("session.get", () => get.get(id)),
     update: (row) =>
-      run("session.update", () =>
-        update.run(
-          row.agentId, row.channel, row.title, row.status, jsonText(row.metadata), row.updatedAt, row.version, row.id,
-          row.version - 1
-        ).changes > 0),
+      run(
+        "session.update",
+        () =>
+          update.run(
+            row.agentId,
+            row.channel,
+            row.title,
+            row.status,
+            jsonText(row.metadata),
+            row.updatedAt,
+            row.version,
+            row.id,
+            row.version - 1
+          ).changes > 0
+      ),
     list: (filter, page) =>
       run("session.list", () => {
         const params: Array<unknown> = []

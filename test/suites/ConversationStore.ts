@@ -10,7 +10,10 @@ import { SessionStore } from "../../src/Session.ts"
 import * as Arb from "./arbitraries.ts"
 import { fresh } from "./SessionStore.ts"
 
-const text = (role: "user" | "assistant", value: string): MessageInput => ({ role, parts: [{ type: "text", text: value }] })
+const text = (role: "user" | "assistant", value: string): MessageInput => ({
+  role,
+  parts: [{ type: "text", text: value }]
+})
 const texts = (n: number, from = 1) => Array.from({ length: n }, (_, i) => text("user", `m${from + i}`))
 const bodies = (messages: ReadonlyArray<{ readonly parts: ReadonlyArray<unknown> }>) =>
   messages.map((m) => (m.parts[0] as { text: string }).text)
@@ -19,7 +22,7 @@ const bodies = (messages: ReadonlyArray<{ readonly parts: ReadonlyArray<unknown>
 export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | ConversationStore, E>) =>
   layer(stores, { timeout: "60 seconds" })(`ConversationStore (${label})`, (it) => {
     it.effect("create fills defaults; get and find return it", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const conversations = yield* ConversationStore
         yield* TestClock.setTime(5_000)
         const created = yield* conversations.create({ title: "Plan a trip", model: "gpt-x" })
@@ -30,12 +33,17 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect(yield* conversations.get(created.id)).toEqual(created)
         expect(yield* conversations.find(created.id)).toEqual(Option.some(created))
         const id = fresh("missing")
-        expect(yield* Effect.flip(conversations.get(id))).toMatchObject({ _tag: "NotFound", entity: "Conversation", id })
+        expect(yield* Effect.flip(conversations.get(id))).toMatchObject({
+          _tag: "NotFound",
+          entity: "Conversation",
+          id
+        })
         expect(yield* conversations.find(id)).toEqual(Option.none())
-      }))
+      })
+    )
 
     it.effect("create checks its session, rejects duplicates and bad input, writing nothing", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const conversations = yield* ConversationStore
         const session = yield* sessions.create({})
@@ -61,28 +69,35 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           expect((yield* Effect.flip(conversations.create(input as never)))._tag).toBe("InvalidInput")
         }
         expect(yield* conversations.find(orphan)).toEqual(Option.none())
-      }))
+      })
+    )
 
     it.effect("update patches title, model and metadata with optimistic concurrency", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const conversations = yield* ConversationStore
         const created = yield* conversations.create({ title: "a", model: "m1" })
         yield* TestClock.adjust("1 minute")
-        const updated = yield* conversations.update(created.id, { model: null, metadata: { pinned: true } }, {
-          expectedVersion: 1
-        })
+        const updated = yield* conversations.update(
+          created.id,
+          { model: null, metadata: { pinned: true } },
+          {
+            expectedVersion: 1
+          }
+        )
         expect(updated).toMatchObject({ title: "a", metadata: { pinned: true }, version: 2 })
         expect(updated.model).toBeUndefined()
         expect(DateTime.toEpochMillis(updated.updatedAt)).toBe(DateTime.toEpochMillis(created.updatedAt) + 60_000)
-        expect(yield* Effect.flip(conversations.update(created.id, { title: "b" }, { expectedVersion: 1 })))
-          .toMatchObject({ _tag: "Conflict", expected: 1, actual: 2 })
+        expect(
+          yield* Effect.flip(conversations.update(created.id, { title: "b" }, { expectedVersion: 1 }))
+        ).toMatchObject({ _tag: "Conflict", expected: 1, actual: 2 })
         expect(yield* Effect.flip(conversations.update(fresh("x"), { title: "b" }))).toMatchObject({ _tag: "NotFound" })
         expect((yield* Effect.flip(conversations.update(created.id, { title: 3 } as never)))._tag).toBe("InvalidInput")
         expect(yield* conversations.get(created.id)).toEqual(updated)
-      }))
+      })
+    )
 
     it.effect("append assigns gapless seqs and keeps messageCount; it does not bump version", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const conversations = yield* ConversationStore
         yield* TestClock.setTime(10_000)
         const conversation = yield* conversations.create({})
@@ -102,10 +117,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 5, lastSeq: 5, version: 1 })
         const stored = yield* conversations.messages(conversation.id)
         expect(stored).toEqual([first, second, ...batch])
-      }))
+      })
+    )
 
     it.effect("append to an unknown conversation is NotFound; bad messages are InvalidInput and write nothing", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const conversations = yield* ConversationStore
         const id = fresh("none")
         expect(yield* Effect.flip(conversations.append(id, text("user", "x")))).toMatchObject({
@@ -125,22 +141,26 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           { id: "", role: "user", parts: [] }
         ]
         for (const message of bad) {
-          expect((yield* Effect.flip(conversations.append(conversation.id, message as never)))._tag).toBe("InvalidInput")
+          expect((yield* Effect.flip(conversations.append(conversation.id, message as never)))._tag).toBe(
+            "InvalidInput"
+          )
         }
         const error = yield* Effect.flip(conversations.appendMany(conversation.id, [...texts(2), bad[0] as never]))
         expect(error).toMatchObject({ _tag: "InvalidInput", entity: "Message" })
         if (error._tag === "InvalidInput") expect(error.issues[0]!.path[0]).toBe(2)
         expect(yield* conversations.messages(conversation.id)).toEqual([])
         expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 0, lastSeq: 0 })
-      }))
+      })
+    )
 
     it.effect("a message id already in the conversation is a Conflict and the batch writes nothing", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const conversations = yield* ConversationStore
         const conversation = yield* conversations.create({})
         yield* conversations.append(conversation.id, { ...text("user", "one"), id: "dup" })
-        expect(yield* Effect.flip(conversations.append(conversation.id, { ...text("user", "two"), id: "dup" })))
-          .toMatchObject({ _tag: "Conflict", entity: "Message", id: "dup" })
+        expect(
+          yield* Effect.flip(conversations.append(conversation.id, { ...text("user", "two"), id: "dup" }))
+        ).toMatchObject({ _tag: "Conflict", entity: "Message", id: "dup" })
         const error = yield* Effect.flip(
           conversations.appendMany(conversation.id, [text("user", "a"), { ...text("user", "b"), id: "dup" }])
         )
@@ -149,26 +169,30 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 1, lastSeq: 1 })
         const other = yield* conversations.create({})
         expect((yield* conversations.append(other.id, { ...text("user", "ok"), id: "dup" })).seq).toBe(1)
-      }))
+      })
+    )
 
     it.effect("concurrent appends get distinct gapless seqs", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const conversations = yield* ConversationStore
         const conversation = yield* conversations.create({})
         const stored = yield* Effect.forEach(
           Array.from({ length: 10 }, (_, i) => i),
-          (i) =>
-            Effect.forEach([0, 1, 2], (j) => conversations.append(conversation.id, text("user", `${i}.${j}`))),
+          (i) => Effect.forEach([0, 1, 2], (j) => conversations.append(conversation.id, text("user", `${i}.${j}`))),
           { concurrency: "unbounded" }
         )
-        const seqs = stored.flat().map((m) => m.seq).sort((a, b) => a - b)
+        const seqs = stored
+          .flat()
+          .map((m) => m.seq)
+          .sort((a, b) => a - b)
         expect(seqs).toEqual(Array.from({ length: 30 }, (_, i) => i + 1))
         expect((yield* conversations.get(conversation.id)).messageCount).toBe(30)
         expect((yield* conversations.messages(conversation.id)).map((m) => m.seq)).toEqual(seqs)
-      }))
+      })
+    )
 
     it.effect("messages pages by seq: last N, after, before, and both", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const conversations = yield* ConversationStore
         const conversation = yield* conversations.create({})
         yield* conversations.appendMany(conversation.id, texts(20))
@@ -189,10 +213,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect(yield* Effect.flip(conversations.messages(fresh("none")))).toMatchObject({ _tag: "NotFound" })
         const empty = yield* conversations.create({})
         expect(yield* conversations.messages(empty.id, { limit: 5 })).toEqual([])
-      }))
+      })
+    )
 
     it.effect("clear removes every message, zeroes messageCount and keeps seqs moving forward", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const conversations = yield* ConversationStore
         const conversation = yield* conversations.create({})
         yield* conversations.appendMany(conversation.id, texts(4))
@@ -202,10 +227,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect((yield* conversations.append(conversation.id, text("user", "again"))).seq).toBe(5)
         expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 1, lastSeq: 5 })
         expect(yield* Effect.flip(conversations.clear(fresh("none")))).toMatchObject({ _tag: "NotFound" })
-      }))
+      })
+    )
 
     it.effect("delete removes the conversation and its messages; unknown ids are a no-op", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const conversations = yield* ConversationStore
         const conversation = yield* conversations.create({})
         yield* conversations.appendMany(conversation.id, texts(3))
@@ -216,10 +242,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         const reused = yield* conversations.create({ id: conversation.id })
         expect(reused.lastSeq).toBe(0)
         expect((yield* conversations.append(reused.id, text("user", "new life"))).seq).toBe(1)
-      }))
+      })
+    )
 
     it.effect("list filters by session and pages by cursor, oldest first", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const conversations = yield* ConversationStore
         const session = yield* sessions.create({})
@@ -233,23 +260,37 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect(all.items).toEqual(made)
         const first = yield* conversations.list({ sessionId: session.id, limit: 2 })
         expect(first.items.map((c) => c.title)).toEqual(["c0", "c1"])
-        const second = yield* conversations.list({ sessionId: session.id, limit: 2, cursor: Option.getOrThrow(first.nextCursor) })
+        const second = yield* conversations.list({
+          sessionId: session.id,
+          limit: 2,
+          cursor: Option.getOrThrow(first.nextCursor)
+        })
         expect(second.items.map((c) => c.title)).toEqual(["c2", "c3"])
-        const last = yield* conversations.list({ sessionId: session.id, limit: 2, cursor: Option.getOrThrow(second.nextCursor) })
+        const last = yield* conversations.list({
+          sessionId: session.id,
+          limit: 2,
+          cursor: Option.getOrThrow(second.nextCursor)
+        })
         expect(last.items.map((c) => c.title)).toEqual(["c4"])
         expect(last.nextCursor).toEqual(Option.none())
         const desc = yield* conversations.list({ sessionId: session.id, order: "desc", limit: 2, offset: 1 })
         expect(desc.items.map((c) => c.title)).toEqual(["c3", "c2"])
         expect((yield* Effect.flip(conversations.list({ cursor: "%%%" })))._tag).toBe("InvalidInput")
-      }))
+      })
+    )
 
-    it.effect.prop("what is appended reads back equal", [Arb.messages], ([messages]) =>
-      Effect.gen(function*() {
-        const conversations = yield* ConversationStore
-        const conversation = yield* conversations.create({})
-        const stored = yield* conversations.appendMany(conversation.id, messages)
-        const read = yield* conversations.messages(conversation.id)
-        expect(read).toEqual(stored)
-        expect(read).toEqual(messages.map((m, i) => ({ ...m, conversationId: conversation.id, seq: i + 1 })))
-      }), { fastCheck: { numRuns: 40 } })
+    it.effect.prop(
+      "what is appended reads back equal",
+      [Arb.messages],
+      ([messages]) =>
+        Effect.gen(function* () {
+          const conversations = yield* ConversationStore
+          const conversation = yield* conversations.create({})
+          const stored = yield* conversations.appendMany(conversation.id, messages)
+          const read = yield* conversations.messages(conversation.id)
+          expect(read).toEqual(stored)
+          expect(read).toEqual(messages.map((m, i) => ({ ...m, conversationId: conversation.id, seq: i + 1 })))
+        }),
+      { fastCheck: { numRuns: 40 } }
+    )
   })

@@ -13,13 +13,16 @@ let counter = 0
 /** A fresh id for this run. */
 export const fresh = (name: string) => `${name}-${Date.now().toString(36)}-${++counter}`
 
-const text = (role: "user" | "assistant", value: string): MessageInput => ({ role, parts: [{ type: "text", text: value }] })
+const text = (role: "user" | "assistant", value: string): MessageInput => ({
+  role,
+  parts: [{ type: "text", text: value }]
+})
 
 /** Runs the `SessionStore` contract against `stores`. */
 export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | ConversationStore, E>) =>
   layer(stores, { timeout: "60 seconds" })(`SessionStore (${label})`, (it) => {
     it.effect("create fills defaults and get returns it", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         yield* TestClock.setTime(1_700_000_000_000)
         const created = yield* sessions.create({ agentId: "agent-1", channel: "cli", title: "hello" })
@@ -31,10 +34,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect(created.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
         expect(yield* sessions.get(created.id)).toEqual(created)
         expect(yield* sessions.find(created.id)).toEqual(Option.some(created))
-      }))
+      })
+    )
 
     it.effect("create keeps a given id and metadata; a duplicate id is a Conflict", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const id = fresh("user")
         const created = yield* sessions.create({ id, metadata: { plan: "pro", tags: ["a"], nested: { n: 1.5 } } })
@@ -44,10 +48,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect(error._tag).toBe("Conflict")
         expect(error).toMatchObject({ entity: "Session", id, expected: 0, actual: 1 })
         expect((yield* sessions.get(id)).title).toBeUndefined()
-      }))
+      })
+    )
 
     it.effect("bad input is InvalidInput and writes nothing", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const id = fresh("bad")
         const inputs: Array<unknown> = [
@@ -70,21 +75,23 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect(yield* sessions.find(id)).toEqual(Option.none())
         const cyclic: Record<string, unknown> = {}
         cyclic.self = cyclic
-        expect((yield* Effect.flip(sessions.create({ id, metadata: cyclic }))) ._tag).toBe("InvalidInput")
+        expect((yield* Effect.flip(sessions.create({ id, metadata: cyclic })))._tag).toBe("InvalidInput")
         expect(yield* sessions.find(id)).toEqual(Option.none())
-      }))
+      })
+    )
 
     it.effect("get of an unknown id is NotFound; find is None", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const id = fresh("missing")
         const error = yield* Effect.flip(sessions.get(id))
         expect(error).toMatchObject({ _tag: "NotFound", entity: "Session", id })
         expect(yield* sessions.find(id)).toEqual(Option.none())
-      }))
+      })
+    )
 
     it.effect("update patches fields, clears with null, bumps version and updatedAt", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         yield* TestClock.setTime(1_000)
         const created = yield* sessions.create({ agentId: "a", channel: "web", title: "t", metadata: { x: 1 } })
@@ -97,20 +104,22 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect(yield* sessions.get(created.id)).toEqual(updated)
         const again = yield* sessions.update(created.id, { agentId: "b" }, { expectedVersion: 2 })
         expect(again).toMatchObject({ agentId: "b", status: "idle", version: 3 })
-      }))
+      })
+    )
 
     it.effect("update with a stale expectedVersion is a Conflict and changes nothing", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const created = yield* sessions.create({ title: "v1" })
         yield* sessions.update(created.id, { title: "v2" })
         const error = yield* Effect.flip(sessions.update(created.id, { title: "v3" }, { expectedVersion: 1 }))
         expect(error).toMatchObject({ _tag: "Conflict", entity: "Session", id: created.id, expected: 1, actual: 2 })
         expect(yield* sessions.get(created.id)).toMatchObject({ title: "v2", version: 2 })
-      }))
+      })
+    )
 
     it.effect("update of an unknown id is NotFound; a bad patch is InvalidInput", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const id = fresh("nope")
         expect(yield* Effect.flip(sessions.update(id, { title: "x" }))).toMatchObject({ _tag: "NotFound", id })
@@ -118,10 +127,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         const error = yield* Effect.flip(sessions.update(created.id, { status: "gone" } as never))
         expect(error._tag).toBe("InvalidInput")
         expect(yield* sessions.get(created.id)).toEqual(created)
-      }))
+      })
+    )
 
     it.effect("concurrent updates lose nothing", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const created = yield* sessions.create({ metadata: {} })
         yield* Effect.forEach(
@@ -130,16 +140,23 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           { concurrency: "unbounded", discard: true }
         )
         expect((yield* sessions.get(created.id)).version).toBe(13)
-      }))
+      })
+    )
 
     it.effect("list is oldest first, filters by agent, channel and status, and pages by cursor", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const agentId = fresh("agent")
         const made = []
         for (let i = 0; i < 7; i++) {
           yield* TestClock.adjust("1 second")
-          made.push(yield* sessions.create({ agentId, channel: i % 2 === 0 ? "even" : "odd", status: i < 2 ? "idle" : "active" }))
+          made.push(
+            yield* sessions.create({
+              agentId,
+              channel: i % 2 === 0 ? "even" : "odd",
+              status: i < 2 ? "idle" : "active"
+            })
+          )
         }
         const all = yield* sessions.list({ agentId })
         expect(all.items.map((s) => s.id)).toEqual(made.map((s) => s.id))
@@ -151,13 +168,22 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         const both = yield* sessions.list({ agentId, channel: "odd", status: "active" })
         expect(both.items.map((s) => s.id)).toEqual([made[3]!.id, made[5]!.id])
         const desc = yield* sessions.list({ agentId, order: "desc", limit: 3 })
-        expect(desc.items.map((s) => s.id)).toEqual(made.slice(4).reverse().map((s) => s.id))
+        expect(desc.items.map((s) => s.id)).toEqual(
+          made
+            .slice(4)
+            .reverse()
+            .map((s) => s.id)
+        )
 
         const seen: Array<string> = []
         let cursor: Option.Option<string> = Option.none()
         let pages = 0
         do {
-          const page = yield* sessions.list({ agentId, limit: 3, ...(Option.isSome(cursor) ? { cursor: cursor.value } : {}) })
+          const page = yield* sessions.list({
+            agentId,
+            limit: 3,
+            ...(Option.isSome(cursor) ? { cursor: cursor.value } : {})
+          })
           seen.push(...page.items.map((s) => s.id))
           cursor = page.nextCursor
           pages++
@@ -166,32 +192,48 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect(pages).toBe(3)
         const skipped = yield* sessions.list({ agentId, offset: 5 })
         expect(skipped.items.map((s) => s.id)).toEqual(made.slice(5).map((s) => s.id))
-      }))
+      })
+    )
 
     it.effect("list rejects bad options", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
-        for (const options of [{ limit: 0 }, { limit: 1001 }, { offset: -1 }, { cursor: "not-a-cursor" }, { order: "up" }]) {
+        for (const options of [
+          { limit: 0 },
+          { limit: 1001 },
+          { offset: -1 },
+          { cursor: "not-a-cursor" },
+          { order: "up" }
+        ]) {
           const error = yield* Effect.flip(sessions.list(options as never))
           expect(error._tag).toBe("InvalidInput")
         }
-      }))
+      })
+    )
 
     it.effect("paging is stable under concurrent inserts", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const agentId = fresh("busy")
         const before: Array<string> = []
         for (let i = 0; i < 20; i++) before.push((yield* sessions.create({ agentId })).id)
         const writer = yield* Effect.fork(
-          Effect.forEach(Array.from({ length: 20 }), () => Effect.zipRight(Effect.yieldNow(), sessions.create({ agentId })), {
-            discard: true
-          })
+          Effect.forEach(
+            Array.from({ length: 20 }),
+            () => Effect.zipRight(Effect.yieldNow(), sessions.create({ agentId })),
+            {
+              discard: true
+            }
+          )
         )
         const seen: Array<string> = []
         let cursor: Option.Option<string> = Option.none()
         do {
-          const page = yield* sessions.list({ agentId, limit: 4, ...(Option.isSome(cursor) ? { cursor: cursor.value } : {}) })
+          const page = yield* sessions.list({
+            agentId,
+            limit: 4,
+            ...(Option.isSome(cursor) ? { cursor: cursor.value } : {})
+          })
           seen.push(...page.items.map((s) => s.id))
           cursor = page.nextCursor
           yield* Effect.yieldNow()
@@ -199,10 +241,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         yield* Fiber.join(writer)
         expect(new Set(seen).size).toBe(seen.length)
         expect(seen.slice(0, 20)).toEqual(before)
-      }))
+      })
+    )
 
     it.effect("load of an unknown id is None; save creates the session", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const id = fresh("fresh")
         expect(yield* sessions.load(id)).toEqual(Option.none())
@@ -216,10 +259,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           ["assistant", [{ type: "text", text: "hi!" }]]
         ])
         expect(transcript.every((m) => m.id.length > 0 && DateTime.toEpochMillis(m.createdAt!) === 42_000)).toBe(true)
-      }))
+      })
+    )
 
     it.effect("save replaces the whole transcript", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const created = yield* sessions.create({ title: "chat" })
         expect(yield* sessions.load(created.id)).toEqual(Option.some([]))
@@ -231,10 +275,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         yield* sessions.save(created.id, [])
         expect(yield* sessions.load(created.id)).toEqual(Option.some([]))
         expect((yield* sessions.get(created.id)).messageCount).toBe(0)
-      }))
+      })
+    )
 
     it.effect("save with a bad message is InvalidInput and keeps the old transcript", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const id = fresh("keep")
         yield* sessions.save(id, [text("user", "old")])
@@ -253,10 +298,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect(yield* Effect.flip(sessions.save("", []))).toMatchObject({ _tag: "InvalidInput" })
         const transcript = Option.getOrThrow(yield* sessions.load(id))
         expect(transcript.map((m) => m.parts)).toEqual([[{ type: "text", text: "old" }]])
-      }))
+      })
+    )
 
     it.effect("save to a closed session is a SessionError and writes nothing", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const created = yield* sessions.create({})
         yield* sessions.save(created.id, [text("user", "before close")])
@@ -268,10 +314,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         yield* sessions.update(created.id, { status: "active" })
         yield* sessions.save(created.id, [text("user", "reopened")])
         expect(Option.getOrThrow(yield* sessions.load(created.id)).length).toBe(1)
-      }))
+      })
+    )
 
     it.effect("delete removes the session, its transcript, conversations and messages; unknown ids are a no-op", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const conversations = yield* ConversationStore
         const created = yield* sessions.create({})
@@ -288,10 +335,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect((yield* conversations.messages(other.id)).length).toBe(1)
         yield* sessions.delete(created.id)
         yield* sessions.delete(fresh("never"))
-      }))
+      })
+    )
 
     it.effect("messages of every part type and metadata round trip through save and load", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const sessions = yield* SessionStore
         const id = fresh("rich")
         const messages: Array<MessageInput> = [
@@ -333,14 +381,20 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         yield* sessions.save(id, messages)
         const loaded = Option.getOrThrow(yield* sessions.load(id))
         expect(loaded).toEqual(messages.map((m) => ({ ...m, createdAt: DateTime.unsafeMake(m.createdAt as number) })))
-      }))
+      })
+    )
 
-    it.effect.prop("what is saved loads back equal", [Arb.messages], ([messages]) =>
-      Effect.gen(function*() {
-        const sessions = yield* SessionStore
-        const id = fresh("prop")
-        yield* sessions.save(id, messages)
-        expect(Option.getOrThrow(yield* sessions.load(id))).toEqual(messages)
-        expect((yield* sessions.get(id)).messageCount).toBe(messages.length)
-      }), { fastCheck: { numRuns: 40 } })
+    it.effect.prop(
+      "what is saved loads back equal",
+      [Arb.messages],
+      ([messages]) =>
+        Effect.gen(function* () {
+          const sessions = yield* SessionStore
+          const id = fresh("prop")
+          yield* sessions.save(id, messages)
+          expect(Option.getOrThrow(yield* sessions.load(id))).toEqual(messages)
+          expect((yield* sessions.get(id)).messageCount).toBe(messages.length)
+        }),
+      { fastCheck: { numRuns: 40 } }
+    )
   })

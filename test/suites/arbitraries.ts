@@ -3,8 +3,7 @@ import { Arbitrary, DateTime, FastCheck, Schema } from "effect"
 import { Message } from "../../src/Message.ts"
 
 const hasNegativeZero = (value: unknown): boolean =>
-  Object.is(value, -0) ||
-  (typeof value === "object" && value !== null && Object.values(value).some(hasNegativeZero))
+  Object.is(value, -0) || (typeof value === "object" && value !== null && Object.values(value).some(hasNegativeZero))
 
 const isMessage = Schema.is(Message)
 
