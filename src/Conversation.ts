@@ -2,16 +2,19 @@
  * `ConversationStore`: conversation records (title, model, message count) and
  * their messages, appended with a gapless per-conversation `seq`.
  */
-import { Clock, Context, DateTime, Effect, Option, Schema } from "effect"
+import { Clock, Context, Effect, Option, Schema } from "effect"
 import { Conflict, type InvalidInput, NotFound, type StorageError } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
 import { JsonObject, parseJson } from "./Json.ts"
+import { utcFromMillis } from "./Time.ts"
 import {
-  decodeMessageRow,
   encodeMessages,
   Message,
+  type MessageId,
   type MessageInput,
   MessageLimits,
+  type MessageMetadata,
+  type MessageRole,
   type MessageRow
 } from "./Message.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
@@ -195,8 +198,8 @@ const decodeRow = (row: ConversationRow): Conversation => {
     metadata: parseJson(row.metadata) as JsonObject,
     messageCount: row.messageCount,
     lastSeq: row.lastSeq,
-    createdAt: DateTime.unsafeMake(row.createdAt),
-    updatedAt: DateTime.unsafeMake(row.updatedAt),
+    createdAt: utcFromMillis(row.createdAt),
+    updatedAt: utcFromMillis(row.updatedAt),
     version: row.version
   }
   if (row.sessionId !== null) conversation.sessionId = row.sessionId as SessionId
@@ -205,12 +208,24 @@ const decodeRow = (row: ConversationRow): Conversation => {
   return conversation
 }
 
-const decodeStored = (conversationId: string, row: StoredMessageRow): StoredMessage =>
-  ({
-    ...decodeMessageRow(row),
-    conversationId: conversationId as ConversationId,
-    seq: row.seq
-  }) as StoredMessage
+const decodeStored = (conversationId: string, row: StoredMessageRow): StoredMessage => {
+  const id = row.id as MessageId
+  const role = row.role as MessageRole
+  const parts = parseJson(row.parts) as StoredMessage["parts"]
+  const createdAt = utcFromMillis(row.createdAt)
+  const conversation = conversationId as ConversationId
+  return row.metadata === null || row.metadata === undefined
+    ? { id, role, parts, createdAt, conversationId: conversation, seq: row.seq }
+    : {
+        id,
+        role,
+        parts,
+        metadata: parseJson(row.metadata) as MessageMetadata,
+        createdAt,
+        conversationId: conversation,
+        seq: row.seq
+      }
+}
 
 const decodeNew = decodeInput(entity, NewConversation)
 const decodePatch = decodeInput(entity, ConversationPatch)
@@ -225,7 +240,7 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
 
   const appendRows = Effect.fnUntraced(function* (id: string, inputs: ReadonlyArray<unknown>) {
     const now = yield* Clock.currentTimeMillis
-    const rows = yield* encodeMessages("Message", inputs, now, limits)
+    const { messages, rows } = yield* encodeMessages("Message", inputs, now, limits)
     const first = rows.length === 0 ? 0 : yield* driver.append(id, rows, now)
     if (first === "missing") return yield* new NotFound({ entity, id })
     if (first === "duplicate") {
@@ -237,8 +252,16 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
       })
     }
     if (rows.length === 0) yield* getOrFail(id)
+    const conversationId = id as ConversationId
     const stored: Array<StoredMessage> = new Array(rows.length)
-    for (let i = 0; i < rows.length; i++) stored[i] = decodeStored(id, { ...rows[i]!, seq: first + i })
+    for (let i = 0; i < rows.length; i++) {
+      const { createdAt, id, metadata, parts, role } = messages[i]!
+      const seq = first + i
+      stored[i] =
+        metadata === undefined
+          ? { id, role, parts, createdAt, conversationId, seq }
+          : { id, role, parts, metadata, createdAt, conversationId, seq }
+    }
     return stored
   })
 

@@ -1,66 +1,33 @@
 /**
- * Record ids: UUIDv7 (time-ordered) generated from the Effect `Clock`, so ids
- * made under `TestClock` are deterministic in their time part.
+ * Record ids: UUIDv7 stamped with the Effect `Clock` time (so `TestClock`
+ * works), increasing within a process, so they sort in creation order.
  */
 import { Clock, Effect } from "effect"
-import { randomFillSync } from "node:crypto"
+import { randomUUID } from "node:crypto"
 
-const pool = new Uint8Array(4096)
-let poolOffset = pool.length
+const hex3: Array<string> = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(3, "0"))
+
 let lastMillis = -1
 let counter = 0
-
-const hex: Array<string> = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"))
-
-const randomBytes = (n: number): number => {
-  if (poolOffset + n > pool.length) {
-    randomFillSync(pool)
-    poolOffset = 0
-  }
-  const start = poolOffset
-  poolOffset += n
-  return start
-}
+let prefix = ""
 
 /**
- * A UUIDv7 for the given epoch milliseconds. Ids made in the same millisecond
- * by this process are strictly increasing (a 12-bit counter in `rand_a`).
+ * A UUIDv7 for the given epoch milliseconds: 48 bits of time, a 12-bit
+ * counter (`rand_a`) and 62 random bits. Ids made by this process are
+ * strictly increasing: within one millisecond the counter grows, and a clock
+ * that goes back keeps the last time seen.
  */
 export const uuidv7At = (millis: number): string => {
   if (millis > lastMillis) {
     lastMillis = millis
-    counter = pool[randomBytes(1)]! & 0x3f
-  } else if (++counter > 0xfff) {
-    lastMillis++
     counter = 0
+    const time = millis.toString(16).padStart(12, "0")
+    prefix = `${time.slice(0, 8)}-${time.slice(8)}-7`
+  } else if (++counter > 0xfff) {
+    return uuidv7At(lastMillis + 1)
   }
-  const ms = lastMillis
-  const r = randomBytes(8)
-  const high = Math.floor(ms / 0x10000)
-  const low = ms % 0x10000
-  const b = (i: number) => hex[pool[r + i]!]!
-  return (
-    hex[(high >>> 24) & 0xff]! +
-    hex[(high >>> 16) & 0xff]! +
-    hex[(high >>> 8) & 0xff]! +
-    hex[high & 0xff]! +
-    "-" +
-    hex[(low >>> 8) & 0xff]! +
-    hex[low & 0xff]! +
-    "-" +
-    hex[0x70 | (counter >>> 8)]! +
-    hex[counter & 0xff]! +
-    "-" +
-    hex[0x80 | (pool[r]! & 0x3f)]! +
-    b(1) +
-    "-" +
-    b(2) +
-    b(3) +
-    b(4) +
-    b(5) +
-    b(6) +
-    b(7)
-  )
+  // randomUUID() is "xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx" with the RFC 9562 variant at V: keep its last 62 bits.
+  return prefix + hex3[counter]! + randomUUID().slice(18)
 }
 
 /** A fresh UUIDv7 stamped with the current `Clock` time. */

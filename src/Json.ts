@@ -1,7 +1,8 @@
 /**
  * JSON values as stored by every backend: payloads are `unknown` in storage and
  * typed by the caller. Validation rejects anything `JSON.stringify` would drop
- * or change (functions, `undefined`, `NaN`, class instances, cycles).
+ * or change (functions, `undefined`, `NaN`, class instances, cycles), and
+ * nesting deeper than `maxJsonDepth`.
  */
 import { Schema } from "effect"
 
@@ -13,8 +14,11 @@ const isPlainObject = (value: object): boolean => {
   return proto === Object.prototype || proto === null
 }
 
+/** Nesting deeper than this is rejected (it also stops cycles). */
+export const maxJsonDepth = 256
+
 /** Whether `value` is a JSON value that survives a `JSON.stringify` / `JSON.parse` round trip unchanged. */
-export const isJson = (value: unknown, seen: Set<object> = new Set()): boolean => {
+export const isJson = (value: unknown, depth = 0): boolean => {
   switch (typeof value) {
     case "string":
     case "boolean":
@@ -23,22 +27,17 @@ export const isJson = (value: unknown, seen: Set<object> = new Set()): boolean =
       return Number.isFinite(value)
     case "object": {
       if (value === null) return true
-      if (seen.has(value)) return false
-      seen.add(value)
-      let ok = true
+      if (depth >= maxJsonDepth) return false
       if (Array.isArray(value)) {
-        for (let i = 0; ok && i < value.length; i++) ok = isJson(value[i], seen)
-      } else if (isPlainObject(value)) {
-        for (const key in value) {
-          if (!ok) break
-          const item = (value as Record<string, unknown>)[key]
-          ok = item !== undefined && isJson(item, seen)
-        }
-      } else {
-        ok = false
+        for (let i = 0; i < value.length; i++) if (!isJson(value[i], depth + 1)) return false
+        return true
       }
-      seen.delete(value)
-      return ok
+      if (!isPlainObject(value)) return false
+      for (const key in value) {
+        const item = (value as Record<string, unknown>)[key]
+        if (item === undefined || !isJson(item, depth + 1)) return false
+      }
+      return true
     }
     default:
       return false

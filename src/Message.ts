@@ -3,10 +3,11 @@
  * metadata for billing and analytics (model, finish reason, token usage, cost,
  * latency). Shared by `SessionStore` transcripts and `ConversationStore`.
  */
-import { Context, DateTime, Effect, Schema } from "effect"
+import { Context, type DateTime, Effect, Schema } from "effect"
 import { InvalidInput } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
-import { Json, JsonObject, parseJson } from "./Json.ts"
+import { isJson, Json, JsonObject, parseJson } from "./Json.ts"
+import { utcFromMillis } from "./Time.ts"
 
 /** A message id: any non-empty string up to 255 characters; UUIDv7 when the store assigns it. */
 export const MessageId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("MessageId"))
@@ -73,22 +74,40 @@ export const FinishReason = Schema.Literal(
   "unknown"
 )
 
+/** A count: a non-negative safe integer (one refinement, cheaper to check than `NonNegativeInt`'s two). */
+export const Count = Schema.Number.pipe(
+  Schema.filter((n) => Number.isSafeInteger(n) && n >= 0, {
+    identifier: "Count",
+    message: () => "expected a non-negative integer",
+    arbitrary: () => (fc) => fc.nat()
+  })
+)
+
+/** An amount: a finite non-negative number. */
+export const Amount = Schema.Number.pipe(
+  Schema.filter((n) => Number.isFinite(n) && n >= 0, {
+    identifier: "Amount",
+    message: () => "expected a finite non-negative number",
+    arbitrary: () => (fc) => fc.double({ min: 0, max: 1e9, noNaN: true }).map((n) => n + 0)
+  })
+)
+
 /** Token counts for billing and analytics. */
 export const TokenUsage = Schema.Struct({
-  inputTokens: Schema.NonNegativeInt,
-  outputTokens: Schema.NonNegativeInt,
-  totalTokens: Schema.NonNegativeInt,
-  reasoningTokens: Schema.optional(Schema.NonNegativeInt),
-  cachedInputTokens: Schema.optional(Schema.NonNegativeInt)
+  inputTokens: Count,
+  outputTokens: Count,
+  totalTokens: Count,
+  reasoningTokens: Schema.optional(Count),
+  cachedInputTokens: Schema.optional(Count)
 })
 /** Token counts for billing and analytics. */
 export type TokenUsage = typeof TokenUsage.Type
 
 /** Cost of producing a message, in `currency` (default USD). */
 export const CostInfo = Schema.Struct({
-  inputCost: Schema.NonNegative,
-  outputCost: Schema.NonNegative,
-  totalCost: Schema.NonNegative,
+  inputCost: Amount,
+  outputCost: Amount,
+  totalCost: Amount,
   currency: Schema.optional(Schema.String)
 })
 /** Cost of producing a message. */
@@ -96,9 +115,9 @@ export type CostInfo = typeof CostInfo.Type
 
 /** Execution statistics for a message, in milliseconds. */
 export const ExecutionStats = Schema.Struct({
-  latencyMs: Schema.NonNegative,
-  timeToFirstTokenMs: Schema.optional(Schema.NonNegative),
-  toolCalls: Schema.optional(Schema.NonNegativeInt)
+  latencyMs: Amount,
+  timeToFirstTokenMs: Schema.optional(Amount),
+  toolCalls: Schema.optional(Count)
 })
 /** Execution statistics for a message. */
 export type ExecutionStats = typeof ExecutionStats.Type
@@ -112,8 +131,8 @@ export const MessageMetadata = Schema.Struct(
     cost: Schema.optional(CostInfo),
     stats: Schema.optional(ExecutionStats)
   },
-  Schema.Record({ key: Schema.String, value: Json })
-)
+  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+).pipe(Schema.filter((metadata) => isJson(metadata) || "expected JSON metadata"))
 /** Message metadata. */
 export type MessageMetadata = typeof MessageMetadata.Type
 
@@ -156,19 +175,26 @@ export interface MessageRow {
 
 const decodeInput = Schema.decodeUnknownEither(MessageInput)
 
+/** Validated messages: the rows to store and the same messages decoded (ids and times filled in). */
+export interface EncodedMessages {
+  readonly rows: Array<MessageRow>
+  readonly messages: Array<Message & { readonly createdAt: DateTime.Utc }>
+}
+
 /**
- * Validates caller input into a `MessageRow` (throws nothing; fails with
- * `InvalidInput`). Missing ids get a UUIDv7 and missing times get `now`.
+ * Validates caller input (fails with `InvalidInput`, throws nothing). Missing
+ * ids get a UUIDv7 and missing times get `now`.
  */
 export const encodeMessages = (
   entity: string,
   inputs: ReadonlyArray<unknown>,
   now: number,
   limits: MessageLimits["Type"]
-): Effect.Effect<Array<MessageRow>, InvalidInput> =>
+): Effect.Effect<EncodedMessages, InvalidInput> =>
   Effect.suspend(() => {
     if (!Array.isArray(inputs)) return Effect.fail(InvalidInput.single(entity, "expected an array of messages"))
     const rows: Array<MessageRow> = new Array(inputs.length)
+    const messages: EncodedMessages["messages"] = new Array(inputs.length)
     for (let i = 0; i < inputs.length; i++) {
       const decoded = decodeInput(inputs[i])
       if (decoded._tag === "Left") {
@@ -183,18 +209,24 @@ export const encodeMessages = (
               })
         )
       }
-      const message = decoded.right
-      const problem = checkLimits(message.parts, limits)
+      const input = decoded.right
+      const problem = checkLimits(input.parts, limits)
       if (problem !== undefined) return Effect.fail(InvalidInput.single(entity, problem, [i, "parts"]))
+      const id = input.id ?? (uuidv7At(now) as MessageId)
+      const createdAt = input.createdAt ?? utcFromMillis(now)
       rows[i] = {
-        id: message.id ?? uuidv7At(now),
-        role: message.role,
-        parts: JSON.stringify(message.parts),
-        metadata: message.metadata === undefined ? null : JSON.stringify(message.metadata),
-        createdAt: message.createdAt === undefined ? now : message.createdAt.epochMillis
+        id,
+        role: input.role,
+        parts: JSON.stringify(input.parts),
+        metadata: input.metadata === undefined ? null : JSON.stringify(input.metadata),
+        createdAt: createdAt.epochMillis
       }
+      messages[i] =
+        input.metadata === undefined
+          ? { id, role: input.role, parts: input.parts, createdAt }
+          : { id, role: input.role, parts: input.parts, metadata: input.metadata, createdAt }
     }
-    return Effect.succeed(rows)
+    return Effect.succeed({ rows, messages })
   })
 
 const checkLimits = (parts: ReadonlyArray<MessagePart>, limits: MessageLimits["Type"]): string | undefined => {
@@ -213,7 +245,7 @@ export const decodeMessageRow = (row: MessageRow): Message => {
     id: row.id as MessageId,
     role: row.role as MessageRole,
     parts: parseJson(row.parts) as Message["parts"],
-    createdAt: DateTime.unsafeMake(row.createdAt)
+    createdAt: utcFromMillis(row.createdAt)
   }
   if (row.metadata !== null && row.metadata !== undefined) message.metadata = parseJson(row.metadata) as MessageMetadata
   return message

@@ -2,10 +2,11 @@
  * `SessionStore`: agent sessions (who, where, what state) and their whole
  * transcript, saved and loaded as one unit (the seeds' `load`/`save`).
  */
-import { Clock, Context, DateTime, Effect, Option, Schema } from "effect"
+import { Clock, Context, Effect, Option, Schema } from "effect"
 import { Conflict, type InvalidInput, NotFound, SessionError, type StorageError } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
 import { JsonObject, parseJson } from "./Json.ts"
+import { utcFromMillis } from "./Time.ts"
 import {
   decodeMessageRow,
   encodeMessages,
@@ -158,8 +159,8 @@ const decodeRow = (row: SessionRow): Session => {
     status: row.status as SessionStatus,
     metadata: parseJson(row.metadata) as JsonObject,
     messageCount: row.messageCount,
-    createdAt: DateTime.unsafeMake(row.createdAt),
-    updatedAt: DateTime.unsafeMake(row.updatedAt),
+    createdAt: utcFromMillis(row.createdAt),
+    updatedAt: utcFromMillis(row.updatedAt),
     version: row.version
   }
   if (row.agentId !== null) session.agentId = row.agentId
@@ -254,7 +255,7 @@ export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriv
     save: Effect.fnUntraced(function* (id, messages) {
       const sessionId = yield* decodeId(id)
       const now = yield* Clock.currentTimeMillis
-      const rows = yield* encodeMessages(entity, messages, now, limits)
+      const { rows } = yield* encodeMessages(entity, messages, now, limits)
       const row: SessionRow = {
         id: sessionId,
         agentId: null,

@@ -23,7 +23,8 @@ import { isForeignKeyViolation, isUniqueViolation, SqliteDatabase } from "./Sqli
 
 const columns = `id, session_id AS sessionId, title, model, metadata, message_count AS messageCount,
   last_seq AS lastSeq, created_at AS createdAt, updated_at AS updatedAt, version`
-const messageColumns = "seq, id, role, parts, metadata, created_at AS createdAt"
+const messageColumns = "seq, id, role, parts, metadata, created_at"
+type MessageTuple = [seq: number, id: string, role: string, parts: string, metadata: string | null, createdAt: number]
 const later = "CASE WHEN updated_at > :now THEN updated_at ELSE :now END"
 
 /** A `ConversationDriver` over prepared statements on the `SqliteDatabase` connection. */
@@ -66,7 +67,7 @@ export const driver = Effect.gen(function* () {
   })
 
   const lists = new Map<string, Sqlite.Statement<Array<unknown>, ConversationRow>>()
-  const windows = new Map<string, Sqlite.Statement<Array<unknown>, StoredMessageRow>>()
+  const windows = new Map<string, Sqlite.Statement<Array<unknown>, MessageTuple>>()
   const cached = <S>(cache: Map<string, S>, key: string, sql: () => string, prepare: (sql: string) => S): S => {
     let statement = cache.get(key)
     if (statement === undefined) {
@@ -83,7 +84,7 @@ export const driver = Effect.gen(function* () {
         `SELECT ${messageColumns} FROM ${messages} WHERE conversation_id = ?
           ${options.after === undefined ? "" : "AND seq > ?"} ${options.before === undefined ? "" : "AND seq < ?"}
           ORDER BY seq ${oldestFirst ? "ASC" : "DESC"} ${options.limit === undefined ? "" : "LIMIT ?"}`,
-      (sql) => db.prepare<Array<unknown>, StoredMessageRow>(sql)
+      (sql) => db.prepare<Array<unknown>, MessageTuple>(sql).raw()
     )
 
   return {
@@ -156,9 +157,15 @@ export const driver = Effect.gen(function* () {
         if (options.after !== undefined) params.push(options.after)
         if (options.before !== undefined) params.push(options.before)
         if (options.limit !== undefined) params.push(options.limit)
-        const rows = windowStatement(options, oldestFirst).all(params)
-        if (rows.length === 0 && exists.get(id) === undefined) return undefined
-        return oldestFirst ? rows : rows.reverse()
+        const tuples = windowStatement(options, oldestFirst).all(params)
+        if (tuples.length === 0 && exists.get(id) === undefined) return undefined
+        const n = tuples.length
+        const rows: Array<StoredMessageRow> = new Array(n)
+        for (let i = 0; i < n; i++) {
+          const t = tuples[oldestFirst ? i : n - 1 - i]!
+          rows[i] = { seq: t[0], id: t[1], role: t[2], parts: t[3], metadata: t[4], createdAt: t[5] }
+        }
+        return rows
       }),
     clear: (id, now) => run("conversation.clear", () => clear.immediate(id, now))
   } satisfies ConversationDriver

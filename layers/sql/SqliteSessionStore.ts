@@ -19,8 +19,33 @@ import {
 import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
 import { SqliteDatabase } from "./SqliteDatabase.ts"
 
-const columns = `id, agent_id AS agentId, channel, title, status, metadata, message_count AS messageCount,
-  created_at AS createdAt, updated_at AS updatedAt, version`
+const columns = "id, agent_id, channel, title, status, metadata, message_count, created_at, updated_at, version"
+
+type SessionTuple = [
+  id: string,
+  agentId: string | null,
+  channel: string | null,
+  title: string | null,
+  status: string,
+  metadata: string,
+  messageCount: number,
+  createdAt: number,
+  updatedAt: number,
+  version: number
+]
+
+const fromTuple = (t: SessionTuple): SessionRow => ({
+  id: t[0],
+  agentId: t[1],
+  channel: t[2],
+  title: t[3],
+  status: t[4],
+  metadata: t[5],
+  messageCount: t[6],
+  createdAt: t[7],
+  updatedAt: t[8],
+  version: t[9]
+})
 
 /** A `SessionDriver` over prepared statements on the `SqliteDatabase` connection. */
 export const driver = Effect.gen(function* () {
@@ -30,7 +55,7 @@ export const driver = Effect.gen(function* () {
   const insertRow = `INSERT INTO ${table} (id, agent_id, channel, title, status, metadata, message_count,
     created_at, updated_at, version, transcript) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id)`
   const insert = db.prepare(`${insertRow} DO NOTHING`)
-  const get = db.prepare<[string], SessionRow>(`SELECT ${columns} FROM ${table} WHERE id = ?`)
+  const get = db.prepare<[string], SessionTuple>(`SELECT ${columns} FROM ${table} WHERE id = ?`).raw()
   const update = db.prepare(`UPDATE ${table} SET agent_id = ?, channel = ?, title = ?, status = ?, metadata = ?,
     updated_at = ?, version = ? WHERE id = ? AND version = ?`)
   const remove = db.prepare(`DELETE FROM ${table} WHERE id = ?`)
@@ -39,7 +64,7 @@ export const driver = Effect.gen(function* () {
     db.prepare(`${insertRow} DO UPDATE SET transcript = excluded.transcript, message_count = excluded.message_count,
     updated_at = excluded.updated_at WHERE ${table}.status <> 'closed' RETURNING id`)
 
-  const lists = new Map<string, Sqlite.Statement<Array<unknown>, SessionRow>>()
+  const lists = new Map<string, Sqlite.Statement<Array<unknown>, SessionTuple>>()
   const listStatement = (filter: SessionFilter, page: PageQuery) => {
     const key =
       `${filter.agentId !== undefined}${filter.channel !== undefined}${filter.status !== undefined}` +
@@ -53,8 +78,12 @@ export const driver = Effect.gen(function* () {
         ...(page.after === undefined ? [] : [`(created_at, id) ${page.order === "desc" ? "<" : ">"} (?, ?)`])
       ]
       const direction = page.order === "desc" ? "DESC" : "ASC"
-      statement = db.prepare(`SELECT ${columns} FROM ${table} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-        ORDER BY created_at ${direction}, id ${direction} LIMIT ? OFFSET ?`)
+      const filters = where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""
+      statement = db
+        .prepare<Array<unknown>, SessionTuple>(
+          `SELECT ${columns} FROM ${table} ${filters} ORDER BY created_at ${direction}, id ${direction} LIMIT ? OFFSET ?`
+        )
+        .raw()
       lists.set(key, statement)
     }
     return statement
@@ -76,7 +105,11 @@ export const driver = Effect.gen(function* () {
 
   return {
     insert: (row) => run("session.insert", () => insert.run(values(row, "[]")).changes > 0),
-    get: (id) => run("session.get", () => get.get(id)),
+    get: (id) =>
+      run("session.get", () => {
+        const tuple = get.get(id)
+        return tuple === undefined ? undefined : fromTuple(tuple)
+      }),
     update: (row) =>
       run(
         "session.update",
@@ -101,7 +134,7 @@ export const driver = Effect.gen(function* () {
         if (filter.status !== undefined) params.push(filter.status)
         if (page.after !== undefined) params.push(page.after.createdAt, page.after.id)
         params.push(page.limit, page.offset)
-        return listStatement(filter, page).all(params)
+        return listStatement(filter, page).all(params).map(fromTuple)
       }),
     delete: (id) => run("session.delete", () => void remove.run(id)),
     load: (id) => run("session.load", () => load.get(id)?.transcript),
