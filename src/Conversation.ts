@@ -5,7 +5,7 @@
 import { Clock, Context, Effect, Option, Schema } from "effect"
 import { Conflict, type InvalidInput, NotFound, type StorageError } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
-import { JsonObject, parseJson } from "./Json.ts"
+import { JsonObject, parseJson, Text } from "./Json.ts"
 import { utcFromMillis } from "./Time.ts"
 import {
   encodeMessages,
@@ -22,11 +22,7 @@ import { decodeInput, patched, type UpdateOptions, updateVersioned } from "./Rec
 import { SessionId } from "./Session.ts"
 
 /** A conversation id: any non-empty string up to 255 characters; UUIDv7 when generated. */
-export const ConversationId = Schema.String.pipe(
-  Schema.minLength(1),
-  Schema.maxLength(255),
-  Schema.brand("ConversationId")
-)
+export const ConversationId = Text.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("ConversationId"))
 /** A conversation id. */
 export type ConversationId = typeof ConversationId.Type
 
@@ -34,8 +30,8 @@ export type ConversationId = typeof ConversationId.Type
 export const Conversation = Schema.Struct({
   id: ConversationId,
   sessionId: Schema.optional(SessionId),
-  title: Schema.optional(Schema.String),
-  model: Schema.optional(Schema.String),
+  title: Schema.optional(Text),
+  model: Schema.optional(Text),
   metadata: JsonObject,
   messageCount: Schema.NonNegativeInt,
   lastSeq: Schema.NonNegativeInt,
@@ -50,8 +46,8 @@ export type Conversation = typeof Conversation.Type
 export const NewConversation = Schema.Struct({
   id: Schema.optional(ConversationId),
   sessionId: Schema.optional(SessionId),
-  title: Schema.optional(Schema.String),
-  model: Schema.optional(Schema.String),
+  title: Schema.optional(Text),
+  model: Schema.optional(Text),
   metadata: Schema.optional(JsonObject)
 })
 /** Input of `create`. */
@@ -59,8 +55,8 @@ export type NewConversation = typeof NewConversation.Encoded
 
 /** Input of `update`: absent fields are kept, `null` clears an optional field. */
 export const ConversationPatch = Schema.Struct({
-  title: Schema.optional(Schema.NullOr(Schema.String)),
-  model: Schema.optional(Schema.NullOr(Schema.String)),
+  title: Schema.optional(Schema.NullOr(Text)),
+  model: Schema.optional(Schema.NullOr(Text)),
   metadata: Schema.optional(JsonObject)
 })
 /** Input of `update`. */
@@ -69,7 +65,7 @@ export type ConversationPatch = typeof ConversationPatch.Encoded
 /** Options of `list`: an optional session filter plus paging. */
 export const ConversationListOptions = Schema.Struct({
   ...PageOptions.fields,
-  sessionId: Schema.optional(Schema.String)
+  sessionId: Schema.optional(Text)
 })
 /** Options of `list`. */
 export type ConversationListOptions = typeof ConversationListOptions.Encoded

@@ -1,8 +1,10 @@
 /**
  * JSON values as stored by every backend: payloads are `unknown` in storage and
  * typed by the caller. Validation rejects anything `JSON.stringify` would drop
- * or change (functions, `undefined`, `NaN`, class instances, cycles), and
- * nesting deeper than `maxJsonDepth`.
+ * or change (functions, `undefined`, `NaN`, class instances, cycles), keys
+ * named `__proto__` (which object copies turn into prototypes), nesting
+ * deeper than `maxJsonDepth`, and strings holding U+0000, which PostgreSQL
+ * cannot store (rejected on every backend, so the backends agree).
  */
 import { Schema } from "effect"
 
@@ -21,6 +23,7 @@ export const maxJsonDepth = 256
 export const isJson = (value: unknown, depth = 0): boolean => {
   switch (typeof value) {
     case "string":
+      return !value.includes("\u0000")
     case "boolean":
       return true
     case "number":
@@ -34,6 +37,7 @@ export const isJson = (value: unknown, depth = 0): boolean => {
       }
       if (!isPlainObject(value)) return false
       for (const key in value) {
+        if (key === "__proto__") return false
         const item = (value as Record<string, unknown>)[key]
         if (item === undefined || !isJson(item, depth + 1)) return false
       }
@@ -49,7 +53,11 @@ export const Json: Schema.Schema<unknown> = Schema.Unknown.pipe(
   Schema.filter((value) => isJson(value) || "expected a JSON value"),
   Schema.annotations({
     identifier: "Json",
-    arbitrary: () => (fc) => fc.jsonValue({ maxDepth: 3 }).map((value) => JSON.parse(JSON.stringify(value)))
+    arbitrary: () => (fc) =>
+      fc
+        .jsonValue({ maxDepth: 3 })
+        .map((value) => JSON.parse(JSON.stringify(value)))
+        .filter((value) => isJson(value))
   })
 )
 
@@ -62,6 +70,7 @@ export const JsonObject: Schema.Schema<JsonObject> = Schema.Record({ key: Schema
       fc
         .dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 })
         .map((value) => JSON.parse(JSON.stringify(value)))
+        .filter((value) => isJson(value))
   })
 )
 
@@ -70,3 +79,13 @@ export const parseJson = (value: unknown): unknown => (typeof value === "string"
 
 /** JSON text of a JSON column value that may have arrived parsed (PostgreSQL `jsonb`). */
 export const jsonText = (value: unknown): string => (typeof value === "string" ? value : JSON.stringify(value))
+
+/** A string any backend can store: no U+0000 (PostgreSQL rejects it in `text` and `jsonb`). */
+export const Text = Schema.String.pipe(
+  Schema.filter((text) => !text.includes("\u0000") || "must not contain U+0000", { identifier: "Text" })
+)
+
+const escapedNul = /(?:^|[^\\])(?:\\\\)*\\u0000/
+
+/** Whether JSON text (from `JSON.stringify`) holds a string with U+0000. */
+export const jsonHasNul = (json: string): boolean => json.includes("\\u0000") && escapedNul.test(json)

@@ -3,14 +3,14 @@
  * metadata for billing and analytics (model, finish reason, token usage, cost,
  * latency). Shared by `SessionStore` transcripts and `ConversationStore`.
  */
-import { Context, type DateTime, Effect, Schema } from "effect"
+import { Arbitrary, Context, type DateTime, Effect, Schema } from "effect"
 import { InvalidInput } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
-import { isJson, Json, JsonObject, parseJson } from "./Json.ts"
+import { isJson, Json, JsonObject, jsonHasNul, parseJson, Text } from "./Json.ts"
 import { utcFromMillis } from "./Time.ts"
 
 /** A message id: any non-empty string up to 255 characters; UUIDv7 when the store assigns it. */
-export const MessageId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("MessageId"))
+export const MessageId = Text.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("MessageId"))
 /** A message id. */
 export type MessageId = typeof MessageId.Type
 
@@ -122,17 +122,33 @@ export const ExecutionStats = Schema.Struct({
 /** Execution statistics for a message. */
 export type ExecutionStats = typeof ExecutionStats.Type
 
+const MetadataFields = {
+  model: Schema.optional(Schema.String),
+  finishReason: Schema.optional(FinishReason),
+  usage: Schema.optional(TokenUsage),
+  cost: Schema.optional(CostInfo),
+  stats: Schema.optional(ExecutionStats)
+}
+
 /** Message metadata: the well-known fields, plus any other JSON keys the caller adds. */
 export const MessageMetadata = Schema.Struct(
-  {
-    model: Schema.optional(Schema.String),
-    finishReason: Schema.optional(FinishReason),
-    usage: Schema.optional(TokenUsage),
-    cost: Schema.optional(CostInfo),
-    stats: Schema.optional(ExecutionStats)
-  },
+  MetadataFields,
   Schema.Record({ key: Schema.String, value: Schema.Unknown })
-).pipe(Schema.filter((metadata) => isJson(metadata) || "expected JSON metadata"))
+).pipe(
+  Schema.filter((metadata) => isJson(metadata) || "expected JSON metadata", {
+    arbitrary: () => (fc) =>
+      fc
+        .tuple(
+          Arbitrary.make(Schema.Struct(MetadataFields)),
+          fc.dictionary(
+            fc.string().filter((key) => !(key in MetadataFields) && key !== "__proto__"),
+            Arbitrary.make(Json),
+            { maxKeys: 2 }
+          )
+        )
+        .map(([known, extra]) => ({ ...extra, ...known }))
+  })
+)
 /** Message metadata. */
 export type MessageMetadata = typeof MessageMetadata.Type
 
@@ -212,15 +228,14 @@ export const encodeMessages = (
       const input = decoded.right
       const problem = checkLimits(input.parts, limits)
       if (problem !== undefined) return Effect.fail(InvalidInput.single(entity, problem, [i, "parts"]))
+      const parts = JSON.stringify(input.parts)
+      const metadata = input.metadata === undefined ? null : JSON.stringify(input.metadata)
+      if (jsonHasNul(parts) || (metadata !== null && jsonHasNul(metadata))) {
+        return Effect.fail(InvalidInput.single(entity, "strings must not contain U+0000", [i]))
+      }
       const id = input.id ?? (uuidv7At(now) as MessageId)
       const createdAt = input.createdAt ?? utcFromMillis(now)
-      rows[i] = {
-        id,
-        role: input.role,
-        parts: JSON.stringify(input.parts),
-        metadata: input.metadata === undefined ? null : JSON.stringify(input.metadata),
-        createdAt: createdAt.epochMillis
-      }
+      rows[i] = { id, role: input.role, parts, metadata, createdAt: createdAt.epochMillis }
       messages[i] =
         input.metadata === undefined
           ? { id, role: input.role, parts: input.parts, createdAt }

@@ -5,7 +5,7 @@
 import { Clock, Context, Effect, Option, Schema } from "effect"
 import { Conflict, type InvalidInput, NotFound, SessionError, type StorageError } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
-import { JsonObject, parseJson } from "./Json.ts"
+import { JsonObject, parseJson, Text } from "./Json.ts"
 import { utcFromMillis } from "./Time.ts"
 import {
   decodeMessageRow,
@@ -19,7 +19,7 @@ import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./P
 import { decodeInput, patched, type UpdateOptions, updateVersioned } from "./Record.ts"
 
 /** A session id: any non-empty string up to 255 characters (e.g. `"user-123"`); UUIDv7 when generated. */
-export const SessionId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("SessionId"))
+export const SessionId = Text.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("SessionId"))
 /** A session id. */
 export type SessionId = typeof SessionId.Type
 
@@ -31,9 +31,9 @@ export type SessionStatus = typeof SessionStatus.Type
 /** A session record (metadata only; the transcript is read with `load`). */
 export const Session = Schema.Struct({
   id: SessionId,
-  agentId: Schema.optional(Schema.String),
-  channel: Schema.optional(Schema.String),
-  title: Schema.optional(Schema.String),
+  agentId: Schema.optional(Text),
+  channel: Schema.optional(Text),
+  title: Schema.optional(Text),
   status: SessionStatus,
   metadata: JsonObject,
   messageCount: Schema.NonNegativeInt,
@@ -47,9 +47,9 @@ export type Session = typeof Session.Type
 /** Input of `create`. */
 export const NewSession = Schema.Struct({
   id: Schema.optional(SessionId),
-  agentId: Schema.optional(Schema.String),
-  channel: Schema.optional(Schema.String),
-  title: Schema.optional(Schema.String),
+  agentId: Schema.optional(Text),
+  channel: Schema.optional(Text),
+  title: Schema.optional(Text),
   status: Schema.optional(SessionStatus),
   metadata: Schema.optional(JsonObject)
 })
@@ -58,9 +58,9 @@ export type NewSession = typeof NewSession.Encoded
 
 /** Input of `update`: absent fields are kept, `null` clears an optional field. */
 export const SessionPatch = Schema.Struct({
-  agentId: Schema.optional(Schema.NullOr(Schema.String)),
-  channel: Schema.optional(Schema.NullOr(Schema.String)),
-  title: Schema.optional(Schema.NullOr(Schema.String)),
+  agentId: Schema.optional(Schema.NullOr(Text)),
+  channel: Schema.optional(Schema.NullOr(Text)),
+  title: Schema.optional(Schema.NullOr(Text)),
   status: Schema.optional(SessionStatus),
   metadata: Schema.optional(JsonObject)
 })
@@ -70,8 +70,8 @@ export type SessionPatch = typeof SessionPatch.Encoded
 /** Options of `list`: filters plus paging. */
 export const SessionListOptions = Schema.Struct({
   ...PageOptions.fields,
-  agentId: Schema.optional(Schema.String),
-  channel: Schema.optional(Schema.String),
+  agentId: Schema.optional(Text),
+  channel: Schema.optional(Text),
   status: Schema.optional(SessionStatus)
 })
 /** Options of `list`. */

@@ -27,17 +27,24 @@ export interface Tables {
 /** The table names in use, provided by `layer` once migrations have run. */
 export class SqlTables extends Context.Tag("effect-agent-stores/SqlTables")<SqlTables, Tables>() {}
 
-/** Table names for `options`; dies on a prefix that is not a plain identifier. */
-export const tables = (options: SqlOptions = {}): Tables => {
+/** Table names for `options`; a prefix that is not a plain identifier fails with `StorageError`. */
+export const tables = (options: SqlOptions = {}): Effect.Effect<Tables, StorageError> => {
   const prefix = options.tablePrefix ?? "agent"
-  if (!/^[A-Za-z_][A-Za-z0-9_]{0,40}$/.test(prefix)) throw new Error(`invalid table prefix "${prefix}"`)
-  return {
-    prefix,
-    migrations: `${prefix}_migrations`,
-    sessions: `${prefix}_sessions`,
-    conversations: `${prefix}_conversations`,
-    messages: `${prefix}_messages`
-  }
+  return /^[A-Za-z_][A-Za-z0-9_]{0,40}$/.test(prefix)
+    ? Effect.succeed({
+        prefix,
+        migrations: `${prefix}_migrations`,
+        sessions: `${prefix}_sessions`,
+        conversations: `${prefix}_conversations`,
+        messages: `${prefix}_messages`
+      })
+    : Effect.fail(
+        new StorageError({
+          backend: "sql",
+          operation: "config",
+          cause: `invalid table prefix ${JSON.stringify(prefix)}`
+        })
+      )
 }
 
 const migrations = (t: Tables) => ({
@@ -94,9 +101,10 @@ const migrations = (t: Tables) => ({
 })
 
 /** Brings the schema of `options`' prefix up to date. */
-export const migrate = (options: SqlOptions = {}) =>
+export const migrate = (options: SqlOptions = {}) => Effect.flatMap(tables(options), migrateTables)
+
+const migrateTables = (t: Tables) =>
   Effect.gen(function* () {
-    const t = tables(options)
     const sql = yield* SqlClient
     yield* sql.onDialectOrElse({
       pg: () =>
@@ -124,7 +132,7 @@ const layers = new Map<string, Layer.Layer<SqlTables, StorageError, SqlClient>>(
  * migrate once.
  */
 export const layer = (options: SqlOptions = {}): Layer.Layer<SqlTables, StorageError, SqlClient> => {
-  const prefix = tables(options).prefix
+  const prefix = options.tablePrefix ?? "agent"
   let migrated = layers.get(prefix)
   if (migrated === undefined) {
     migrated = Layer.effect(SqlTables, migrate(options))

@@ -19,7 +19,7 @@ import type { StorageError } from "../../src/Errors.ts"
 import { jsonText } from "../../src/Json.ts"
 import type { MessageRow } from "../../src/Message.ts"
 import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
-import { isForeignKeyViolation, isUniqueViolation, SqliteDatabase } from "./SqliteDatabase.ts"
+import { isForeignKeyViolation, isUniqueViolation, prepared, SqliteDatabase } from "./SqliteDatabase.ts"
 
 const columns = `id, session_id AS sessionId, title, model, metadata, message_count AS messageCount,
   last_seq AS lastSeq, created_at AS createdAt, updated_at AS updatedAt, version`
@@ -175,7 +175,7 @@ export const driver = Effect.gen(function* () {
 export const layerWith = (
   options: SqlOptions = {}
 ): Layer.Layer<ConversationStore, StorageError, SqliteDatabase | SqlClient> =>
-  Layer.effect(ConversationStore, Effect.flatMap(driver, makeConversationStore)).pipe(
+  Layer.effect(ConversationStore, Effect.flatMap(prepared(driver), makeConversationStore)).pipe(
     Layer.provide(migrations(options))
   )
 

@@ -14,7 +14,7 @@ import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import Sqlite from "better-sqlite3"
-import { Context, Effect, Layer, Option, Stream } from "effect"
+import { Context, Effect, Layer, Option, Schedule, Stream } from "effect"
 import { StorageError } from "../../src/Errors.ts"
 
 /** Options of the embedded SQLite backend. */
@@ -55,21 +55,30 @@ const compiler = Statement.makeCompilerSqlite()
 export const make = (options: SqliteOptions = {}) =>
   Effect.gen(function* () {
     const filename = options.filename ?? defaultFilename
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000
     const db = yield* Effect.acquireRelease(
       Effect.try({
-        try: () => new Sqlite(filename, { timeout: options.busyTimeoutMs ?? 5000 }),
+        try: () => new Sqlite(filename, { timeout: busyTimeoutMs }),
         catch: (cause) => new StorageError({ backend: "sqlite", operation: "open", cause })
       }),
       (db) => Effect.sync(() => db.close())
     )
-    yield* Effect.try({
-      try: () => {
-        if (filename !== ":memory:" && filename !== "") db.pragma("journal_mode = WAL")
-        db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`)
-        db.pragma("foreign_keys = ON")
-      },
-      catch: (cause) => new StorageError({ backend: "sqlite", operation: "open", cause })
-    })
+    const pragma = (statement: string) =>
+      Effect.try({
+        try: () => db.pragma(statement),
+        catch: (cause) => new StorageError({ backend: "sqlite", operation: "open", cause })
+      })
+    if (filename !== ":memory:" && filename !== "") {
+      // Switching a new file to WAL takes a lock that SQLite does not wait for: retry while another process holds it.
+      yield* pragma("journal_mode = WAL").pipe(
+        Effect.retry({
+          while: (error) => isBusy(error.cause),
+          schedule: Schedule.exponential("2 millis").pipe(Schedule.jittered, Schedule.upTo(busyTimeoutMs))
+        })
+      )
+    }
+    yield* pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`)
+    yield* pragma("foreign_keys = ON")
 
     const permit = yield* Effect.makeSemaphore(1)
     const statements = new Map<string, Sqlite.Statement>()
@@ -174,6 +183,16 @@ export const isUniqueViolation = (error: unknown): boolean =>
   error instanceof Sqlite.SqliteError &&
   (error.code === "SQLITE_CONSTRAINT_UNIQUE" || error.code === "SQLITE_CONSTRAINT_PRIMARYKEY")
 
+/** Whether a thrown better-sqlite3 error is SQLITE_BUSY (another connection holds a lock). */
+export const isBusy = (error: unknown): boolean =>
+  error instanceof Sqlite.SqliteError && error.code.startsWith("SQLITE_BUSY")
+
 /** Whether a thrown better-sqlite3 error is a FOREIGN KEY violation. */
 export const isForeignKeyViolation = (error: unknown): boolean =>
   error instanceof Sqlite.SqliteError && error.code === "SQLITE_CONSTRAINT_FOREIGNKEY"
+
+/** A driver built from prepared statements, with a failure to prepare (a missing table, say) as `StorageError`. */
+export const prepared = <A, E, R>(driver: Effect.Effect<A, E, R>): Effect.Effect<A, E | StorageError, R> =>
+  Effect.catchAllDefect(driver, (cause) =>
+    Effect.fail(new StorageError({ backend: "sqlite", operation: "prepare", cause }))
+  )

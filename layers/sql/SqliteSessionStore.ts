@@ -17,7 +17,7 @@ import {
   SessionStore
 } from "../../src/Session.ts"
 import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
-import { SqliteDatabase } from "./SqliteDatabase.ts"
+import { prepared, SqliteDatabase } from "./SqliteDatabase.ts"
 
 const columns = "id, agent_id, channel, title, status, metadata, message_count, created_at, updated_at, version"
 
@@ -139,7 +139,8 @@ export const driver = Effect.gen(function* () {
     delete: (id) => run("session.delete", () => void remove.run(id)),
     load: (id) => run("session.load", () => load.get(id)?.transcript),
     save: (row, transcript) =>
-      run("session.save", () => (save.get(values(row, transcript)) === undefined ? "closed" : "saved"))
+      // `.all()`, not `.get()`: a statement left unfinished commits on reset and skips the WAL auto-checkpoint.
+      run("session.save", () => (save.all(values(row, transcript)).length === 0 ? "closed" : "saved"))
   } satisfies SessionDriver
 })
 
@@ -147,7 +148,9 @@ export const driver = Effect.gen(function* () {
 export const layerWith = (
   options: SqlOptions = {}
 ): Layer.Layer<SessionStore, StorageError, SqliteDatabase | SqlClient> =>
-  Layer.effect(SessionStore, Effect.flatMap(driver, makeSessionStore)).pipe(Layer.provide(migrations(options)))
+  Layer.effect(SessionStore, Effect.flatMap(prepared(driver), makeSessionStore)).pipe(
+    Layer.provide(migrations(options))
+  )
 
 /** `SessionStore` on the embedded SQLite backend, with the default table prefix. */
 export const layer: Layer.Layer<SessionStore, StorageError, SqliteDatabase | SqlClient> = layerWith()

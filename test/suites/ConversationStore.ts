@@ -138,6 +138,8 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           { role: "user", parts: [{ type: "text" }] },
           { role: "assistant", parts: [{ type: "tool-call", toolCallId: "c", toolName: "t", input: () => 1 }] },
           { role: "assistant", parts: [], metadata: { finishReason: "bored" } },
+          { role: "user", parts: [{ type: "text", text: "nul \u0000 inside" }] },
+          { role: "assistant", parts: [], metadata: { note: "nul \u0000" } },
           { id: "", role: "user", parts: [] }
         ]
         for (const message of bad) {
@@ -150,6 +152,16 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         if (error._tag === "InvalidInput") expect(error.issues[0]!.path[0]).toBe(2)
         expect(yield* conversations.messages(conversation.id)).toEqual([])
         expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 0, lastSeq: 0 })
+      })
+    )
+
+    it.effect("backslashes that only look like an escaped U+0000 are stored as given", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const conversation = yield* conversations.create({})
+        const tricky = ["\\u0000", "a\\\\u0000", "\\\\\\u0000"].map((value) => text("user", value))
+        yield* conversations.appendMany(conversation.id, tricky)
+        expect(bodies(yield* conversations.messages(conversation.id))).toEqual(["\\u0000", "a\\\\u0000", "\\\\\\u0000"])
       })
     )
 

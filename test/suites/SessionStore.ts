@@ -61,6 +61,9 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           { id, metadata: { f: () => 1 } },
           { id, metadata: { n: Number.NaN } },
           { id, metadata: { d: new Date(0) } },
+          { id, title: "nul \u0000 inside" },
+          { id, metadata: { note: "nul \u0000 inside" } },
+          { id, metadata: JSON.parse('{"nested": {"__proto__": {"polluted": true}}}') },
           { id, metadata: [1, 2] },
           { id, agentId: 42 }
         ]

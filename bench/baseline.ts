@@ -1,0 +1,206 @@
+/**
+ * The raw better-sqlite3 baseline of `bench/run.ts`: the best hand-written
+ * code doing the same work as the library's SQLite driver, on the same schema
+ * (made by the library's migrations) with the same pragmas. Statements are
+ * prepared once; an append is one immediate transaction, like the driver's.
+ */
+import Database from "better-sqlite3"
+import { uuidv7At } from "../src/Id.ts"
+import type { MessageInput } from "../src/Message.ts"
+
+/** A message as the baseline returns it: plain objects, JSON columns parsed. */
+export interface BaselineMessage {
+  readonly conversationId: string
+  readonly seq: number
+  readonly id: string
+  readonly role: string
+  readonly parts: unknown
+  readonly metadata?: unknown
+  readonly createdAt: number
+}
+
+/** A session as the baseline returns it: plain objects, `metadata` parsed. */
+export interface BaselineSession {
+  readonly id: string
+  readonly agentId: string | null
+  readonly channel: string | null
+  readonly title: string | null
+  readonly status: string
+  readonly metadata: unknown
+  readonly messageCount: number
+  readonly createdAt: number
+  readonly updatedAt: number
+  readonly version: number
+}
+
+/** One page of sessions; `nextCursor` is `undefined` on the last page. */
+export interface BaselinePage {
+  readonly items: ReadonlyArray<BaselineSession>
+  readonly nextCursor: string | undefined
+}
+
+/** The baseline's operations on one open database file. */
+export interface Baseline {
+  /** The connection (for the bench's sanity checks). */
+  readonly db: Database.Database
+  /** Inserts an empty conversation and returns its id. */
+  readonly createConversation: () => string
+  /** Inserts `count` sessions in one transaction (setup only, not timed). */
+  readonly createSessions: (count: number, metadata: object) => void
+  /** Appends `messages` atomically with consecutive seqs; returns the first seq, `undefined` for an unknown id. */
+  readonly append: (conversationId: string, messages: ReadonlyArray<MessageInput>) => number | undefined
+  /** The last `limit` messages in ascending seq, `undefined` for an unknown conversation. */
+  readonly recall: (conversationId: string, limit: number) => ReadonlyArray<BaselineMessage> | undefined
+  /** One page of sessions by `(created_at, id)` after the opaque `cursor`. */
+  readonly page: (limit: number, cursor: string | undefined) => BaselinePage
+  /** Closes the connection. */
+  readonly close: () => void
+}
+
+const sessionColumns = "id, agent_id, channel, title, status, metadata, message_count, created_at, updated_at, version"
+
+type SessionTuple = [
+  id: string,
+  agentId: string | null,
+  channel: string | null,
+  title: string | null,
+  status: string,
+  metadata: string,
+  messageCount: number,
+  createdAt: number,
+  updatedAt: number,
+  version: number
+]
+type MessageTuple = [seq: number, id: string, role: string, parts: string, metadata: string | null, createdAt: number]
+
+const insertConversationSql = `INSERT INTO agent_conversations
+  (id, session_id, title, model, metadata, message_count, last_seq, created_at, updated_at, version)
+  VALUES (?, NULL, NULL, NULL, '{}', 0, 0, ?, ?, 1)`
+const insertSessionSql = `INSERT INTO agent_sessions
+  (id, agent_id, channel, title, status, metadata, message_count, created_at, updated_at, version, transcript)
+  VALUES (?, ?, NULL, ?, 'active', ?, 0, ?, ?, 1, '[]')`
+const bumpSql = `UPDATE agent_conversations
+  SET last_seq = last_seq + ?, message_count = message_count + ?,
+    updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END
+  WHERE id = ? RETURNING last_seq`
+const insertMessageSql = `INSERT INTO agent_messages
+  (conversation_id, seq, id, role, parts, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
+const lastSql = `SELECT seq, id, role, parts, metadata, created_at FROM agent_messages
+  WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?`
+const existsSql = "SELECT id FROM agent_conversations WHERE id = ?"
+const firstPageSql = `SELECT ${sessionColumns} FROM agent_sessions ORDER BY created_at, id LIMIT ?`
+const nextPageSql = `SELECT ${sessionColumns} FROM agent_sessions
+  WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`
+
+/** Opens `filename` (whose schema the library's migrations made) with the library's pragmas. */
+export const openBaseline = (filename: string): Baseline => {
+  const db = new Database(filename, { timeout: 5000 })
+  db.pragma("journal_mode = WAL")
+  db.pragma("synchronous = NORMAL")
+  db.pragma("foreign_keys = ON")
+
+  const insertConversation = db.prepare(insertConversationSql)
+  const insertSession = db.prepare(insertSessionSql)
+  const bump = db.prepare<[number, number, number, number, string], number>(bumpSql).pluck()
+  const insertMessage = db.prepare(insertMessageSql)
+  const last = db.prepare<[string, number], MessageTuple>(lastSql).raw()
+  const exists = db.prepare<[string], string>(existsSql).pluck()
+  const firstPage = db.prepare<[number], SessionTuple>(firstPageSql).raw()
+  const nextPage = db.prepare<[number, string, number], SessionTuple>(nextPageSql).raw()
+
+  const append = db.transaction((conversationId: string, messages: ReadonlyArray<MessageInput>): number | undefined => {
+    const n = messages.length
+    const now = Date.now()
+    const lastSeq = bump.get(n, n, now, now, conversationId)
+    if (lastSeq === undefined) return undefined
+    const first = lastSeq - n + 1
+    for (let i = 0; i < n; i++) {
+      const message = messages[i]!
+      insertMessage.run(
+        conversationId,
+        first + i,
+        uuidv7At(now),
+        message.role,
+        JSON.stringify(message.parts),
+        message.metadata === undefined ? null : JSON.stringify(message.metadata),
+        now
+      )
+    }
+    return first
+  })
+
+  const sessions = db.transaction((count: number, metadata: object) => {
+    const json = JSON.stringify(metadata)
+    for (let i = 0; i < count; i++) {
+      const now = Date.now()
+      insertSession.run(uuidv7At(now), "agent-1", `session ${i}`, json, now, now)
+    }
+  })
+
+  return {
+    db,
+    createConversation: () => {
+      const now = Date.now()
+      const id = uuidv7At(now)
+      insertConversation.run(id, now, now)
+      return id
+    },
+    createSessions: (count, metadata) => sessions.immediate(count, metadata),
+    append: (conversationId, messages) => append.immediate(conversationId, messages),
+    recall: (conversationId, limit) => {
+      const rows = last.all(conversationId, limit)
+      if (rows.length === 0 && exists.get(conversationId) === undefined) return undefined
+      const n = rows.length
+      const out: Array<BaselineMessage> = new Array(n)
+      for (let i = 0; i < n; i++) {
+        const row = rows[n - 1 - i]!
+        out[i] =
+          row[4] === null
+            ? { conversationId, seq: row[0], id: row[1], role: row[2], parts: JSON.parse(row[3]), createdAt: row[5] }
+            : {
+                conversationId,
+                seq: row[0],
+                id: row[1],
+                role: row[2],
+                parts: JSON.parse(row[3]),
+                metadata: JSON.parse(row[4]),
+                createdAt: row[5]
+              }
+      }
+      return out
+    },
+    page: (limit, cursor) => {
+      let rows: Array<SessionTuple>
+      if (cursor === undefined) {
+        rows = firstPage.all(limit + 1)
+      } else {
+        const [createdAt, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as [number, string]
+        rows = nextPage.all(createdAt, id, limit + 1)
+      }
+      const size = rows.length > limit ? limit : rows.length
+      const items: Array<BaselineSession> = new Array(size)
+      for (let i = 0; i < size; i++) {
+        const row = rows[i]!
+        items[i] = {
+          id: row[0],
+          agentId: row[1],
+          channel: row[2],
+          title: row[3],
+          status: row[4],
+          metadata: JSON.parse(row[5]),
+          messageCount: row[6],
+          createdAt: row[7],
+          updatedAt: row[8],
+          version: row[9]
+        }
+      }
+      const lastRow = rows[limit - 1]
+      const nextCursor =
+        rows.length > limit && lastRow !== undefined
+          ? Buffer.from(JSON.stringify([lastRow[7], lastRow[0]])).toString("base64url")
+          : undefined
+      return { items, nextCursor }
+    },
+    close: () => db.close()
+  }
+}
