@@ -3,7 +3,7 @@
  * metadata for billing and analytics (model, finish reason, token usage, cost,
  * latency). Shared by `SessionStore` transcripts and `ConversationStore`.
  */
-import { Arbitrary, Context, type DateTime, Effect, Schema } from "effect"
+import { Arbitrary, Context, type DateTime, Effect, Either, Schema } from "effect"
 import { InvalidInput } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
 import { isJson, Json, JsonObject, jsonHasNul, parseJson, Text } from "./Json.ts"
@@ -191,6 +191,74 @@ export interface MessageRow {
 
 const decodeInput = Schema.decodeUnknownEither(MessageInput)
 
+const roles: ReadonlySet<unknown> = new Set(MessageRole.literals)
+const finishReasons: ReadonlySet<unknown> = new Set(FinishReason.literals)
+const messageKeys: ReadonlySet<string> = new Set(["id", "role", "parts", "metadata", "createdAt"])
+const usageKeys: ReadonlySet<string> = new Set([
+  "inputTokens",
+  "outputTokens",
+  "totalTokens",
+  "reasoningTokens",
+  "cachedInputTokens"
+])
+
+const isPlain = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype
+
+const isCount = (value: unknown): boolean => typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+
+const hasOnlyKeys = (value: Record<string, unknown>, keys: ReadonlySet<string>): boolean => {
+  for (const key in value) if (!keys.has(key) || value[key] === undefined) return false
+  return true
+}
+
+const isPlainUsage = (usage: unknown): boolean =>
+  isPlain(usage) &&
+  hasOnlyKeys(usage, usageKeys) &&
+  isCount(usage.inputTokens) &&
+  isCount(usage.outputTokens) &&
+  isCount(usage.totalTokens) &&
+  (usage.reasoningTokens === undefined || isCount(usage.reasoningTokens)) &&
+  (usage.cachedInputTokens === undefined || isCount(usage.cachedInputTokens))
+
+const isPlainMetadata = (metadata: Record<string, unknown>): boolean => {
+  for (const key in metadata) {
+    const value = metadata[key]
+    const ok =
+      key === "model"
+        ? typeof value === "string" && !value.includes("\u0000")
+        : key === "finishReason"
+          ? finishReasons.has(value)
+          : key === "usage" && isPlainUsage(value)
+    if (!ok) return false
+  }
+  return true
+}
+
+/**
+ * The messages agents write most (text and reasoning parts; metadata with
+ * model, finish reason and usage), recognised without the Schema machinery.
+ * Conservative: it accepts only input that `MessageInput` decodes to an equal
+ * value with nothing stripped (test/Message.test.ts checks this); anything
+ * else goes through `MessageInput`, which also gives the precise errors.
+ */
+export const isPlainMessageInput = (input: unknown): input is typeof MessageInput.Type => {
+  if (!isPlain(input) || !hasOnlyKeys(input, messageKeys) || !roles.has(input.role)) return false
+  const { createdAt, id, metadata, parts } = input
+  if (id !== undefined && (typeof id !== "string" || id.length === 0 || id.length > 255 || id.includes("\u0000"))) {
+    return false
+  }
+  if (createdAt !== undefined) return false
+  if (metadata !== undefined && !(isPlain(metadata) && isPlainMetadata(metadata))) return false
+  if (!Array.isArray(parts)) return false
+  for (const part of parts) {
+    if (!isPlain(part) || (part.type !== "text" && part.type !== "reasoning") || typeof part.text !== "string")
+      return false
+    for (const key in part) if (key !== "type" && key !== "text") return false
+  }
+  return true
+}
+
 /** Validated messages: the rows to store and the same messages decoded (ids and times filled in). */
 export interface EncodedMessages {
   readonly rows: Array<MessageRow>
@@ -212,7 +280,8 @@ export const encodeMessages = (
     const rows: Array<MessageRow> = new Array(inputs.length)
     const messages: EncodedMessages["messages"] = new Array(inputs.length)
     for (let i = 0; i < inputs.length; i++) {
-      const decoded = decodeInput(inputs[i])
+      const raw = inputs[i]
+      const decoded = isPlainMessageInput(raw) ? Either.right(raw) : decodeInput(raw)
       if (decoded._tag === "Left") {
         const error = InvalidInput.fromParseError(entity, decoded.left)
         return Effect.fail(

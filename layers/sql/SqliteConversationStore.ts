@@ -25,7 +25,6 @@ const columns = `id, session_id AS sessionId, title, model, metadata, message_co
   last_seq AS lastSeq, created_at AS createdAt, updated_at AS updatedAt, version`
 const messageColumns = "seq, id, role, parts, metadata, created_at"
 type MessageTuple = [seq: number, id: string, role: string, parts: string, metadata: string | null, createdAt: number]
-const later = "CASE WHEN updated_at > :now THEN updated_at ELSE :now END"
 
 /** A `ConversationDriver` over prepared statements on the `SqliteDatabase` connection. */
 export const driver = Effect.gen(function* () {
@@ -39,21 +38,25 @@ export const driver = Effect.gen(function* () {
   const update = db.prepare(`UPDATE ${table} SET title = ?, model = ?, metadata = ?, updated_at = ?, version = ?
     WHERE id = ? AND version = ?`)
   const remove = db.prepare(`DELETE FROM ${table} WHERE id = ?`)
-  const bump = db.prepare<{ id: string; n: number; now: number }, { last_seq: number }>(`UPDATE ${table}
-    SET last_seq = last_seq + :n, message_count = message_count + :n, updated_at = ${later}
-    WHERE id = :id RETURNING last_seq`)
+  const bump = db
+    .prepare<[number, number, number, number, string], number>(
+      `UPDATE ${table} SET last_seq = last_seq + ?, message_count = message_count + ?,
+        updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END WHERE id = ? RETURNING last_seq`
+    )
+    .pluck()
   const insertMessage = db.prepare(`INSERT INTO ${messages} (conversation_id, seq, id, role, parts, metadata,
     created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
   const zero = db.prepare<{ id: string; now: number }>(
-    `UPDATE ${table} SET message_count = 0, updated_at = ${later} WHERE id = :id`
+    `UPDATE ${table} SET message_count = 0, updated_at = CASE WHEN updated_at > :now THEN updated_at ELSE :now END
+      WHERE id = :id`
   )
   const deleteMessages = db.prepare(`DELETE FROM ${messages} WHERE conversation_id = ?`)
   const exists = db.prepare<[string], { id: string }>(`SELECT id FROM ${table} WHERE id = ?`)
 
   const append = db.transaction((id: string, rows: ReadonlyArray<MessageRow>, now: number) => {
-    const bumped = bump.get({ id, n: rows.length, now })
-    if (bumped === undefined) return "missing" as const
-    const first = bumped.last_seq - rows.length + 1
+    const lastSeq = bump.get(rows.length, rows.length, now, now, id)
+    if (lastSeq === undefined) return "missing" as const
+    const first = lastSeq - rows.length + 1
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i]!
       insertMessage.run(id, first + i, row.id, row.role, row.parts, row.metadata, row.createdAt)
