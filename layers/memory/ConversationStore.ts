@@ -6,7 +6,7 @@ import {
   makeConversationStore,
   type StoredMessageRow
 } from "../../src/Conversation.ts"
-import { MemoryDatabase, pageOf } from "./MemoryDatabase.ts"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
 
 /** The index of the first row (in ascending seq) whose seq is greater than `seq`. */
 const firstAfter = (rows: ReadonlyArray<StoredMessageRow>, seq: number): number => {
@@ -50,12 +50,11 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => ({
       return true
     }),
   list: (filter, page) =>
-    Effect.sync(() => {
-      const rows = Array.from(db.conversations.values()).filter(
-        (row) => filter.sessionId === undefined || row.sessionId === filter.sessionId
-      )
-      return pageOf(rows, page)
-    }),
+    Effect.sync(() =>
+      db.conversations
+        .page(page, (row) => filter.sessionId === undefined || row.sessionId === filter.sessionId)
+        .map((row) => ({ ...row }))
+    ),
   delete: (id) =>
     Effect.sync(() => {
       db.conversations.delete(id)

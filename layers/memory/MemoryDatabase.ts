@@ -10,32 +10,91 @@ import type { ConversationRow, StoredMessageRow } from "../../src/Conversation.t
 import type { Keyset, PageQuery } from "../../src/Page.ts"
 import type { SessionRow } from "../../src/Session.ts"
 
-/** The maps of the in-memory backend. */
-export interface Tables {
-  readonly sessions: Map<string, { row: SessionRow; transcript: string }>
-  readonly conversations: Map<string, ConversationRow>
-  readonly messages: Map<string, { readonly rows: Array<StoredMessageRow>; readonly ids: Set<string> }>
+/** A stored session: its row and its transcript (JSON text). */
+export interface SessionEntry {
+  row: SessionRow
+  transcript: string
 }
 
-/** The in-memory database shared by the memory stores. */
-export class MemoryDatabase extends Context.Tag("effect-agent-stores/MemoryDatabase")<MemoryDatabase, Tables>() {
-  /** A fresh, empty database. */
-  static readonly layer: Layer.Layer<MemoryDatabase> = Layer.sync(MemoryDatabase, () => ({
-    sessions: new Map(),
-    conversations: new Map(),
-    messages: new Map()
-  }))
+/** The maps of the in-memory backend. */
+export interface Tables {
+  readonly sessions: OrderedTable<SessionEntry>
+  readonly conversations: OrderedTable<ConversationRow>
+  readonly messages: Map<string, { readonly rows: Array<StoredMessageRow>; readonly ids: Set<string> }>
 }
 
 const compareKeys = (a: Keyset, b: Keyset): number =>
   a.createdAt !== b.createdAt ? a.createdAt - b.createdAt : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 
-/** One keyset page of `rows` (copied), ordered by `(createdAt, id)`. */
-export const pageOf = <Row extends Keyset>(rows: Iterable<Row>, page: PageQuery): Array<Row> => {
-  const sign = page.order === "asc" ? 1 : -1
-  const after = page.after
-  const sorted = Array.from(rows)
-    .filter((row) => after === undefined || sign * compareKeys(row, after) > 0)
-    .sort((a, b) => sign * compareKeys(a, b))
-  return sorted.slice(page.offset, page.offset + page.limit).map((row) => ({ ...row }))
+/**
+ * A map of records by id that also lists them in `(createdAt, id)` order: the
+ * order is sorted once and kept until an id is added or removed (a record's
+ * `createdAt` and `id` never change), so a page is a binary search and a walk.
+ */
+export class OrderedTable<V> {
+  private readonly byId = new Map<string, V>()
+  private order: Array<Keyset> | undefined
+
+  constructor(private readonly keyOf: (value: V) => Keyset) {}
+
+  get(id: string): V | undefined {
+    return this.byId.get(id)
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id)
+  }
+
+  /** Inserts or replaces the record with `id` (a replacement keeps its `createdAt`). */
+  set(id: string, value: V): void {
+    if (!this.byId.has(id)) this.order = undefined
+    this.byId.set(id, value)
+  }
+
+  delete(id: string): boolean {
+    const deleted = this.byId.delete(id)
+    if (deleted) this.order = undefined
+    return deleted
+  }
+
+  values(): IterableIterator<V> {
+    return this.byId.values()
+  }
+
+  /** The records of one keyset page that satisfy `matches`, in the page's order. */
+  page(page: PageQuery, matches: (value: V) => boolean): Array<V> {
+    const order = (this.order ??= Array.from(this.byId.values(), this.keyOf).sort(compareKeys))
+    const asc = page.order === "asc"
+    let i = asc ? 0 : order.length - 1
+    if (page.after !== undefined) {
+      const after = page.after
+      let lo = 0
+      let hi = order.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (asc ? compareKeys(order[mid]!, after) <= 0 : compareKeys(order[mid]!, after) < 0) lo = mid + 1
+        else hi = mid
+      }
+      i = asc ? lo : lo - 1
+    }
+    const items: Array<V> = []
+    let skip = page.offset
+    for (; i >= 0 && i < order.length && items.length < page.limit; i += asc ? 1 : -1) {
+      const value = this.byId.get(order[i]!.id)!
+      if (!matches(value)) continue
+      if (skip > 0) skip--
+      else items.push(value)
+    }
+    return items
+  }
+}
+
+/** The in-memory database shared by the memory stores. */
+export class MemoryDatabase extends Context.Tag("effect-agent-stores/MemoryDatabase")<MemoryDatabase, Tables>() {
+  /** A fresh, empty database. */
+  static readonly layer: Layer.Layer<MemoryDatabase> = Layer.sync(MemoryDatabase, (): Tables => ({
+    sessions: new OrderedTable((entry: SessionEntry) => entry.row),
+    conversations: new OrderedTable((row: ConversationRow) => row),
+    messages: new Map()
+  }))
 }

@@ -1,7 +1,7 @@
 /** `SessionStore` in memory: for tests and ephemeral agents. */
 import { Effect, Layer } from "effect"
 import { makeSessionStore, type SessionDriver, SessionStore } from "../../src/Session.ts"
-import { MemoryDatabase, pageOf } from "./MemoryDatabase.ts"
+import { MemoryDatabase } from "./MemoryDatabase.ts"
 
 /** A `SessionDriver` over the shared in-memory maps. */
 export const driver = Effect.map(MemoryDatabase, (db): SessionDriver => ({
@@ -24,15 +24,17 @@ export const driver = Effect.map(MemoryDatabase, (db): SessionDriver => ({
       return true
     }),
   list: (filter, page) =>
-    Effect.sync(() => {
-      const rows = Array.from(db.sessions.values(), (entry) => entry.row).filter(
-        (row) =>
-          (filter.agentId === undefined || row.agentId === filter.agentId) &&
-          (filter.channel === undefined || row.channel === filter.channel) &&
-          (filter.status === undefined || row.status === filter.status)
-      )
-      return pageOf(rows, page)
-    }),
+    Effect.sync(() =>
+      db.sessions
+        .page(
+          page,
+          ({ row }) =>
+            (filter.agentId === undefined || row.agentId === filter.agentId) &&
+            (filter.channel === undefined || row.channel === filter.channel) &&
+            (filter.status === undefined || row.status === filter.status)
+        )
+        .map(({ row }) => ({ ...row }))
+    ),
   delete: (id) =>
     Effect.sync(() => {
       if (!db.sessions.delete(id)) return

@@ -195,6 +195,29 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect(pages).toBe(3)
         const skipped = yield* sessions.list({ agentId, offset: 5 })
         expect(skipped.items.map((s) => s.id)).toEqual(made.slice(5).map((s) => s.id))
+
+        const newestFirst: Array<string> = []
+        let back: Option.Option<string> = Option.none()
+        do {
+          const page = yield* sessions.list({
+            agentId,
+            order: "desc",
+            limit: 2,
+            ...(Option.isSome(back) ? { cursor: back.value } : {})
+          })
+          newestFirst.push(...page.items.map((s) => s.id))
+          back = page.nextCursor
+        } while (Option.isSome(back))
+        expect(newestFirst).toEqual(made.map((s) => s.id).reverse())
+        const odd = yield* sessions.list({ agentId, channel: "odd", order: "desc", limit: 1, offset: 1 })
+        expect(odd.items.map((s) => s.id)).toEqual([made[3]!.id])
+        const afterOdd = yield* sessions.list({
+          agentId,
+          channel: "odd",
+          order: "desc",
+          cursor: Option.getOrThrow(odd.nextCursor)
+        })
+        expect(afterOdd.items.map((s) => s.id)).toEqual([made[1]!.id])
       })
     )
 
