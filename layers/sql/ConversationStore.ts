@@ -19,6 +19,7 @@ import type { StorageError } from "../../src/Errors.ts"
 import { jsonText } from "../../src/Json.ts"
 import type { MessageRow } from "../../src/Message.ts"
 import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
+import { selectPage } from "./Paging.ts"
 import { storageError } from "./SessionStore.ts"
 
 /** The columns of a conversation row, in `SELECT` order. */
@@ -112,21 +113,11 @@ export const driver = Effect.gen(function* () {
           updated_at = ${row.updatedAt}, version = ${row.version}
           WHERE id = ${row.id} AND version = ${row.version - 1} RETURNING id`
       ).pipe(Effect.map((rows) => rows.length > 0)),
-    list: (filter, page) => {
-      const desc = page.order === "desc"
-      const where = [
-        ...(filter.sessionId === undefined ? [] : [sql`session_id = ${filter.sessionId}`]),
-        ...(page.after === undefined
-          ? []
-          : [sql`(created_at, id) ${sql.literal(desc ? "<" : ">")} (${page.after.createdAt}, ${page.after.id})`])
-      ]
-      const direction = sql.literal(desc ? "DESC" : "ASC")
-      return run(
+    list: (filter, page) =>
+      run(
         "conversation.list",
-        sql`SELECT ${columns} FROM ${table} ${where.length === 0 ? sql`` : sql`WHERE ${sql.and(where)}`}
-          ORDER BY created_at ${direction}, id ${direction} LIMIT ${page.limit} OFFSET ${page.offset}`
-      ).pipe(Effect.map((rows) => rows.map(fromSql)))
-    },
+        selectPage(sql, t.conversations, conversationColumns, { session_id: filter.sessionId }, page)
+      ).pipe(Effect.map((rows) => rows.map(fromSql))),
     delete: (id) =>
       run(
         "conversation.delete",

@@ -10,6 +10,7 @@ import { StorageError } from "../../src/Errors.ts"
 import { jsonText } from "../../src/Json.ts"
 import { makeSessionStore, type SessionDriver, type SessionRow, SessionStore } from "../../src/Session.ts"
 import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
+import { selectPage } from "./Paging.ts"
 
 /** The columns of a session row, in `SELECT` order. */
 export const sessionColumns =
@@ -61,23 +62,17 @@ export const driver = Effect.gen(function* () {
           version = ${row.version}
           WHERE id = ${row.id} AND version = ${row.version - 1} RETURNING id`
       ).pipe(Effect.map((rows) => rows.length > 0)),
-    list: (filter, page) => {
-      const desc = page.order === "desc"
-      const where = [
-        ...(filter.agentId === undefined ? [] : [sql`agent_id = ${filter.agentId}`]),
-        ...(filter.channel === undefined ? [] : [sql`channel = ${filter.channel}`]),
-        ...(filter.status === undefined ? [] : [sql`status = ${filter.status}`]),
-        ...(page.after === undefined
-          ? []
-          : [sql`(created_at, id) ${sql.literal(desc ? "<" : ">")} (${page.after.createdAt}, ${page.after.id})`])
-      ]
-      const direction = sql.literal(desc ? "DESC" : "ASC")
-      return run(
+    list: (filter, page) =>
+      run(
         "session.list",
-        sql`SELECT ${columns} FROM ${table} ${where.length === 0 ? sql`` : sql`WHERE ${sql.and(where)}`}
-          ORDER BY created_at ${direction}, id ${direction} LIMIT ${page.limit} OFFSET ${page.offset}`
-      ).pipe(Effect.map((rows) => rows.map(fromSql)))
-    },
+        selectPage(
+          sql,
+          t.sessions,
+          sessionColumns,
+          { agent_id: filter.agentId, channel: filter.channel, status: filter.status },
+          page
+        )
+      ).pipe(Effect.map((rows) => rows.map(fromSql))),
     delete: (id) =>
       run(
         "session.delete",

@@ -19,10 +19,36 @@ import type { StorageError } from "../../src/Errors.ts"
 import { jsonText } from "../../src/Json.ts"
 import type { MessageRow } from "../../src/Message.ts"
 import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
+import { sqlitePages } from "./Paging.ts"
 import { isForeignKeyViolation, isUniqueViolation, prepared, SqliteDatabase } from "./SqliteDatabase.ts"
 
-const columns = `id, session_id AS sessionId, title, model, metadata, message_count AS messageCount,
-  last_seq AS lastSeq, created_at AS createdAt, updated_at AS updatedAt, version`
+const columns = "id, session_id, title, model, metadata, message_count, last_seq, created_at, updated_at, version"
+
+type ConversationTuple = [
+  id: string,
+  sessionId: string | null,
+  title: string | null,
+  model: string | null,
+  metadata: string,
+  messageCount: number,
+  lastSeq: number,
+  createdAt: number,
+  updatedAt: number,
+  version: number
+]
+
+const fromTuple = (t: ConversationTuple): ConversationRow => ({
+  id: t[0],
+  sessionId: t[1],
+  title: t[2],
+  model: t[3],
+  metadata: t[4],
+  messageCount: t[5],
+  lastSeq: t[6],
+  createdAt: t[7],
+  updatedAt: t[8],
+  version: t[9]
+})
 const messageColumns = "seq, id, role, parts, metadata, created_at"
 type MessageTuple = [seq: number, id: string, role: string, parts: string, metadata: string | null, createdAt: number]
 
@@ -34,7 +60,7 @@ export const driver = Effect.gen(function* () {
   const messages = `"${t.messages}"`
   const insert = db.prepare(`INSERT INTO ${table} (id, session_id, title, model, metadata, message_count, last_seq,
     created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
-  const get = db.prepare<[string], ConversationRow>(`SELECT ${columns} FROM ${table} WHERE id = ?`)
+  const get = db.prepare<[string], ConversationTuple>(`SELECT ${columns} FROM ${table} WHERE id = ?`).raw()
   const update = db.prepare(`UPDATE ${table} SET title = ?, model = ?, metadata = ?, updated_at = ?, version = ?
     WHERE id = ? AND version = ?`)
   const remove = db.prepare(`DELETE FROM ${table} WHERE id = ?`)
@@ -69,26 +95,23 @@ export const driver = Effect.gen(function* () {
     return true
   })
 
-  const lists = new Map<string, Sqlite.Statement<Array<unknown>, ConversationRow>>()
+  const pages = sqlitePages<ConversationTuple>(db, t.conversations, columns)
   const windows = new Map<string, Sqlite.Statement<Array<unknown>, MessageTuple>>()
-  const cached = <S>(cache: Map<string, S>, key: string, sql: () => string, prepare: (sql: string) => S): S => {
-    let statement = cache.get(key)
+  const windowStatement = (options: MessagesOptions, oldestFirst: boolean) => {
+    const key = `${options.after !== undefined}${options.before !== undefined}${options.limit !== undefined}${oldestFirst}`
+    let statement = windows.get(key)
     if (statement === undefined) {
-      statement = prepare(sql())
-      cache.set(key, statement)
+      statement = db
+        .prepare<Array<unknown>, MessageTuple>(
+          `SELECT ${messageColumns} FROM ${messages} WHERE conversation_id = ?
+            ${options.after === undefined ? "" : "AND seq > ?"} ${options.before === undefined ? "" : "AND seq < ?"}
+            ORDER BY seq ${oldestFirst ? "ASC" : "DESC"} ${options.limit === undefined ? "" : "LIMIT ?"}`
+        )
+        .raw()
+      windows.set(key, statement)
     }
     return statement
   }
-  const windowStatement = (options: MessagesOptions, oldestFirst: boolean) =>
-    cached(
-      windows,
-      `${options.after !== undefined}${options.before !== undefined}${options.limit !== undefined}${oldestFirst}`,
-      () =>
-        `SELECT ${messageColumns} FROM ${messages} WHERE conversation_id = ?
-          ${options.after === undefined ? "" : "AND seq > ?"} ${options.before === undefined ? "" : "AND seq < ?"}
-          ORDER BY seq ${oldestFirst ? "ASC" : "DESC"} ${options.limit === undefined ? "" : "LIMIT ?"}`,
-      (sql) => db.prepare<Array<unknown>, MessageTuple>(sql).raw()
-    )
 
   return {
     insert: (row) =>
@@ -112,7 +135,11 @@ export const driver = Effect.gen(function* () {
           throw error
         }
       }),
-    get: (id) => run("conversation.get", () => get.get(id)),
+    get: (id) =>
+      run("conversation.get", () => {
+        const tuple = get.get(id)
+        return tuple === undefined ? undefined : fromTuple(tuple)
+      }),
     update: (row) =>
       run(
         "conversation.update",
@@ -121,28 +148,7 @@ export const driver = Effect.gen(function* () {
             .changes > 0
       ),
     list: (filter, page) =>
-      run("conversation.list", () => {
-        const desc = page.order === "desc"
-        const statement = cached(
-          lists,
-          `${filter.sessionId !== undefined}${page.after !== undefined}${page.order}`,
-          () => {
-            const where = [
-              ...(filter.sessionId === undefined ? [] : ["session_id = ?"]),
-              ...(page.after === undefined ? [] : [`(created_at, id) ${desc ? "<" : ">"} (?, ?)`])
-            ]
-            const direction = desc ? "DESC" : "ASC"
-            return `SELECT ${columns} FROM ${table} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-              ORDER BY created_at ${direction}, id ${direction} LIMIT ? OFFSET ?`
-          },
-          (sql) => db.prepare<Array<unknown>, ConversationRow>(sql)
-        )
-        const params: Array<unknown> = []
-        if (filter.sessionId !== undefined) params.push(filter.sessionId)
-        if (page.after !== undefined) params.push(page.after.createdAt, page.after.id)
-        params.push(page.limit, page.offset)
-        return statement.all(params)
-      }),
+      run("conversation.list", () => pages({ session_id: filter.sessionId }, page).map(fromTuple)),
     delete: (id) => run("conversation.delete", () => void remove.run(id)),
     append: (id, rows, now) =>
       run("conversation.append", () => {

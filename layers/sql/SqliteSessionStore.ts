@@ -4,19 +4,12 @@
  * statement each; the cascade of `delete` is the foreign keys').
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
-import type Sqlite from "better-sqlite3"
 import { Effect, Layer } from "effect"
 import type { StorageError } from "../../src/Errors.ts"
 import { jsonText } from "../../src/Json.ts"
-import type { PageQuery } from "../../src/Page.ts"
-import {
-  makeSessionStore,
-  type SessionDriver,
-  type SessionFilter,
-  type SessionRow,
-  SessionStore
-} from "../../src/Session.ts"
+import { makeSessionStore, type SessionDriver, type SessionRow, SessionStore } from "../../src/Session.ts"
 import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
+import { sqlitePages } from "./Paging.ts"
 import { prepared, SqliteDatabase } from "./SqliteDatabase.ts"
 
 const columns = "id, agent_id, channel, title, status, metadata, message_count, created_at, updated_at, version"
@@ -64,30 +57,7 @@ export const driver = Effect.gen(function* () {
     db.prepare(`${insertRow} DO UPDATE SET transcript = excluded.transcript, message_count = excluded.message_count,
     updated_at = excluded.updated_at WHERE ${table}.status <> 'closed' RETURNING id`)
 
-  const lists = new Map<string, Sqlite.Statement<Array<unknown>, SessionTuple>>()
-  const listStatement = (filter: SessionFilter, page: PageQuery) => {
-    const key =
-      `${filter.agentId !== undefined}${filter.channel !== undefined}${filter.status !== undefined}` +
-      `${page.after !== undefined}${page.order}`
-    let statement = lists.get(key)
-    if (statement === undefined) {
-      const where = [
-        ...(filter.agentId === undefined ? [] : ["agent_id = ?"]),
-        ...(filter.channel === undefined ? [] : ["channel = ?"]),
-        ...(filter.status === undefined ? [] : ["status = ?"]),
-        ...(page.after === undefined ? [] : [`(created_at, id) ${page.order === "desc" ? "<" : ">"} (?, ?)`])
-      ]
-      const direction = page.order === "desc" ? "DESC" : "ASC"
-      const filters = where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""
-      statement = db
-        .prepare<Array<unknown>, SessionTuple>(
-          `SELECT ${columns} FROM ${table} ${filters} ORDER BY created_at ${direction}, id ${direction} LIMIT ? OFFSET ?`
-        )
-        .raw()
-      lists.set(key, statement)
-    }
-    return statement
-  }
+  const pages = sqlitePages<SessionTuple>(db, t.sessions, columns)
 
   const values = (row: SessionRow, transcript: string) => [
     row.id,
@@ -127,15 +97,9 @@ export const driver = Effect.gen(function* () {
           ).changes > 0
       ),
     list: (filter, page) =>
-      run("session.list", () => {
-        const params: Array<unknown> = []
-        if (filter.agentId !== undefined) params.push(filter.agentId)
-        if (filter.channel !== undefined) params.push(filter.channel)
-        if (filter.status !== undefined) params.push(filter.status)
-        if (page.after !== undefined) params.push(page.after.createdAt, page.after.id)
-        params.push(page.limit, page.offset)
-        return listStatement(filter, page).all(params).map(fromTuple)
-      }),
+      run("session.list", () =>
+        pages({ agent_id: filter.agentId, channel: filter.channel, status: filter.status }, page).map(fromTuple)
+      ),
     delete: (id) => run("session.delete", () => void remove.run(id)),
     load: (id) => run("session.load", () => load.get(id)?.transcript),
     save: (row, transcript) =>
