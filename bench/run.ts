@@ -7,7 +7,7 @@
  * provided with its layer once (layer build and data loading are not timed).
  * Prints a table and writes `bench/results.json`.
  *
- * Environment: `BENCH_REPS` (default 5) repetitions of the SQLite layer and
+ * Environment: `BENCH_REPS` (default 7) repetitions of the SQLite layer and
  * the baseline, in alternating order; the best (highest ops/s) of each side is
  * reported, with the ratio of the medians alongside. The memory layer runs
  * `BENCH_MEMORY_REPS` times (default 1: its appends are slow enough to double
@@ -36,7 +36,7 @@ export interface Result {
   readonly ratio: number
 }
 
-const reps = Math.max(1, Number(process.env["BENCH_REPS"] ?? 5))
+const reps = Math.max(1, Number(process.env["BENCH_REPS"] ?? 7))
 const memoryReps = Math.max(0, Math.min(reps, Number(process.env["BENCH_MEMORY_REPS"] ?? 1)))
 
 // ---------------------------------------------------------------------------
