@@ -63,9 +63,15 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
   cause: Schema.Defect
 }) {
   override get message() {
-    const detail = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `${this.backend} failed during ${this.operation}: ${detail}`
+    return `${this.backend} failed during ${this.operation}: ${describe(this.cause)}`
   }
+}
+
+/** An error's message followed by its causes' (an `SqlError` wraps the driver's error), e.g. "Failed: no such table". */
+const describe = (cause: unknown, depth = 0): string => {
+  if (!(cause instanceof Error)) return String(cause)
+  const inner = (cause as { cause?: unknown }).cause
+  return inner === undefined || depth > 4 ? cause.message : `${cause.message}: ${describe(inner, depth + 1)}`
 }
 
 /** An operation that the session's state forbids, e.g. writing to a closed session. */

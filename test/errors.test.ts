@@ -1,0 +1,66 @@
+/** Backend failures reach callers as `StorageError` values, never as raw driver or `SqlError` defects. */
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { SqlClient } from "@effect/sql/SqlClient"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import * as SqlConversationStore from "../layers/sql/ConversationStore.ts"
+import * as SqlSessionStore from "../layers/sql/SessionStore.ts"
+import { StoresPg, StoresSqlite } from "../layers/Stores.ts"
+import { ConversationStore } from "../src/Conversation.ts"
+import { SessionStore } from "../src/Session.ts"
+
+const text = { role: "user" as const, parts: [{ type: "text" as const, text: "hi" }] }
+
+const brokenTables = Effect.gen(function* () {
+  const sql = yield* SqlClient
+  const sessions = yield* SessionStore
+  const conversations = yield* ConversationStore
+  const conversation = yield* conversations.create({})
+  yield* sql`DROP TABLE agent_messages`
+  yield* sql`DROP TABLE agent_conversations`
+  yield* sql`DROP TABLE agent_sessions`
+  const failures = [
+    yield* Effect.flip(conversations.append(conversation.id, text)),
+    yield* Effect.flip(conversations.messages(conversation.id)),
+    yield* Effect.flip(sessions.save("s", [text])),
+    yield* Effect.flip(sessions.list())
+  ]
+  for (const failure of failures) {
+    expect(failure._tag).toBe("StorageError")
+    if (failure._tag === "StorageError") {
+      expect(failure.backend).toBe("sqlite")
+      expect(failure.message).toMatch(/no such table/)
+    }
+  }
+  expect(failures.map((f) => (f._tag === "StorageError" ? f.operation : f._tag))).toEqual([
+    "conversation.append",
+    "conversation.messages",
+    "session.save",
+    "session.list"
+  ])
+})
+
+describe("StorageError", () => {
+  it.effect("the SQLite layer reports a broken database as StorageError", () =>
+    brokenTables.pipe(Effect.provide(StoresSqlite({ filename: ":memory:" })))
+  )
+
+  it.effect("the SqlClient layers report a broken database as StorageError", () =>
+    brokenTables.pipe(
+      Effect.provide(
+        Layer.mergeAll(SqlSessionStore.layer, SqlConversationStore.layer).pipe(
+          Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" }))
+        )
+      )
+    )
+  )
+
+  it.effect("an unreachable PostgreSQL fails the layer with StorageError", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        Layer.build(StoresPg({ url: "postgres://postgres@127.0.0.1:1/none" })).pipe(Effect.scoped)
+      )
+      expect(error).toMatchObject({ _tag: "StorageError", backend: "postgres", operation: "connect" })
+    })
+  )
+})
