@@ -5,7 +5,7 @@
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type { SqlClient } from "@effect/sql/SqlClient"
-import { Config, Effect, Layer, Redacted } from "effect"
+import { Config, Effect, Layer, Option, Redacted } from "effect"
 import type { ConversationStore } from "../src/Conversation.ts"
 import { StorageError } from "../src/Errors.ts"
 import type { SessionStore } from "../src/Session.ts"
@@ -62,9 +62,10 @@ export const StoresPg = (options: PgOptions): Layer.Layer<Stores | SqlClient, St
 
 /**
  * The bundle chosen by configuration: `AGENT_STORES_BACKEND` (`memory`,
- * `sqlite` (default) or `postgres`), with `AGENT_STORES_URL` (or
- * `DATABASE_URL`) as the SQLite file or the PostgreSQL URL, and
- * `AGENT_STORES_TABLE_PREFIX` (default `agent`).
+ * `sqlite` (default) or `postgres`); `AGENT_STORES_URL` as the SQLite file
+ * (default `./agent-stores.db`) or the PostgreSQL URL (falling back to
+ * `DATABASE_URL` for PostgreSQL only, so a `DATABASE_URL` meant for another
+ * database never names a SQLite file); `AGENT_STORES_TABLE_PREFIX` (default `agent`).
  */
 export const StoresFromConfig: Layer.Layer<Stores, StorageError> = Layer.unwrapEffect(
   Effect.gen(function* () {
@@ -73,18 +74,17 @@ export const StoresFromConfig: Layer.Layer<Stores, StorageError> = Layer.unwrapE
       "sqlite",
       "postgres"
     )("AGENT_STORES_BACKEND").pipe(Config.withDefault("sqlite"))
-    const url = yield* Config.string("AGENT_STORES_URL").pipe(
-      Config.orElse(() => Config.string("DATABASE_URL")),
-      Config.option
-    )
+    const url = yield* Config.option(Config.string("AGENT_STORES_URL"))
+    const databaseUrl = yield* Config.option(Config.string("DATABASE_URL"))
     const tablePrefix = yield* Config.string("AGENT_STORES_TABLE_PREFIX").pipe(Config.withDefault("agent"))
     switch (backend) {
       case "memory":
         return StoresMemory
       case "sqlite":
         return StoresSqlite({ filename: url._tag === "Some" ? url.value : SqliteDatabase.defaultFilename, tablePrefix })
-      case "postgres":
-        if (url._tag === "None") {
+      case "postgres": {
+        const pgUrl = Option.orElse(url, () => databaseUrl)
+        if (pgUrl._tag === "None") {
           return Layer.fail(
             new StorageError({
               backend: "postgres",
@@ -93,7 +93,8 @@ export const StoresFromConfig: Layer.Layer<Stores, StorageError> = Layer.unwrapE
             })
           )
         }
-        return StoresPg({ url: url.value, tablePrefix })
+        return StoresPg({ url: pgUrl.value, tablePrefix })
+      }
     }
   }).pipe(Effect.mapError((cause) => new StorageError({ backend: "config", operation: "config", cause })))
 )

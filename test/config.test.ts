@@ -37,21 +37,36 @@ describe("StoresFromConfig", () => {
           StoresSqlite({ filename, tablePrefix: "myapp" }) // same file: proves the configured prefix was used
         ).pipe(
           Layer.provide(
-            withEnv({ AGENT_STORES_BACKEND: "sqlite", AGENT_STORES_URL: filename, AGENT_STORES_TABLE_PREFIX: "myapp" })
+            withEnv({
+              AGENT_STORES_BACKEND: "sqlite",
+              AGENT_STORES_URL: filename,
+              AGENT_STORES_TABLE_PREFIX: "myapp",
+              DATABASE_URL: "postgres://somewhere-else/db"
+            })
           )
         )
       )
     )
   })
 
-  it.effect("fails with StorageError for postgres without a URL or for an unknown backend", () =>
+  it.effect("postgres takes DATABASE_URL as a fallback; no URL or an unknown backend is a StorageError", () =>
     Effect.gen(function* () {
       const noUrl = yield* Effect.flip(
         Layer.build(StoresFromConfig.pipe(Layer.provide(withEnv({ AGENT_STORES_BACKEND: "postgres" })))).pipe(
           Effect.scoped
         )
       )
-      expect(noUrl._tag).toBe("StorageError")
+      expect(noUrl).toMatchObject({ _tag: "StorageError", operation: "config" })
+      const fromDatabaseUrl = yield* Effect.flip(
+        Layer.build(
+          StoresFromConfig.pipe(
+            Layer.provide(
+              withEnv({ AGENT_STORES_BACKEND: "postgres", DATABASE_URL: "postgres://postgres@127.0.0.1:1/none" })
+            )
+          )
+        ).pipe(Effect.scoped)
+      )
+      expect(fromDatabaseUrl).toMatchObject({ _tag: "StorageError", backend: "postgres", operation: "connect" })
       const unknown = yield* Effect.flip(
         Layer.build(StoresFromConfig.pipe(Layer.provide(withEnv({ AGENT_STORES_BACKEND: "mongo" })))).pipe(
           Effect.scoped
