@@ -18,7 +18,7 @@ import {
   type MessageRow
 } from "./Message.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
-import { decodeInput, patched, type UpdateOptions, updateVersioned } from "./Record.ts"
+import { byId, decodeInput, patched, type UpdateOptions, updateVersioned } from "./Record.ts"
 import { SessionId } from "./Session.ts"
 
 /** A conversation id: any non-empty string up to 255 characters; UUIDv7 when generated. */
@@ -232,12 +232,13 @@ const decodeWindow = decodeInput(entity, MessagesOptions)
 export const makeConversationStore = Effect.fnUntraced(function* (driver: ConversationDriver) {
   const limits = yield* MessageLimits
 
-  const get = (id: string) => Effect.map(driver.get(id), (row) => (row === undefined ? undefined : decodeRow(row)))
+  const read = (id: string) => byId(id, undefined, driver.get)
+  const get = (id: string) => Effect.map(read(id), (row) => (row === undefined ? undefined : decodeRow(row)))
 
   const appendRows = Effect.fnUntraced(function* (id: string, inputs: ReadonlyArray<unknown>) {
     const now = yield* Clock.currentTimeMillis
     const { messages, rows } = yield* encodeMessages("Message", inputs, now, limits)
-    const first = rows.length === 0 ? 0 : yield* driver.append(id, rows, now)
+    const first = rows.length === 0 ? 0 : yield* byId(id, "missing" as const, (id) => driver.append(id, rows, now))
     if (first === "missing") return yield* new NotFound({ entity, id })
     if (first === "duplicate") {
       return yield* new Conflict({
@@ -296,7 +297,7 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
         entity,
         id,
         expectedVersion: options?.expectedVersion,
-        read: driver.get(id),
+        read: read(id),
         next: (current) =>
           Effect.map(Clock.currentTimeMillis, (now): ConversationRow => ({
             ...current,
@@ -316,18 +317,18 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
       const rows = yield* driver.list(options, query)
       return toPage(rows, query, decodeRow)
     }),
-    delete: (id) => driver.delete(id),
+    delete: (id) => byId(id, undefined, driver.delete),
     append: (id, message) => Effect.map(appendRows(id, [message]), (stored) => stored[0]!),
     appendMany: appendRows,
     messages: Effect.fnUntraced(function* (id, input) {
       const options = yield* decodeWindow(input ?? {})
-      const rows = yield* driver.messages(id, options)
+      const rows = yield* byId(id, undefined, (id) => driver.messages(id, options))
       if (rows === undefined) return yield* new NotFound({ entity, id })
       return rows.map((row) => decodeStored(id, row))
     }),
     clear: Effect.fnUntraced(function* (id) {
       const now = yield* Clock.currentTimeMillis
-      if (!(yield* driver.clear(id, now))) return yield* new NotFound({ entity, id })
+      if (!(yield* byId(id, false, (id) => driver.clear(id, now)))) return yield* new NotFound({ entity, id })
     })
   })
 })

@@ -16,7 +16,7 @@ import {
   type MessageRow
 } from "./Message.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
-import { decodeInput, patched, type UpdateOptions, updateVersioned } from "./Record.ts"
+import { byId, decodeInput, patched, type UpdateOptions, updateVersioned } from "./Record.ts"
 
 /** A session id: any non-empty string up to 255 characters (e.g. `"user-123"`); UUIDv7 when generated. */
 export const SessionId = Text.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("SessionId"))
@@ -190,7 +190,8 @@ const decodeId = decodeInput(entity, SessionId)
 export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriver) {
   const limits = yield* MessageLimits
 
-  const get = (id: string) => Effect.map(driver.get(id), (row) => (row === undefined ? undefined : decodeRow(row)))
+  const read = (id: string) => byId(id, undefined, driver.get)
+  const get = (id: string) => Effect.map(read(id), (row) => (row === undefined ? undefined : decodeRow(row)))
 
   return SessionStore.of({
     create: Effect.fnUntraced(function* (input) {
@@ -223,7 +224,7 @@ export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriv
         entity,
         id,
         expectedVersion: options?.expectedVersion,
-        read: driver.get(id),
+        read: read(id),
         next: (current) =>
           Effect.map(Clock.currentTimeMillis, (now): SessionRow => ({
             ...current,
@@ -245,9 +246,9 @@ export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriv
       const rows = yield* driver.list(options, query)
       return toPage(rows, query, decodeRow)
     }),
-    delete: (id) => driver.delete(id),
+    delete: (id) => byId(id, undefined, driver.delete),
     load: (id) =>
-      Effect.map(driver.load(id), (transcript) =>
+      Effect.map(byId(id, undefined, driver.load), (transcript) =>
         transcript === undefined
           ? Option.none()
           : Option.some((parseJson(transcript) as Array<MessageRow>).map(decodeMessageRow))

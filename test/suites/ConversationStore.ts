@@ -130,6 +130,17 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           id
         })
         expect(yield* Effect.flip(conversations.appendMany(id, []))).toMatchObject({ _tag: "NotFound" })
+        const impossible = "no\u0000such"
+        for (const attempt of [
+          Effect.asVoid(conversations.get(impossible)),
+          Effect.asVoid(conversations.append(impossible, text("user", "x"))),
+          Effect.asVoid(conversations.messages(impossible)),
+          conversations.clear(impossible),
+          Effect.asVoid(conversations.update(impossible, { title: "x" }))
+        ]) {
+          expect(yield* Effect.flip(attempt)).toMatchObject({ _tag: "NotFound", id: impossible })
+        }
+        yield* conversations.delete(impossible)
         const conversation = yield* conversations.create({})
         expect(yield* conversations.appendMany(conversation.id, [])).toEqual([])
         const bad: Array<unknown> = [

@@ -90,6 +90,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         const error = yield* Effect.flip(sessions.get(id))
         expect(error).toMatchObject({ _tag: "NotFound", entity: "Session", id })
         expect(yield* sessions.find(id)).toEqual(Option.none())
+        const impossible = "no\u0000such"
+        expect(yield* Effect.flip(sessions.get(impossible))).toMatchObject({ _tag: "NotFound", id: impossible })
+        expect(yield* sessions.load(impossible)).toEqual(Option.none())
+        expect(yield* Effect.flip(sessions.update(impossible, { title: "x" }))).toMatchObject({ _tag: "NotFound" })
+        yield* sessions.delete(impossible)
       })
     )
 
