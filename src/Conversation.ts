@@ -159,8 +159,12 @@ export interface ConversationDriver {
   /** Inserts a new row: `"exists"` when the id is taken, `"no-session"` when `sessionId` is unknown. */
   readonly insert: (row: ConversationRow) => Effect.Effect<"inserted" | "exists" | "no-session", StorageError>
   readonly get: (id: string) => Effect.Effect<ConversationRow | undefined, StorageError>
-  /** Replaces title, model, metadata, updatedAt and version if the stored version is `row.version - 1`. */
-  readonly update: (row: ConversationRow) => Effect.Effect<boolean, StorageError>
+  /**
+   * Writes title, model, metadata, updatedAt and version if the stored version
+   * is `row.version - 1`; returns the stored row (with current counts), or
+   * `undefined` if the version differs (or the row is gone).
+   */
+  readonly update: (row: ConversationRow) => Effect.Effect<ConversationRow | undefined, StorageError>
   readonly list: (
     filter: { readonly sessionId?: string | undefined },
     page: PageQuery

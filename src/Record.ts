@@ -40,7 +40,8 @@ const maxAttempts = 64
 /**
  * Read-modify-write of a versioned row with compare-and-set. `write` stores the
  * next row only if the stored version is still `current.version` and returns
- * `false` when it lost a race; then the read is retried (and an
+ * the row as stored (fields it does not write, such as counts, are current),
+ * or `undefined` when it lost a race; then the read is retried (and an
  * `expectedVersion` that no longer matches becomes a `Conflict`). No update is
  * ever lost.
  */
@@ -50,7 +51,7 @@ export const updateVersioned = <Row extends { readonly version: number }, E>(opt
   readonly expectedVersion: number | undefined
   readonly read: Effect.Effect<Row | undefined, StorageError>
   readonly next: (current: Row) => Effect.Effect<Row, E>
-  readonly write: (next: Row) => Effect.Effect<boolean, StorageError>
+  readonly write: (next: Row) => Effect.Effect<Row | undefined, StorageError>
 }): Effect.Effect<Row, NotFound | Conflict | StorageError | E> =>
   Effect.gen(function* () {
     for (let attempt = 1; ; attempt++) {
@@ -60,7 +61,7 @@ export const updateVersioned = <Row extends { readonly version: number }, E>(opt
       if (current.version !== expected || attempt > maxAttempts) {
         return yield* new Conflict({ entity: options.entity, id: options.id, expected, actual: current.version })
       }
-      const next = yield* options.next(current)
-      if (yield* options.write(next)) return next
+      const stored = yield* options.write(yield* options.next(current))
+      if (stored !== undefined) return stored
     }
   })

@@ -136,8 +136,12 @@ export interface SessionDriver {
   /** Inserts a new row; `false` when the id is taken. */
   readonly insert: (row: SessionRow) => Effect.Effect<boolean, StorageError>
   readonly get: (id: string) => Effect.Effect<SessionRow | undefined, StorageError>
-  /** Replaces the row if its stored version is `row.version - 1`; `false` otherwise. */
-  readonly update: (row: SessionRow) => Effect.Effect<boolean, StorageError>
+  /**
+   * Writes agentId, channel, title, status, metadata, updatedAt and version if
+   * the stored version is `row.version - 1`; returns the stored row, or
+   * `undefined` if the version differs (or the row is gone).
+   */
+  readonly update: (row: SessionRow) => Effect.Effect<SessionRow | undefined, StorageError>
   readonly list: (filter: SessionFilter, page: PageQuery) => Effect.Effect<ReadonlyArray<SessionRow>, StorageError>
   /** Deletes the session, its transcript, its conversations and their messages, atomically. */
   readonly delete: (id: string) => Effect.Effect<void, StorageError>

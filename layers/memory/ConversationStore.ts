@@ -38,16 +38,17 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => ({
   update: (row) =>
     Effect.sync(() => {
       const current = db.conversations.get(row.id)
-      if (current === undefined || current.version !== row.version - 1) return false
-      db.conversations.set(row.id, {
+      if (current === undefined || current.version !== row.version - 1) return undefined
+      const stored = {
         ...current,
         title: row.title,
         model: row.model,
         metadata: row.metadata,
         updatedAt: row.updatedAt,
         version: row.version
-      })
-      return true
+      }
+      db.conversations.set(row.id, stored)
+      return { ...stored }
     }),
   list: (filter, page) =>
     Effect.sync(() =>

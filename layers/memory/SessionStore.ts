@@ -19,9 +19,18 @@ export const driver = Effect.map(MemoryDatabase, (db): SessionDriver => ({
   update: (row) =>
     Effect.sync(() => {
       const entry = db.sessions.get(row.id)
-      if (entry === undefined || entry.row.version !== row.version - 1) return false
-      entry.row = { ...row }
-      return true
+      if (entry === undefined || entry.row.version !== row.version - 1) return undefined
+      entry.row = {
+        ...entry.row,
+        agentId: row.agentId,
+        channel: row.channel,
+        title: row.title,
+        status: row.status,
+        metadata: row.metadata,
+        updatedAt: row.updatedAt,
+        version: row.version
+      }
+      return { ...entry.row }
     }),
   list: (filter, page) =>
     Effect.sync(() =>

@@ -111,8 +111,8 @@ export const driver = Effect.gen(function* () {
         "conversation.update",
         sql`UPDATE ${table} SET title = ${row.title}, model = ${row.model}, metadata = ${jsonText(row.metadata)},
           updated_at = ${row.updatedAt}, version = ${row.version}
-          WHERE id = ${row.id} AND version = ${row.version - 1} RETURNING id`
-      ).pipe(Effect.map((rows) => rows.length > 0)),
+          WHERE id = ${row.id} AND version = ${row.version - 1} RETURNING ${columns}`
+      ).pipe(Effect.map((rows) => (rows.length === 0 ? undefined : fromSql(rows[0])))),
     list: (filter, page) =>
       run(
         "conversation.list",

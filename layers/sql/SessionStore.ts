@@ -60,8 +60,8 @@ export const driver = Effect.gen(function* () {
         sql`UPDATE ${table} SET agent_id = ${row.agentId}, channel = ${row.channel}, title = ${row.title},
           status = ${row.status}, metadata = ${jsonText(row.metadata)}, updated_at = ${row.updatedAt},
           version = ${row.version}
-          WHERE id = ${row.id} AND version = ${row.version - 1} RETURNING id`
-      ).pipe(Effect.map((rows) => rows.length > 0)),
+          WHERE id = ${row.id} AND version = ${row.version - 1} RETURNING ${columns}`
+      ).pipe(Effect.map((rows) => (rows.length === 0 ? undefined : fromSql(rows[0])))),
     list: (filter, page) =>
       run(
         "session.list",

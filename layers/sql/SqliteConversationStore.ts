@@ -61,8 +61,12 @@ export const driver = Effect.gen(function* () {
   const insert = db.prepare(`INSERT INTO ${table} (id, session_id, title, model, metadata, message_count, last_seq,
     created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
   const get = db.prepare<[string], ConversationTuple>(`SELECT ${columns} FROM ${table} WHERE id = ?`).raw()
-  const update = db.prepare(`UPDATE ${table} SET title = ?, model = ?, metadata = ?, updated_at = ?, version = ?
-    WHERE id = ? AND version = ?`)
+  const update = db
+    .prepare<Array<unknown>, ConversationTuple>(
+      `UPDATE ${table} SET title = ?, model = ?, metadata = ?, updated_at = ?, version = ?
+        WHERE id = ? AND version = ? RETURNING ${columns}`
+    )
+    .raw()
   const remove = db.prepare(`DELETE FROM ${table} WHERE id = ?`)
   const bump = db
     .prepare<[number, number, number, number, string], number>(
@@ -141,12 +145,18 @@ export const driver = Effect.gen(function* () {
         return tuple === undefined ? undefined : fromTuple(tuple)
       }),
     update: (row) =>
-      run(
-        "conversation.update",
-        () =>
-          update.run(row.title, row.model, jsonText(row.metadata), row.updatedAt, row.version, row.id, row.version - 1)
-            .changes > 0
-      ),
+      run("conversation.update", () => {
+        const [stored] = update.all(
+          row.title,
+          row.model,
+          jsonText(row.metadata),
+          row.updatedAt,
+          row.version,
+          row.id,
+          row.version - 1
+        )
+        return stored === undefined ? undefined : fromTuple(stored)
+      }),
     list: (filter, page) =>
       run("conversation.list", () => pages({ session_id: filter.sessionId }, page).map(fromTuple)),
     delete: (id) => run("conversation.delete", () => void remove.run(id)),

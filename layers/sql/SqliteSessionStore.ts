@@ -49,8 +49,12 @@ export const driver = Effect.gen(function* () {
     created_at, updated_at, version, transcript) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id)`
   const insert = db.prepare(`${insertRow} DO NOTHING`)
   const get = db.prepare<[string], SessionTuple>(`SELECT ${columns} FROM ${table} WHERE id = ?`).raw()
-  const update = db.prepare(`UPDATE ${table} SET agent_id = ?, channel = ?, title = ?, status = ?, metadata = ?,
-    updated_at = ?, version = ? WHERE id = ? AND version = ?`)
+  const update = db
+    .prepare<Array<unknown>, SessionTuple>(
+      `UPDATE ${table} SET agent_id = ?, channel = ?, title = ?, status = ?, metadata = ?, updated_at = ?, version = ?
+        WHERE id = ? AND version = ? RETURNING ${columns}`
+    )
+    .raw()
   const remove = db.prepare(`DELETE FROM ${table} WHERE id = ?`)
   const load = db.prepare<[string], { transcript: string }>(`SELECT transcript FROM ${table} WHERE id = ?`)
   const save =
@@ -81,21 +85,20 @@ export const driver = Effect.gen(function* () {
         return tuple === undefined ? undefined : fromTuple(tuple)
       }),
     update: (row) =>
-      run(
-        "session.update",
-        () =>
-          update.run(
-            row.agentId,
-            row.channel,
-            row.title,
-            row.status,
-            jsonText(row.metadata),
-            row.updatedAt,
-            row.version,
-            row.id,
-            row.version - 1
-          ).changes > 0
-      ),
+      run("session.update", () => {
+        const [stored] = update.all(
+          row.agentId,
+          row.channel,
+          row.title,
+          row.status,
+          jsonText(row.metadata),
+          row.updatedAt,
+          row.version,
+          row.id,
+          row.version - 1
+        )
+        return stored === undefined ? undefined : fromTuple(stored)
+      }),
     list: (filter, page) =>
       run("session.list", () =>
         pages({ agent_id: filter.agentId, channel: filter.channel, status: filter.status }, page).map(fromTuple)
