@@ -5,8 +5,7 @@
  * concurrent appends serialise and `seq` stays gapless): one statement on
  * PostgreSQL, a transaction elsewhere.
  */
-import { SqlClient } from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect, Layer } from "effect"
 import {
   type ConversationDriver,
@@ -18,9 +17,9 @@ import {
 import type { StorageError } from "../../src/Errors.ts"
 import { jsonText } from "../../src/Json.ts"
 import type { MessageRow } from "../../src/Message.ts"
-import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
+import { layer as migrations, type SqlOptions } from "./Migrations.ts"
 import { selectPage } from "./Paging.ts"
-import { storageError } from "./SessionStore.ts"
+import { isUniqueViolation, sqlDriver } from "./SqlDriver.ts"
 
 /** The columns of a conversation row, in `SELECT` order. */
 export const conversationColumns =
@@ -53,22 +52,12 @@ export const messageFromSql = (row: any): StoredMessageRow => ({
   createdAt: Number(row.created_at)
 })
 
-/** Whether a `SqlError` is a unique-constraint violation (PostgreSQL or SQLite). */
-export const isUniqueViolation = (error: SqlError): boolean => {
-  const code = (error.cause as { code?: unknown } | undefined)?.code
-  return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY"
-}
-
 /** A `ConversationDriver` over the `SqlClient` in context. */
 export const driver = Effect.gen(function* () {
-  const sql = (yield* SqlClient).withoutTransforms()
-  const t = yield* SqlTables
-  const backend = sql.onDialectOrElse({ pg: () => "postgres", sqlite: () => "sqlite", orElse: () => "sql" })
+  const { run, sql, storageError, tables: t } = yield* sqlDriver
   const table = sql(t.conversations)
   const messages = sql(t.messages)
   const columns = sql.literal(conversationColumns)
-  const run = <A>(operation: string, effect: Effect.Effect<A, SqlError>) =>
-    Effect.mapError(effect, storageError(backend, operation))
   const messageValues = (row: MessageRow) =>
     sql.csv([row.id, row.role, row.parts as string, row.metadata as string | null, row.createdAt].map((v) => sql`${v}`))
   const later = (now: number) => sql`CASE WHEN updated_at > ${now} THEN updated_at ELSE ${now} END`
@@ -180,7 +169,7 @@ export const driver = Effect.gen(function* () {
         })
         .pipe(
           Effect.catchIf(isUniqueViolation, () => Effect.succeed("duplicate" as const)),
-          Effect.mapError(storageError(backend, "conversation.append"))
+          Effect.mapError(storageError("conversation.append"))
         ),
     messages: (id, options) =>
       run(

@@ -3,14 +3,14 @@
  * or a SQLite client of the caller's. One statement per operation where the
  * dialects allow it; `sql.withTransaction` where several rows move together.
  */
-import { SqlClient } from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect, Layer } from "effect"
-import { StorageError } from "../../src/Errors.ts"
+import type { StorageError } from "../../src/Errors.ts"
 import { jsonText } from "../../src/Json.ts"
 import { makeSessionStore, type SessionDriver, type SessionRow, SessionStore } from "../../src/Session.ts"
-import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
+import { layer as migrations, type SqlOptions } from "./Migrations.ts"
 import { selectPage } from "./Paging.ts"
+import { sqlDriver } from "./SqlDriver.ts"
 
 /** The columns of a session row, in `SELECT` order. */
 export const sessionColumns =
@@ -30,19 +30,11 @@ export const fromSql = (row: any): SessionRow => ({
   version: Number(row.version)
 })
 
-/** Maps `SqlError` to `StorageError` for `operation`. */
-export const storageError = (backend: string, operation: string) => (cause: SqlError) =>
-  new StorageError({ backend, operation, cause })
-
 /** A `SessionDriver` over the `SqlClient` in context. */
 export const driver = Effect.gen(function* () {
-  const sql = (yield* SqlClient).withoutTransforms()
-  const t = yield* SqlTables
-  const backend = sql.onDialectOrElse({ pg: () => "postgres", sqlite: () => "sqlite", orElse: () => "sql" })
+  const { run, sql, tables: t } = yield* sqlDriver
   const table = sql(t.sessions)
   const columns = sql.literal(sessionColumns)
-  const run = <A>(operation: string, effect: Effect.Effect<A, SqlError>) =>
-    Effect.mapError(effect, storageError(backend, operation))
 
   return {
     insert: (row) =>

@@ -20,7 +20,8 @@ import { jsonText } from "../../src/Json.ts"
 import type { MessageRow } from "../../src/Message.ts"
 import { layer as migrations, type SqlOptions, SqlTables } from "./Migrations.ts"
 import { sqlitePages } from "./Paging.ts"
-import { isForeignKeyViolation, isUniqueViolation, prepared, SqliteDatabase } from "./SqliteDatabase.ts"
+import { prepared, SqliteDatabase } from "./SqliteDatabase.ts"
+import { isForeignKeyViolation, isUniqueViolation } from "./SqlDriver.ts"
 
 const columns = "id, session_id, title, model, metadata, message_count, last_seq, created_at, updated_at, version"
 

@@ -16,6 +16,7 @@ import * as Statement from "@effect/sql/Statement"
 import Sqlite from "better-sqlite3"
 import { Context, Effect, Layer, Option, Schedule, Stream } from "effect"
 import { StorageError } from "../../src/Errors.ts"
+import { isBusy } from "./SqlDriver.ts"
 
 /** Options of the embedded SQLite backend. */
 export interface SqliteOptions {
@@ -177,19 +178,6 @@ export const layer = (options: SqliteOptions = {}): Layer.Layer<SqliteDatabase |
       Context.make(SqliteDatabase, database).pipe(Context.add(SqlClient.SqlClient, client))
     )
   ).pipe(Layer.provide(Reactivity.layer))
-
-/** Whether a thrown better-sqlite3 error is a UNIQUE or PRIMARY KEY violation. */
-export const isUniqueViolation = (error: unknown): boolean =>
-  error instanceof Sqlite.SqliteError &&
-  (error.code === "SQLITE_CONSTRAINT_UNIQUE" || error.code === "SQLITE_CONSTRAINT_PRIMARYKEY")
-
-/** Whether a thrown better-sqlite3 error is SQLITE_BUSY (another connection holds a lock). */
-export const isBusy = (error: unknown): boolean =>
-  error instanceof Sqlite.SqliteError && error.code.startsWith("SQLITE_BUSY")
-
-/** Whether a thrown better-sqlite3 error is a FOREIGN KEY violation. */
-export const isForeignKeyViolation = (error: unknown): boolean =>
-  error instanceof Sqlite.SqliteError && error.code === "SQLITE_CONSTRAINT_FOREIGNKEY"
 
 /** A driver built from prepared statements, with a failure to prepare (a missing table, say) as `StorageError`. */
 export const prepared = <A, E, R>(driver: Effect.Effect<A, E, R>): Effect.Effect<A, E | StorageError, R> =>
