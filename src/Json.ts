@@ -8,6 +8,9 @@
  */
 import { Schema } from "effect"
 
+/** Whether every backend can store `text`: no U+0000, which PostgreSQL rejects in `text` and `jsonb`. */
+export const isStorableText = (text: unknown): text is string => typeof text === "string" && !text.includes("\u0000")
+
 /** A JSON object, as held in `metadata` fields. */
 export type JsonObject = { readonly [key: string]: unknown }
 
@@ -23,7 +26,7 @@ export const maxJsonDepth = 256
 export const isJson = (value: unknown, depth = 0): boolean => {
   switch (typeof value) {
     case "string":
-      return !value.includes("\u0000")
+      return isStorableText(value)
     case "boolean":
       return true
     case "number":
@@ -80,9 +83,9 @@ export const parseJson = (value: unknown): unknown => (typeof value === "string"
 /** JSON text of a JSON column value that may have arrived parsed (PostgreSQL `jsonb`). */
 export const jsonText = (value: unknown): string => (typeof value === "string" ? value : JSON.stringify(value))
 
-/** A string any backend can store: no U+0000 (PostgreSQL rejects it in `text` and `jsonb`). */
+/** A string any backend can store (see `isStorableText`). */
 export const Text = Schema.String.pipe(
-  Schema.filter((text) => !text.includes("\u0000") || "must not contain U+0000", { identifier: "Text" })
+  Schema.filter((text) => isStorableText(text) || "must not contain U+0000", { identifier: "Text" })
 )
 
 const escapedNul = /(?:^|[^\\])(?:\\\\)*\\u0000/

@@ -6,7 +6,7 @@
 import { Arbitrary, Context, type DateTime, Effect, Either, Schema } from "effect"
 import { InvalidInput } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
-import { isJson, Json, JsonObject, jsonHasNul, parseJson, Text } from "./Json.ts"
+import { isJson, isStorableText, Json, JsonObject, jsonHasNul, parseJson, Text } from "./Json.ts"
 import { utcFromMillis } from "./Time.ts"
 
 /** A message id: any non-empty string up to 255 characters; UUIDv7 when the store assigns it. */
@@ -226,7 +226,7 @@ const isPlainMetadata = (metadata: Record<string, unknown>): boolean => {
     const value = metadata[key]
     const ok =
       key === "model"
-        ? typeof value === "string" && !value.includes("\u0000")
+        ? isStorableText(value)
         : key === "finishReason"
           ? finishReasons.has(value)
           : key === "usage" && isPlainUsage(value)
@@ -245,7 +245,7 @@ const isPlainMetadata = (metadata: Record<string, unknown>): boolean => {
 export const isPlainMessageInput = (input: unknown): input is typeof MessageInput.Type => {
   if (!isPlain(input) || !hasOnlyKeys(input, messageKeys) || !roles.has(input.role)) return false
   const { createdAt, id, metadata, parts } = input
-  if (id !== undefined && (typeof id !== "string" || id.length === 0 || id.length > 255 || id.includes("\u0000"))) {
+  if (id !== undefined && !(isStorableText(id) && id.length > 0 && id.length <= 255)) {
     return false
   }
   if (createdAt !== undefined) return false

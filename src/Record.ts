@@ -4,6 +4,7 @@
  */
 import { Effect, type ParseResult, Schema } from "effect"
 import { Conflict, InvalidInput, NotFound, type StorageError } from "./Errors.ts"
+import { isStorableText } from "./Json.ts"
 
 /** Options of every update: fail with `Conflict` unless the record is at `expectedVersion`. */
 export interface UpdateOptions {
@@ -25,15 +26,13 @@ export const decodeInput = <A, I>(entity: string, schema: Schema.Schema<A, I>) =
 export const patched = <A>(next: A | null | undefined, current: A | null): A | null =>
   next === undefined ? current : next
 
-/** Whether `id` could name a stored record: a string without U+0000 (which PostgreSQL cannot hold). */
-export const isStorableId = (id: unknown): id is string => typeof id === "string" && !id.includes("\u0000")
-
 /**
- * Asks the backend about `id` only when a record could have it; otherwise
+ * Asks the backend about `id` only when a record could have it (a storable
+ * string, see `isStorableText`); otherwise
  * answers `absent` at once, so every backend treats impossible ids alike.
  */
 export const byId = <A, E>(id: string, absent: A, lookup: (id: string) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
-  isStorableId(id) ? lookup(id) : Effect.succeed(absent)
+  isStorableText(id) ? lookup(id) : Effect.succeed(absent)
 
 const maxAttempts = 64
 
