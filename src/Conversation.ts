@@ -241,7 +241,8 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
 
   const appendRows = Effect.fnUntraced(function* (id: string, inputs: ReadonlyArray<unknown>) {
     const now = yield* Clock.currentTimeMillis
-    const { messages, rows } = yield* encodeMessages("Message", inputs, now, limits)
+    const encoded = yield* encodeMessages("Message", inputs, now, limits)
+    const rows = encoded.rows
     const first = rows.length === 0 ? 0 : yield* byId(id, "missing" as const, (id) => driver.append(id, rows, now))
     if (first === "missing") return yield* new NotFound({ entity, id })
     if (first === "duplicate") {
@@ -256,7 +257,10 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
     const conversationId = id as ConversationId
     const stored: Array<StoredMessage> = new Array(rows.length)
     for (let i = 0; i < rows.length; i++) {
-      const { createdAt, id, metadata, parts, role } = messages[i]!
+      const { createdAt: given, metadata, parts, role } = encoded.inputs[i]!
+      const row = rows[i]!
+      const id = row.id as MessageId
+      const createdAt = given ?? utcFromMillis(row.createdAt)
       const seq = first + i
       stored[i] =
         metadata === undefined

@@ -3,7 +3,7 @@
  * metadata for billing and analytics (model, finish reason, token usage, cost,
  * latency). Shared by `SessionStore` transcripts and `ConversationStore`.
  */
-import { Arbitrary, Context, type DateTime, Effect, Either, Schema } from "effect"
+import { Arbitrary, Context, Effect, Either, Schema } from "effect"
 import { InvalidInput } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
 import { isJson, isStorableText, Json, JsonObject, jsonHasNul, parseJson, Text } from "./Json.ts"
@@ -259,10 +259,10 @@ export const isPlainMessageInput = (input: unknown): input is typeof MessageInpu
   return true
 }
 
-/** Validated messages: the rows to store and the same messages decoded (ids and times filled in). */
+/** Validated messages: the rows to store (ids and times filled in) and the decoded inputs they came from. */
 export interface EncodedMessages {
   readonly rows: Array<MessageRow>
-  readonly messages: Array<Message & { readonly createdAt: DateTime.Utc }>
+  readonly inputs: Array<typeof MessageInput.Type>
 }
 
 /**
@@ -278,7 +278,7 @@ export const encodeMessages = (
   Effect.suspend(() => {
     if (!Array.isArray(inputs)) return Effect.fail(InvalidInput.single(entity, "expected an array of messages"))
     const rows: Array<MessageRow> = new Array(inputs.length)
-    const messages: EncodedMessages["messages"] = new Array(inputs.length)
+    const decodedInputs: EncodedMessages["inputs"] = new Array(inputs.length)
     for (let i = 0; i < inputs.length; i++) {
       const raw = inputs[i]
       const decoded = isPlainMessageInput(raw) ? Either.right(raw) : decodeInput(raw)
@@ -302,15 +302,11 @@ export const encodeMessages = (
       if (jsonHasNul(parts) || (metadata !== null && jsonHasNul(metadata))) {
         return Effect.fail(InvalidInput.single(entity, "strings must not contain U+0000", [i]))
       }
-      const id = input.id ?? (uuidv7At(now) as MessageId)
-      const createdAt = input.createdAt ?? utcFromMillis(now)
-      rows[i] = { id, role: input.role, parts, metadata, createdAt: createdAt.epochMillis }
-      messages[i] =
-        input.metadata === undefined
-          ? { id, role: input.role, parts: input.parts, createdAt }
-          : { id, role: input.role, parts: input.parts, metadata: input.metadata, createdAt }
+      const createdAt = input.createdAt === undefined ? now : input.createdAt.epochMillis
+      rows[i] = { id: input.id ?? uuidv7At(now), role: input.role, parts, metadata, createdAt }
+      decodedInputs[i] = input
     }
-    return Effect.succeed({ rows, messages })
+    return Effect.succeed({ rows, inputs: decodedInputs })
   })
 
 const checkLimits = (parts: ReadonlyArray<MessagePart>, limits: MessageLimits["Type"]): string | undefined => {
