@@ -1,9 +1,11 @@
 /**
- * Pagination shared by every `list`: keyset cursors (stable under concurrent
- * inserts) with `offset` kept for the seeds' API.
+ * Pagination shared by every `list`: keyset cursors over any ordered column
+ * tuple (`(createdAt, id)`, a sequence number, a name, …), stable under
+ * concurrent inserts, with `offset` kept for the seeds' API.
  */
 import { Effect, Option, Schema } from "effect"
 import { InvalidInput } from "./Errors.ts"
+import { isStorableText } from "./Json.ts"
 
 /** One page of a listing; `nextCursor` is `None` on the last page. */
 export interface Page<A> {
@@ -28,11 +30,14 @@ export const PageOptions = Schema.Struct({
 /** Options every `list` accepts. */
 export type PageOptions = typeof PageOptions.Type
 
-/** A position in a listing ordered by `(createdAt, id)`. */
-export interface Keyset {
-  readonly createdAt: number
-  readonly id: string
-}
+/** A position in a listing: the ordering columns' values of the last row returned, e.g. `[createdAt, id]`. */
+export type Keyset = ReadonlyArray<string | number>
+
+/** The types of a listing's ordering columns, e.g. `["number", "string"]` for `(created_at, id)`. */
+export type KeyShape = ReadonlyArray<"number" | "string">
+
+/** The usual ordering: creation time, then id. */
+export const byCreatedAt: KeyShape = ["number", "string"]
 
 /** What a driver needs to fetch one page: rows strictly after `after` in `order`, skipping `offset`. */
 export interface PageQuery {
@@ -43,31 +48,33 @@ export interface PageQuery {
 }
 
 /** Encodes a keyset position as an opaque cursor. */
-export const encodeCursor = (key: Keyset): string =>
-  Buffer.from(JSON.stringify([key.createdAt, key.id])).toString("base64url")
+export const encodeCursor = (key: Keyset): string => Buffer.from(JSON.stringify(key)).toString("base64url")
 
-const decodeCursor = (entity: string, cursor: string): Effect.Effect<Keyset, InvalidInput> =>
+const fitsShape = (value: unknown, shape: KeyShape): value is Keyset =>
+  Array.isArray(value) &&
+  value.length === shape.length &&
+  shape.every((type, i) => (type === "number" ? Number.isSafeInteger(value[i]) : isStorableText(value[i])))
+
+/** Decodes a cursor of a listing ordered by `shape`; anything else (malformed, impossible values) is `InvalidInput`. */
+export const decodeCursor = (entity: string, cursor: string, shape: KeyShape): Effect.Effect<Keyset, InvalidInput> =>
   Effect.suspend(() => {
     try {
       const value: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"))
-      if (
-        Array.isArray(value) &&
-        value.length === 2 &&
-        Number.isSafeInteger(value[0]) &&
-        typeof value[1] === "string"
-      ) {
-        return Effect.succeed({ createdAt: value[0], id: value[1] })
-      }
+      if (fitsShape(value, shape)) return Effect.succeed(value)
     } catch {
       // fall through to the typed failure
     }
-    return Effect.fail(InvalidInput.single(entity, "malformed cursor", ["cursor"]))
+    return Effect.fail(InvalidInput.single(entity, "cursor is malformed", ["cursor"]))
   })
 
 /** Turns validated `PageOptions` into a driver `PageQuery`; drivers fetch one extra row to detect a next page. */
-export const toPageQuery = (entity: string, options: PageOptions): Effect.Effect<PageQuery, InvalidInput> =>
+export const toPageQuery = (
+  entity: string,
+  options: PageOptions,
+  shape: KeyShape = byCreatedAt
+): Effect.Effect<PageQuery, InvalidInput> =>
   Effect.map(
-    options.cursor === undefined ? Effect.succeed(undefined) : decodeCursor(entity, options.cursor),
+    options.cursor === undefined ? Effect.succeed(undefined) : decodeCursor(entity, options.cursor, shape),
     (after) => ({
       after,
       limit: (options.limit ?? defaultLimit) + 1,
@@ -76,15 +83,18 @@ export const toPageQuery = (entity: string, options: PageOptions): Effect.Effect
     })
   )
 
-/** Builds a `Page` from the `limit + 1` rows a driver returned. */
-export const toPage = <Row extends Keyset, A>(
+const createdAtKey = (row: any): Keyset => [row.createdAt, row.id]
+
+/** Builds a `Page` from the `limit + 1` rows a driver returned; `keyOf` gives a row's ordering values. */
+export const toPage = <Row, A>(
   rows: ReadonlyArray<Row>,
   query: PageQuery,
-  decode: (row: Row) => A
+  decode: (row: Row) => A,
+  keyOf: (row: Row) => Keyset = createdAtKey
 ): Page<A> => {
   const size = query.limit - 1
   const more = rows.length > size
   const items: Array<A> = new Array(more ? size : rows.length)
   for (let i = 0; i < items.length; i++) items[i] = decode(rows[i]!)
-  return { items, nextCursor: more ? Option.some(encodeCursor(rows[size - 1]!)) : Option.none() }
+  return { items, nextCursor: more ? Option.some(encodeCursor(keyOf(rows[size - 1]!))) : Option.none() }
 }
