@@ -221,6 +221,9 @@ const isPlainUsage = (usage: unknown): boolean =>
   (usage.reasoningTokens === undefined || isCount(usage.reasoningTokens)) &&
   (usage.cachedInputTokens === undefined || isCount(usage.cachedInputTokens))
 
+/** Well-known metadata keys the fast path does not check (their values go through the Schema), and `__proto__`. */
+const slowMetadataKeys: ReadonlySet<string> = new Set(["cost", "stats", "__proto__"])
+
 const isPlainMetadata = (metadata: Record<string, unknown>): boolean => {
   for (const key in metadata) {
     const value = metadata[key]
@@ -229,7 +232,10 @@ const isPlainMetadata = (metadata: Record<string, unknown>): boolean => {
         ? isStorableText(value)
         : key === "finishReason"
           ? finishReasons.has(value)
-          : key === "usage" && isPlainUsage(value)
+          : key === "usage"
+            ? isPlainUsage(value)
+            : // Any other key holds JSON, one level below the metadata object (the depth `MessageMetadata` checks).
+              !slowMetadataKeys.has(key) && isJson(value, 1)
     if (!ok) return false
   }
   return true

@@ -8,6 +8,8 @@ import { isPlainMessageInput, MessageInput } from "../src/Message.ts"
 
 const decode = Schema.decodeUnknownEither(MessageInput)
 
+type Input = Record<string, any>
+
 const count = fc.oneof(fc.nat(), fc.constantFrom(-1, 0.5, Number.NaN, Infinity, 2 ** 53, "3"))
 const usage = fc.record(
   {
@@ -20,16 +22,54 @@ const usage = fc.record(
   },
   { requiredKeys: [] }
 )
-const metadata = fc.record(
-  {
-    model: fc.oneof(fc.string(), fc.nat()),
-    finishReason: fc.constantFrom("stop", "length", "tool-calls", "bored", null),
-    usage: fc.oneof(usage, fc.constant(null), fc.constant([])),
-    cost: fc.record({ inputCost: fc.nat(), outputCost: fc.nat(), totalCost: fc.nat() }),
-    custom: fc.jsonValue()
-  },
-  { requiredKeys: [] }
+/** Arrays nested `depth` deep around `null`: around the JSON depth limit (256) as a metadata value. */
+const nested = (depth: number): unknown => (depth === 0 ? null : [nested(depth - 1)])
+/** Values for custom metadata keys: JSON, non-JSON and hostile values, and nesting at the depth limit. */
+const customValue = fc.oneof(
+  fc.jsonValue(),
+  fc.constantFrom(
+    undefined,
+    Number.NaN,
+    Infinity,
+    "a\u0000b",
+    { k: "a\u0000b" },
+    [1, undefined],
+    { k: undefined },
+    new Date(0),
+    new Map(),
+    () => 1,
+    Object.create(null),
+    JSON.parse('{"__proto__": 1}'),
+    nested(254),
+    nested(255),
+    nested(256)
+  )
 )
+/** Custom metadata keys, with the well-known ones the fast path leaves to the Schema and hostile names. */
+const customKey = fc.oneof(
+  fc.string(),
+  fc.constantFrom("traceId", "requestId", "tags", "cost", "stats", "__proto__", "constructor", "toString", "")
+)
+const customMetadata = fc.array(fc.tuple(customKey, customValue), { maxLength: 4 })
+/** Sets own keys (`__proto__` included) without touching prototypes. */
+const withKeys = (base: Input, entries: ReadonlyArray<readonly [string, unknown]>): Input => {
+  const out: Input = { ...base }
+  for (const [key, value] of entries) Object.defineProperty(out, key, { value, enumerable: true, writable: true })
+  return out
+}
+
+const metadata = fc
+  .record(
+    {
+      model: fc.oneof(fc.string(), fc.nat()),
+      finishReason: fc.constantFrom("stop", "length", "tool-calls", "bored", null),
+      usage: fc.oneof(usage, fc.constant(null), fc.constant([])),
+      cost: fc.record({ inputCost: fc.nat(), outputCost: fc.nat(), totalCost: fc.nat() }),
+      custom: fc.jsonValue()
+    },
+    { requiredKeys: [] }
+  )
+  .chain((known) => customMetadata.map((entries) => withKeys(known, entries)))
 const part = fc.record(
   {
     type: fc.constantFrom("text", "reasoning", "image", "tool-call", "video"),
@@ -51,32 +91,39 @@ const candidate = fc.record(
   { requiredKeys: [] }
 )
 
-const validish = fc.record(
-  {
-    id: fc.string({ minLength: 1, maxLength: 255 }),
-    role: fc.constantFrom("system", "user", "assistant", "tool"),
-    parts: fc.array(fc.record({ type: fc.constantFrom("text", "reasoning"), text: fc.string() }), { maxLength: 3 }),
-    metadata: fc.record(
-      {
-        model: fc.string(),
-        finishReason: fc.constantFrom("stop", "length", "tool-calls"),
-        usage: fc.record(
-          { inputTokens: fc.nat(), outputTokens: fc.nat(), totalTokens: fc.nat(), reasoningTokens: fc.nat() },
-          { requiredKeys: ["inputTokens", "outputTokens", "totalTokens"] }
-        )
-      },
-      { requiredKeys: [] }
-    )
-  },
-  { requiredKeys: ["role", "parts"] }
-)
+const validish = fc
+  .record(
+    {
+      id: fc.string({ minLength: 1, maxLength: 255 }),
+      role: fc.constantFrom("system", "user", "assistant", "tool"),
+      parts: fc.array(fc.record({ type: fc.constantFrom("text", "reasoning"), text: fc.string() }), { maxLength: 3 }),
+      metadata: fc.record(
+        {
+          model: fc.string(),
+          finishReason: fc.constantFrom("stop", "length", "tool-calls"),
+          usage: fc.record(
+            { inputTokens: fc.nat(), outputTokens: fc.nat(), totalTokens: fc.nat(), reasoningTokens: fc.nat() },
+            { requiredKeys: ["inputTokens", "outputTokens", "totalTokens"] }
+          )
+        },
+        { requiredKeys: [] }
+      ),
+      custom: fc.array(fc.tuple(fc.constantFrom("traceId", "requestId", "tags", "x"), fc.jsonValue()), { maxLength: 3 })
+    },
+    { requiredKeys: ["role", "parts"] }
+  )
+  .map(({ custom, ...input }) =>
+    custom === undefined || input.metadata === undefined
+      ? input
+      : { ...input, metadata: withKeys(input.metadata, custom) }
+  )
 
-type Input = Record<string, any>
 const bad = fc.oneof(
   fc.constantFrom(undefined, null, -1, 0.5, Number.NaN, "", "a\u0000b", "x".repeat(256), [], {}, "stop", "bored"),
   fc.string(),
   fc.nat(),
-  fc.jsonValue()
+  fc.jsonValue(),
+  customValue
 )
 const mutations: ReadonlyArray<(input: Input, value: unknown) => Input> = [
   (m, v) => ({ ...m, id: v }),
@@ -92,6 +139,10 @@ const mutations: ReadonlyArray<(input: Input, value: unknown) => Input> = [
   (m, v) => ({ ...m, metadata: { ...m.metadata, model: v } }),
   (m, v) => ({ ...m, metadata: { ...m.metadata, finishReason: v } }),
   (m, v) => ({ ...m, metadata: { ...m.metadata, custom: v } }),
+  (m, v) => ({ ...m, metadata: withKeys(m.metadata ?? {}, [["__proto__", v]]) }),
+  (m, v) => ({ ...m, metadata: { ...m.metadata, cost: v } }),
+  (m, v) => ({ ...m, metadata: { ...m.metadata, tags: ["a", v] } }),
+  (m, v) => ({ ...m, metadata: { ...m.metadata, trace: { id: "t", span: v } } }),
   (m, v) => ({ ...m, metadata: { ...m.metadata, usage: v } }),
   (m, v) => ({ ...m, metadata: { ...m.metadata, usage: { ...m.metadata?.usage, inputTokens: v } } }),
   (m, v) => ({ ...m, metadata: { ...m.metadata, usage: { ...m.metadata?.usage, reasoningTokens: v } } }),
@@ -105,10 +156,14 @@ const mutated = fc
 describe("isPlainMessageInput", () => {
   it("accepts only what MessageInput decodes to an equal value", () => {
     let accepted = 0
+    let acceptedCustom = 0
     fc.assert(
       fc.property(fc.oneof(validish, mutated, candidate), (input) => {
         if (!isPlainMessageInput(input)) return
         accepted++
+        if (Object.keys(input.metadata ?? {}).some((key) => !["model", "finishReason", "usage"].includes(key))) {
+          acceptedCustom++
+        }
         const decoded = decode(input)
         expect(Either.isRight(decoded)).toBe(true)
         if (Either.isRight(decoded)) expect(decoded.right).toStrictEqual(input)
@@ -116,6 +171,7 @@ describe("isPlainMessageInput", () => {
       { numRuns: 20_000 }
     )
     expect(accepted).toBeGreaterThan(5_000)
+    expect(acceptedCustom).toBeGreaterThan(2_000)
   })
 
   it("takes the common shapes", () => {
@@ -132,6 +188,29 @@ describe("isPlainMessageInput", () => {
       })
     ).toBe(true)
     expect(isPlainMessageInput({ role: "user", parts: [{ type: "text", text: "hi", extra: 1 }] })).toBe(false)
-    expect(isPlainMessageInput({ role: "user", parts: [], metadata: { traceId: "t" } })).toBe(false)
+    expect(isPlainMessageInput({ role: "user", parts: [], metadata: { traceId: "t" } })).toBe(true)
+  })
+
+  it("keeps custom JSON metadata keys on the fast path and leaves the rest to the Schema", () => {
+    const accepts = (metadata: unknown) => isPlainMessageInput({ role: "assistant", parts: [], metadata })
+    expect(
+      accepts({
+        model: "m",
+        finishReason: "stop",
+        usage: { inputTokens: 1, outputTokens: 2, totalTokens: 3 },
+        traceId: "t-1",
+        requestId: "r-1",
+        tags: ["a", "b"],
+        retry: { attempt: 2, ok: true, at: null }
+      })
+    ).toBe(true)
+    expect(accepts({ traceId: undefined })).toBe(false)
+    expect(accepts({ traceId: Number.NaN })).toBe(false)
+    expect(accepts({ when: new Date(0) })).toBe(false)
+    expect(accepts(JSON.parse('{"__proto__": {}}'))).toBe(false)
+    expect(accepts({ cost: { inputCost: 1, outputCost: 1, totalCost: 2 } })).toBe(false)
+    expect(accepts({ stats: { latencyMs: 5 } })).toBe(false)
+    expect(accepts({ deep: nested(255) })).toBe(true)
+    expect(accepts({ deep: nested(256) })).toBe(false)
   })
 })
