@@ -3,9 +3,8 @@
  * `StoresSqlite` (embedded default), `StoresPg` when one machine is not
  * enough, and `StoresFromConfig` to choose at run time.
  */
-import * as PgClient from "@effect/sql-pg/PgClient"
 import type { SqlClient } from "@effect/sql/SqlClient"
-import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Effect, Layer, Option } from "effect"
 import type { ConversationStore } from "../src/Conversation.ts"
 import { StorageError } from "../src/Errors.ts"
 import type { SessionStore } from "../src/Session.ts"
@@ -14,6 +13,7 @@ import { MemoryDatabase } from "./memory/MemoryDatabase.ts"
 import * as MemorySessionStore from "./memory/SessionStore.ts"
 import * as SqlConversationStore from "./sql/ConversationStore.ts"
 import type { SqlOptions } from "./sql/Migrations.ts"
+import * as PgDatabase from "./sql/PgDatabase.ts"
 import * as SqliteConversationStore from "./sql/SqliteConversationStore.ts"
 import * as SqliteDatabase from "./sql/SqliteDatabase.ts"
 import * as SqliteSessionStore from "./sql/SqliteSessionStore.ts"
@@ -41,23 +41,16 @@ export const StoresSqlite = (
     Layer.provideMerge(SqliteDatabase.layer(options))
   )
 
-/** Options of `StoresPg`. */
-export interface PgOptions extends SqlOptions {
-  /** A `postgres://` connection URL. */
-  readonly url: string | Redacted.Redacted
-  /** Pool size. Default 10. */
-  readonly maxConnections?: number
-}
+/**
+ * Options of `StoresPg`: the connection's (`url`, `maxConnections`, `prepare`,
+ * `connectTimeout`, `operationTimeout`; see `PgDatabaseOptions`) and the tables'.
+ */
+export interface PgOptions extends SqlOptions, PgDatabase.PgDatabaseOptions {}
 
 /** Every store on PostgreSQL. Also provides the `SqlClient` (a pool) the stores use. */
 export const StoresPg = (options: PgOptions): Layer.Layer<Stores | SqlClient, StorageError> =>
   Layer.mergeAll(SqlSessionStore.layerWith(options), SqlConversationStore.layerWith(options)).pipe(
-    Layer.provideMerge(
-      PgClient.layer({
-        url: typeof options.url === "string" ? Redacted.make(options.url) : options.url,
-        maxConnections: options.maxConnections ?? 10
-      }).pipe(Layer.mapError((cause) => new StorageError({ backend: "postgres", operation: "connect", cause })))
-    )
+    Layer.provideMerge(PgDatabase.layer(options))
   )
 
 /**

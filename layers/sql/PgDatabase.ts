@@ -1,0 +1,221 @@
+/**
+ * The PostgreSQL `SqlClient`: `@effect/sql`'s client over the `postgres`
+ * (porsager) driver. Named prepared statements by default (the server plans a
+ * statement once per connection); `prepare: false` for transaction-mode
+ * poolers (PgBouncer, hosted poolers), which cannot hold them. Layer build
+ * checks the server answers within `connectTimeout`; `operationTimeout`
+ * bounds every round trip.
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as Client from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
+import { SqlError } from "@effect/sql/SqlError"
+import * as Statement from "@effect/sql/Statement"
+import { Duration, Effect, Layer, Option, Redacted, Scope, Stream } from "effect"
+import * as Net from "node:net"
+import postgres from "postgres"
+import { StorageError } from "../../src/Errors.ts"
+
+/** Options of `layer`. */
+export interface PgDatabaseOptions {
+  /** A `postgres://` connection URL. */
+  readonly url: string | Redacted.Redacted
+  /** Pool size. Default 10. */
+  readonly maxConnections?: number
+  /**
+   * Named prepared statements, planned once per connection. Default `true`;
+   * `false` behind a transaction-mode pooler (PgBouncer), which cannot keep
+   * them (each parameterised statement is then described before it runs: one
+   * more exchange on the same connection).
+   */
+  readonly prepare?: boolean
+  /** Bound on reaching the server (layer build fails with `StorageError` after it). Default 10 seconds. */
+  readonly connectTimeout?: Duration.DurationInput
+  /**
+   * Bound on every round trip (each statement, `BEGIN` and `COMMIT`): past
+   * it the statement is cancelled on the server and fails, so the store
+   * operation fails with a `StorageError` naming it. Default: unbounded.
+   */
+  readonly operationTimeout?: Duration.DurationInput
+}
+
+type Pool = postgres.Sql
+
+/**
+ * JSON parameters are sent as given when they are strings (the stores pass
+ * JSON text), stringified otherwise; `json`/`jsonb` results are parsed.
+ */
+const jsonType = {
+  to: 114,
+  from: [114, 3802],
+  serialize: (value: unknown) => (typeof value === "string" ? value : JSON.stringify(value)),
+  parse: (text: string) => JSON.parse(text)
+}
+
+const escape = Statement.defaultEscape('"')
+
+/** The statement compiler of the `pg` dialect: `$n` placeholders, double-quoted identifiers. */
+const compiler = Statement.makeCompiler({
+  dialect: "pg",
+  placeholder: (index) => `$${index}`,
+  onIdentifier: escape,
+  onRecordUpdate: (placeholders, alias, columns, values, returning) => [
+    `(values ${placeholders}) AS ${alias}${columns}${returning === undefined ? "" : ` RETURNING ${returning[0]}`}`,
+    returning === undefined ? values.flat() : [...values.flat(), ...returning[1]]
+  ],
+  onCustom: () => {
+    throw new Error("custom statement segments are not supported by the PostgreSQL client")
+  }
+})
+
+/** Asks the server to cancel whatever the backend `pid` runs, on a connection of its own (the wire protocol's CancelRequest). */
+const sendCancel = (pool: Pool, backend: { readonly pid: number; readonly secret: number }) => {
+  const options = pool.options as unknown as {
+    readonly host: ReadonlyArray<string>
+    readonly port: ReadonlyArray<number>
+    readonly path: string | false
+  }
+  const socket =
+    typeof options.path === "string"
+      ? Net.connect(options.path)
+      : Net.connect(options.port[0] ?? 5432, options.host[0] ?? "localhost")
+  const message = Buffer.alloc(16)
+  message.writeInt32BE(16, 0)
+  message.writeInt32BE(80877102, 4)
+  message.writeInt32BE(backend.pid, 8)
+  message.writeInt32BE(backend.secret, 12)
+  socket.setTimeout(5_000, () => socket.destroy())
+  socket.on("error", () => socket.destroy())
+  socket.end(message)
+}
+
+interface PendingQuery<A> extends Promise<A> {
+  readonly active?: boolean
+  readonly state?: { readonly pid: number; readonly secret: number }
+  cancel(): void
+}
+
+/** Runs one porsager query; interrupting it dequeues it or cancels it on the server. */
+const run = <A>(pool: Pool, query: PendingQuery<A>, text: string) =>
+  Effect.async<A, SqlError>((resume) => {
+    query.then(
+      (result) => resume(Effect.succeed(result)),
+      (cause) => resume(Effect.fail(new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (${text})` })))
+    )
+    return Effect.sync(() => {
+      if (query.state === undefined) query.cancel()
+      else if (query.active) sendCancel(pool, query.state)
+    })
+  })
+
+const describe = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
+
+/** A `Connection` over the pool, or over one reserved connection inside a transaction. */
+const makeConnection = (
+  pool: Pool,
+  sql: Pool,
+  prepare: boolean,
+  bound: <A>(effect: Effect.Effect<A, SqlError>, text: string) => Effect.Effect<A, SqlError>
+): Connection => {
+  const query = (text: string, params: ReadonlyArray<unknown>, named: boolean) =>
+    sql.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>, { prepare: named }) as unknown as PendingQuery<
+      ReadonlyArray<any>
+    > &
+      postgres.PendingQuery<Array<postgres.Row>>
+  return {
+    execute: (text, params, transformRows) =>
+      bound(
+        Effect.map(run(pool, query(text, params, prepare), text), (rows) =>
+          transformRows === undefined ? rows : transformRows(rows)
+        ),
+        text
+      ),
+    executeRaw: (text, params) => bound(run(pool, query(text, params, prepare), text), text),
+    executeValues: (text, params) =>
+      bound(
+        run(
+          pool,
+          query(text, params, prepare).values() as unknown as PendingQuery<ReadonlyArray<ReadonlyArray<unknown>>>,
+          text
+        ),
+        text
+      ),
+    executeUnprepared: (text, params, transformRows) =>
+      bound(
+        Effect.map(run(pool, query(text, params, false), text), (rows) =>
+          transformRows === undefined ? rows : transformRows(rows)
+        ),
+        text
+      ),
+    executeStream: (text, params, transformRows) =>
+      Stream.fromAsyncIterable(
+        query(text, params, prepare).cursor(128),
+        (cause) => new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (${text})` })
+      ).pipe(Stream.mapConcat((rows) => (transformRows === undefined ? rows : transformRows(rows))))
+  }
+}
+
+/**
+ * Builds the `SqlClient` in `scope`: opens the pool, checks the server
+ * answers within `connectTimeout`, and closes the pool when the scope closes.
+ */
+export const make = (
+  options: PgDatabaseOptions
+): Effect.Effect<Client.SqlClient, StorageError, Scope.Scope | Reactivity.Reactivity> =>
+  Effect.gen(function* () {
+    const connectTimeout = Duration.decode(options.connectTimeout ?? "10 seconds")
+    const operationTimeout = Option.map(Option.fromNullable(options.operationTimeout), Duration.decode)
+    const prepare = options.prepare ?? true
+    const url = typeof options.url === "string" ? options.url : Redacted.value(options.url)
+    const pool = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        postgres(url, {
+          max: options.maxConnections ?? 10,
+          prepare,
+          connect_timeout: Duration.toSeconds(connectTimeout),
+          onnotice: () => {},
+          types: { json: jsonType }
+        })
+      ),
+      (pool) => Effect.promise(() => pool.end({ timeout: 1 }))
+    )
+    const bound: <A>(effect: Effect.Effect<A, SqlError>, text: string) => Effect.Effect<A, SqlError> = Option.match(
+      operationTimeout,
+      {
+        onNone: () => (effect) => effect,
+        onSome: (duration) => (effect, text) =>
+          Effect.timeoutFail(effect, {
+            duration,
+            onTimeout: () =>
+              new SqlError({ message: `PostgreSQL: no answer within ${Duration.format(duration)} (${text})` })
+          })
+      }
+    )
+    const connection = makeConnection(pool, pool, prepare, bound)
+    yield* run(pool, pool.unsafe("SELECT 1") as unknown as PendingQuery<unknown>, "SELECT 1").pipe(
+      Effect.timeoutFail({
+        duration: connectTimeout,
+        onTimeout: () => `no answer from the server within ${Duration.format(connectTimeout)}`
+      }),
+      Effect.mapError((cause) => new StorageError({ backend: "postgres", operation: "connect", cause }))
+    )
+    return yield* Client.make({
+      acquirer: Effect.succeed(connection),
+      transactionAcquirer: Effect.map(
+        Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () => pool.reserve(),
+            catch: (cause) => new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (reserve)` })
+          }),
+          (reserved) => Effect.sync(() => reserved.release())
+        ),
+        (reserved) => makeConnection(pool, reserved, prepare, bound)
+      ),
+      compiler,
+      spanAttributes: [["db.system.name", "postgresql"]]
+    })
+  })
+
+/** The PostgreSQL `SqlClient` (a pool); build fails with `StorageError` when the server does not answer. */
+export const layer = (options: PgDatabaseOptions): Layer.Layer<Client.SqlClient, StorageError> =>
+  Layer.scoped(Client.SqlClient, make(options)).pipe(Layer.provide(Reactivity.layer))
