@@ -37,19 +37,19 @@ const write = (value: unknown, path: Array<string | number>, ancestors: Set<obje
     case "boolean":
       return value ? "true" : "false"
     case "number":
-      if (!Number.isFinite(value)) throw new NotJson(path, `${value} is not a JSON number`)
+      if (!Number.isFinite(value)) throw new NotJson(path, `must be a finite number, got ${value}`)
       return String(value)
     case "object": {
       if (value === null) return "null"
-      if (ancestors.has(value)) throw new NotJson(path, "the value contains itself (a cycle)")
-      if (ancestors.size >= maxJsonDepth) throw new NotJson(path, `nesting is deeper than ${maxJsonDepth}`)
+      if (ancestors.has(value)) throw new NotJson(path, "must not contain itself (a cycle)")
+      if (ancestors.size >= maxJsonDepth) throw new NotJson(path, `must not nest deeper than ${maxJsonDepth} levels`)
       ancestors.add(value)
       let text: string
       if (Array.isArray(value)) {
         text = "["
         for (let i = 0; i < value.length; i++) {
           path.push(i)
-          if (!(i in value)) throw new NotJson(path, "an array hole is not JSON")
+          if (!(i in value)) throw new NotJson(path, "must be a JSON value, got an array hole")
           text += (i > 0 ? "," : "") + write(value[i], path, ancestors)
           path.pop()
         }
@@ -66,13 +66,13 @@ const write = (value: unknown, path: Array<string | number>, ancestors: Set<obje
         }
         text += "}"
       } else {
-        throw new NotJson(path, `a ${className(value)} is not a JSON value`)
+        throw new NotJson(path, `must be a JSON value, got a ${className(value)}`)
       }
       ancestors.delete(value)
       return text
     }
     default:
-      throw new NotJson(path, `${typeof value} is not a JSON value`)
+      throw new NotJson(path, `must be a JSON value, got ${typeof value}`)
   }
 }
 
@@ -92,7 +92,7 @@ export const canonicalJson = (value: unknown): Either.Either<string, InvalidInpu
     return Either.right(write(value, path, new Set()))
   } catch (error) {
     if (error instanceof NotJson) return Either.left(InvalidInput.single("json", error.reason, error.path))
-    const reason = `reading the value threw: ${error instanceof Error ? error.message : String(error)}`
+    const reason = `could not be read: ${error instanceof Error ? error.message : String(error)}`
     return Either.left(InvalidInput.single("json", reason, [...path]))
   }
 }

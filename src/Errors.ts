@@ -238,13 +238,9 @@ export class DecodeError extends Schema.TaggedError<DecodeError>()("DecodeError"
 }) {
   /** Builds a `DecodeError` from the `ParseError` of decoding stored document `id`. */
   static fromParseError(entity: string, id: string, error: ParseResult.ParseError): DecodeError {
-    const issues = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
-      path: issue.path.map((key) => (typeof key === "symbol" ? String(key) : key)),
-      message: issue.message
-    }))
-    const first = issues[0]
-    const where = first === undefined || first.path.length === 0 ? "" : `${first.path.join(".")}: `
-    const message = `stored ${entity} "${id}" does not match its schema: ${where}${first?.message ?? "rejected"}`
+    const issues = issuesOf(error, [])
+    const first = issues[0] ?? { path: [], message: "is invalid" }
+    const message = `stored ${entity} "${id}" does not match its schema: ${formatPath(first.path)} ${first.message}`
     return new DecodeError({ entity, id, message, issues })
   }
 }

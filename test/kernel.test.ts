@@ -128,22 +128,22 @@ describe("canonicalJson", () => {
       x = 1
     }
     const cases: Array<[unknown, ReadonlyArray<string | number>, RegExp]> = [
-      [undefined, [], /undefined is not a JSON value/],
-      [{ a: { b: undefined } }, ["a", "b"], /undefined/],
-      [[1, () => 1], [1], /function/],
-      [{ n: NaN }, ["n"], /NaN is not a JSON number/],
-      [[Infinity], [0], /Infinity/],
-      [{ big: 1n }, ["big"], /bigint/],
-      [{ s: Symbol("s") }, ["s"], /symbol/],
-      [{ when: new Date(0) }, ["when"], /a Date is not a JSON value/],
-      [{ m: new Map() }, ["m"], /Map/],
-      [new Point(), [], /a Point/],
-      [new Uint8Array(2), [], /Uint8Array/],
-      [[1, , 3], [1], /hole/],
-      [cyclic, ["a", 1], /cycle/],
-      [deep, Array.from({ length: 256 }, () => 0), /deeper than 256/],
-      [{ ok: 1, throwing }, ["throwing", "bad"], /threw: boom/],
-      [{ trap }, ["trap"], /threw: trapped/]
+      [undefined, [], /^input must be a JSON value, got undefined$/],
+      [{ a: { b: undefined } }, ["a", "b"], /^a\.b must be a JSON value, got undefined$/],
+      [[1, () => 1], [1], /got function/],
+      [{ n: NaN }, ["n"], /^n must be a finite number, got NaN$/],
+      [[Infinity], [0], /got Infinity/],
+      [{ big: 1n }, ["big"], /got bigint/],
+      [{ s: Symbol("s") }, ["s"], /got symbol/],
+      [{ when: new Date(0) }, ["when"], /^when must be a JSON value, got a Date$/],
+      [{ m: new Map() }, ["m"], /got a Map/],
+      [new Point(), [], /got a Point/],
+      [new Uint8Array(2), [], /got a Uint8Array/],
+      [[1, , 3], [1], /got an array hole/],
+      [cyclic, ["a", 1], /^a\[1\] must not contain itself \(a cycle\)$/],
+      [deep, Array.from({ length: 256 }, () => 0), /must not nest deeper than 256 levels/],
+      [{ ok: 1, throwing }, ["throwing", "bad"], /^throwing\.bad could not be read: boom$/],
+      [{ trap }, ["trap"], /could not be read: trapped/]
     ]
     for (const [value, path, message] of cases) {
       const result = canonicalJson(value)
@@ -414,8 +414,8 @@ describe("kernel errors", () => {
     if (Either.isRight(result)) throw new Error("decoded")
     const error = DecodeError.fromParseError("profile", "p-1", result.left)
     expect(error._tag).toBe("DecodeError")
-    expect(error.issues).toEqual([{ path: ["tags", 1], message: "Expected string, actual 7" }])
-    expect(error.message).toBe('stored profile "p-1" does not match its schema: tags.1: Expected string, actual 7')
+    expect(error.issues).toEqual([{ path: ["tags", 1], message: "must be a string, got 7" }])
+    expect(error.message).toBe('stored profile "p-1" does not match its schema: tags[1] must be a string, got 7')
     const union = Schema.Union(DecodeError)
     expect(Schema.decodeUnknownSync(union)(Schema.encodeSync(union)(error))).toEqual(error)
   })
