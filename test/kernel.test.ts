@@ -8,7 +8,8 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Arbitrary, Clock, Duration, Effect, Either, FastCheck as fc, Redacted, Schema, TestClock } from "effect"
+import { Arbitrary, Clock, Duration, Effect, Either, FastCheck as fc, Layer, Redacted, Schema, TestClock } from "effect"
+import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import { StoresSqlite } from "../layers/Stores.ts"
 import { Bytes, bytesToFloat32, copyBytes, float32ToBytes, Vector } from "../src/Binary.ts"
 import { canonicalJson, sha256Hex } from "../src/CanonicalJson.ts"
@@ -343,10 +344,21 @@ if (pgUnreachable !== undefined) {
     it("needs a reachable server", () => {})
   })
 } else {
-  describe("PostgreSQL (@effect/sql-pg)", () => {
-    it.effect("bytes and vectors round-trip through a bytea column", () => binaryRoundTrip.pipe(Effect.provide(pg)))
-    it.effect("an expired row is invisible to a read before any sweep", () => expiryOnSql.pipe(Effect.provide(pg)))
-  })
+  const clients: ReadonlyArray<readonly [string, Layer.Layer<SqlClient, unknown>]> = [
+    ["@effect/sql-pg", pg],
+    ["the stores' PgDatabase", PgDatabase.layer({ url: pgUrl })],
+    ["the stores' PgDatabase, prepare: false", PgDatabase.layer({ url: pgUrl, prepare: false })]
+  ]
+  for (const [label, client] of clients) {
+    describe(`PostgreSQL (${label})`, () => {
+      it.effect("bytes and vectors round-trip through a bytea column", () =>
+        binaryRoundTrip.pipe(Effect.provide(client))
+      )
+      it.effect("an expired row is invisible to a read before any sweep", () =>
+        expiryOnSql.pipe(Effect.provide(client))
+      )
+    })
+  }
 }
 
 describe("Expiry", () => {
