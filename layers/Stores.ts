@@ -5,28 +5,27 @@
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Config, Effect, Layer, Option } from "effect"
-import type { ConversationStore } from "../src/Conversation.ts"
 import { StorageError } from "../src/Errors.ts"
-import type { SessionStore } from "../src/Session.ts"
-import * as MemoryConversationStore from "./memory/ConversationStore.ts"
 import { MemoryDatabase } from "./memory/MemoryDatabase.ts"
-import * as MemorySessionStore from "./memory/SessionStore.ts"
-import * as SqlConversationStore from "./sql/ConversationStore.ts"
-import type { SqlOptions } from "./sql/Migrations.ts"
+import { registry, type Stores } from "./Registry.ts"
+import type { SqlOptions } from "./sql/Kit.ts"
 import * as PgDatabase from "./sql/PgDatabase.ts"
-import * as SqliteConversationStore from "./sql/SqliteConversationStore.ts"
 import * as SqliteDatabase from "./sql/SqliteDatabase.ts"
-import * as SqliteSessionStore from "./sql/SqliteSessionStore.ts"
-import * as SqlSessionStore from "./sql/SessionStore.ts"
 
-/** The services every bundle provides. */
-export type Stores = SessionStore | ConversationStore
+export type { Stores } from "./Registry.ts"
+
+/** The registry's layers merged: together they provide every store. */
+const mergeAll = <E, R>(layers: ReadonlyArray<Layer.Layer<Stores, E, R>>): Layer.Layer<Stores, E, R> =>
+  Layer.mergeAll(...(layers as [Layer.Layer<Stores, E, R>]))
 
 /** Every store in memory, sharing one `MemoryDatabase`. */
-export const StoresMemory: Layer.Layer<Stores> = Layer.mergeAll(
-  MemorySessionStore.layerWithDatabase,
-  MemoryConversationStore.layerWithDatabase
+export const StoresMemory: Layer.Layer<Stores> = mergeAll<never, MemoryDatabase>(
+  registry.map((store) => store.memory as Layer.Layer<Stores, never, MemoryDatabase>)
 ).pipe(Layer.provide(MemoryDatabase.layer))
+
+/** Every store's SQL layer over the `SqlClient` in context (prepared statements when `SqliteDatabase` is there). */
+export const StoresSql = (options: SqlOptions = {}): Layer.Layer<Stores, StorageError, SqlClient> =>
+  mergeAll(registry.map((store) => store.sql(options) as Layer.Layer<Stores, StorageError, SqlClient>))
 
 /**
  * Every store on one embedded SQLite file (default `./agent-stores.db`;
@@ -37,9 +36,7 @@ export const StoresMemory: Layer.Layer<Stores> = Layer.mergeAll(
 export const StoresSqlite = (
   options: SqliteDatabase.SqliteOptions & SqlOptions = {}
 ): Layer.Layer<Stores | SqlClient | SqliteDatabase.SqliteDatabase, StorageError> =>
-  Layer.mergeAll(SqliteSessionStore.layerWith(options), SqliteConversationStore.layerWith(options)).pipe(
-    Layer.provideMerge(SqliteDatabase.layer(options))
-  )
+  StoresSql(options).pipe(Layer.provideMerge(SqliteDatabase.layer(options)))
 
 /**
  * Options of `StoresPg`: the connection's (`url`, `maxConnections`, `prepare`,
@@ -49,9 +46,7 @@ export interface PgOptions extends SqlOptions, PgDatabase.PgDatabaseOptions {}
 
 /** Every store on PostgreSQL. Also provides the `SqlClient` (a pool) the stores use. */
 export const StoresPg = (options: PgOptions): Layer.Layer<Stores | SqlClient, StorageError> =>
-  Layer.mergeAll(SqlSessionStore.layerWith(options), SqlConversationStore.layerWith(options)).pipe(
-    Layer.provideMerge(PgDatabase.layer(options))
-  )
+  StoresSql(options).pipe(Layer.provideMerge(PgDatabase.layer(options)))
 
 /**
  * The bundle chosen by configuration: `AGENT_STORES_BACKEND` (`memory`,

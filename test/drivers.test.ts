@@ -7,15 +7,13 @@
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import * as MemoryConversationStore from "../layers/memory/ConversationStore.ts"
+import * as MemoryConversationStore from "../layers/memory/MemoryConversationStore.ts"
 import { MemoryDatabase } from "../layers/memory/MemoryDatabase.ts"
-import * as MemorySessionStore from "../layers/memory/SessionStore.ts"
-import * as SqlConversationStore from "../layers/sql/ConversationStore.ts"
-import * as Migrations from "../layers/sql/Migrations.ts"
-import * as SqlSessionStore from "../layers/sql/SessionStore.ts"
-import * as SqliteConversationStore from "../layers/sql/SqliteConversationStore.ts"
+import * as MemorySessionStore from "../layers/memory/MemorySessionStore.ts"
+import * as Kit from "../layers/sql/Kit.ts"
+import * as SqlConversationStore from "../layers/sql/SqlConversationStore.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
-import * as SqliteSessionStore from "../layers/sql/SqliteSessionStore.ts"
+import * as SqlSessionStore from "../layers/sql/SqlSessionStore.ts"
 import type { ConversationDriver, ConversationRow } from "../src/Conversation.ts"
 import type { SessionDriver, SessionRow } from "../src/Session.ts"
 
@@ -76,17 +74,20 @@ describe("driver update", () => {
     )
   )
 
+  const sqlDrivers = Effect.all({ sessions: SqlSessionStore.driver, conversations: SqlConversationStore.driver })
+  const migrated = Kit.migrations(SqlConversationStore.schema)
+
   it.effect("SQLite", () =>
-    Effect.all({ sessions: SqliteSessionStore.driver, conversations: SqliteConversationStore.driver }).pipe(
+    sqlDrivers.pipe(
       Effect.flatMap(updateKeepsCounts),
-      Effect.provide(Migrations.layer().pipe(Layer.provideMerge(SqliteDatabase.layer({ filename: ":memory:" }))))
+      Effect.provide(migrated.pipe(Layer.provideMerge(SqliteDatabase.layer({ filename: ":memory:" }))))
     )
   )
 
   it.effect("SqlClient", () =>
-    Effect.all({ sessions: SqlSessionStore.driver, conversations: SqlConversationStore.driver }).pipe(
+    sqlDrivers.pipe(
       Effect.flatMap(updateKeepsCounts),
-      Effect.provide(Migrations.layer().pipe(Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" }))))
+      Effect.provide(migrated.pipe(Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" }))))
     )
   )
 })

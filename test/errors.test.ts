@@ -3,9 +3,7 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import * as SqlConversationStore from "../layers/sql/ConversationStore.ts"
-import * as SqlSessionStore from "../layers/sql/SessionStore.ts"
-import { StoresPg, StoresSqlite } from "../layers/Stores.ts"
+import { StoresPg, StoresSql, StoresSqlite } from "../layers/Stores.ts"
 import { ConversationStore } from "../src/Conversation.ts"
 import { SessionStore } from "../src/Session.ts"
 
@@ -48,9 +46,7 @@ describe("StorageError", () => {
   it.effect("the SqlClient layers report a broken database as StorageError", () =>
     brokenTables.pipe(
       Effect.provide(
-        Layer.mergeAll(SqlSessionStore.layer, SqlConversationStore.layer).pipe(
-          Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" }))
-        )
+        StoresSql().pipe(Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" })))
       )
     )
   )

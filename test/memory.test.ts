@@ -1,6 +1,4 @@
 import { StoresMemory } from "../layers/Stores.ts"
-import * as Conversations from "./suites/ConversationStore.ts"
-import * as Sessions from "./suites/SessionStore.ts"
+import { suites } from "./suites/index.ts"
 
-Sessions.suite("memory", StoresMemory)
-Conversations.suite("memory", StoresMemory)
+suites("memory", StoresMemory)

@@ -7,9 +7,9 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
+import { tablesOf } from "../layers/Registry.ts"
 import { StoresPg } from "../layers/Stores.ts"
-import * as Conversations from "./suites/ConversationStore.ts"
-import * as Sessions from "./suites/SessionStore.ts"
+import { suites } from "./suites/index.ts"
 
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const tablePrefix = `t${process.pid}_${Date.now().toString(36)}`
@@ -36,14 +36,10 @@ if (reachable !== undefined) {
 } else {
   afterAll(() =>
     withPg((sql) =>
-      Effect.forEach(
-        ["messages", "conversations", "sessions", "migrations"],
-        (table) => sql`DROP TABLE IF EXISTS ${sql(`${tablePrefix}_${table}`)} CASCADE`,
-        { discard: true }
-      )
+      Effect.forEach(tablesOf(tablePrefix), (table) => sql`DROP TABLE IF EXISTS ${sql(table)} CASCADE`, {
+        discard: true
+      })
     )
   )
-  const stores = StoresPg({ url, tablePrefix })
-  Sessions.suite("postgres", stores)
-  Conversations.suite("postgres", stores)
+  suites("postgres", StoresPg({ url, tablePrefix }))
 }

@@ -1,14 +1,7 @@
-/** The generic `SqlClient` layers on SQLite through @effect/sql-sqlite-node: the path a caller's own client takes. */
+/** The SQL layers through a caller's own `SqlClient` on SQLite (@effect/sql-sqlite-node): the kit's client runner. */
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Layer } from "effect"
-import * as SqlConversationStore from "../layers/sql/ConversationStore.ts"
-import * as SqlSessionStore from "../layers/sql/SessionStore.ts"
-import * as Conversations from "./suites/ConversationStore.ts"
-import * as Sessions from "./suites/SessionStore.ts"
+import { StoresSql } from "../layers/Stores.ts"
+import { suites } from "./suites/index.ts"
 
-const stores = Layer.mergeAll(SqlSessionStore.layer, SqlConversationStore.layer).pipe(
-  Layer.provide(SqliteClient.layer({ filename: ":memory:" }))
-)
-
-Sessions.suite("SqlClient on sqlite-node", stores)
-Conversations.suite("SqlClient on sqlite-node", stores)
+suites("SqlClient on sqlite-node", StoresSql().pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" }))))

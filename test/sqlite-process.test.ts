@@ -23,6 +23,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { migrationTables } from "../layers/Registry.ts"
 import { StoresPg, StoresSqlite } from "../layers/Stores.ts"
 import { ConversationStore, type Message, type MessageInput, SessionStore } from "../src/index.ts"
 
@@ -288,6 +289,15 @@ describe("SQLite across processes", () => {
   }, 60_000)
 
   describe("migrations when processes start at once", () => {
+    /** Every schema's applied migrations, as `<schema table>/<name>` in schema then migration order. */
+    const appliedMigrations = (prefix: string) =>
+      `SELECT migration_id, name FROM (${migrationTables(prefix)
+        .map(
+          (table, i) =>
+            `SELECT ${i} AS t, migration_id, '${table.slice(prefix.length + 1)}/' || name AS name FROM "${table}"`
+        )
+        .join(" UNION ALL ")}) AS applied ORDER BY t, migration_id`
+
     const processes = 4
     const pgUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
     let expectedMigrations: Array<{ migration_id: number; name: string }> = []
@@ -300,11 +310,7 @@ describe("SQLite across processes", () => {
       await run(Effect.void, StoresSqlite({ filename }))
       const db = new Sqlite(filename, { readonly: true })
       try {
-        expectedMigrations = db
-          .prepare<[], { migration_id: number; name: string }>(
-            `SELECT migration_id, name FROM "agent_migrations" ORDER BY migration_id`
-          )
-          .all()
+        expectedMigrations = db.prepare<[], { migration_id: number; name: string }>(appliedMigrations("agent")).all()
         expectedSchema = db
           .prepare<[], { type: string; name: string }>(
             "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
@@ -374,9 +380,7 @@ describe("SQLite across processes", () => {
       for (const filename of filenames) {
         const db = new Sqlite(filename, { readonly: true })
         try {
-          expect(db.prepare(`SELECT migration_id, name FROM "agent_migrations" ORDER BY migration_id`).all()).toEqual(
-            expectedMigrations
-          )
+          expect(db.prepare(appliedMigrations("agent")).all()).toEqual(expectedMigrations)
           expect(
             db.prepare("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all()
           ).toEqual(expectedSchema)
@@ -408,15 +412,18 @@ describe("SQLite across processes", () => {
           const { migrations, names } = await run(
             Effect.gen(function* () {
               const sql = yield* SqlClient.SqlClient
-              const migrations = yield* sql<{ migration_id: number; name: string }>`SELECT migration_id, name
-                FROM ${sql(`${tablePrefix}_migrations`)} ORDER BY migration_id`.withoutTransform
+              const migrations = yield* sql.unsafe<{ migration_id: number; name: string }>(
+                appliedMigrations(tablePrefix)
+              ).withoutTransform
               const names = yield* sql<{ tablename: string }>`SELECT tablename FROM pg_tables
                 WHERE schemaname = current_schema()`.withoutTransform
               return { migrations, names: names.map((row) => row.tablename) }
             }),
             layer
           )
-          expect(migrations.map(({ migration_id, name }) => ({ migration_id, name }))).toEqual(expectedMigrations)
+          expect(migrations.map(({ migration_id, name }) => ({ migration_id: Number(migration_id), name }))).toEqual(
+            expectedMigrations
+          )
           expect(
             names
               .filter((name) => name.startsWith(`${tablePrefix}_`))

@@ -23,13 +23,21 @@ export interface Tables {
   readonly messages: Map<string, { readonly rows: Array<StoredMessageRow>; readonly ids: Set<string> }>
 }
 
-const compareKeys = (a: Keyset, b: Keyset): number =>
-  a.createdAt !== b.createdAt ? a.createdAt - b.createdAt : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+/** Orders keyset tuples column by column (numbers numerically, strings by UTF-16 code units, as SQL `COLLATE BINARY`). */
+export const compareKeys = (a: Keyset, b: Keyset): number => {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!
+    const y = b[i]!
+    if (x !== y) return x < y ? -1 : 1
+  }
+  return 0
+}
 
 /**
- * A map of records by id that also lists them in `(createdAt, id)` order: the
- * order is sorted once and kept until an id is added or removed (a record's
- * `createdAt` and `id` never change), so a page is a binary search and a walk.
+ * A map of records by id that also lists them in keyset order (`keyOf`, e.g.
+ * `[createdAt, id]`, ending in the id): the order is sorted once and kept until
+ * an id is added or removed (a record's key never changes), so a page is a
+ * binary search and a walk.
  */
 export class OrderedTable<V> {
   private readonly byId = new Map<string, V>()
@@ -80,7 +88,8 @@ export class OrderedTable<V> {
     const items: Array<V> = []
     let skip = page.offset
     for (; i >= 0 && i < order.length && items.length < page.limit; i += asc ? 1 : -1) {
-      const value = this.byId.get(order[i]!.id)!
+      const key = order[i]!
+      const value = this.byId.get(key[key.length - 1] as string)!
       if (!matches(value)) continue
       if (skip > 0) skip--
       else items.push(value)
@@ -93,8 +102,8 @@ export class OrderedTable<V> {
 export class MemoryDatabase extends Context.Tag("effect-agent-stores/MemoryDatabase")<MemoryDatabase, Tables>() {
   /** A fresh, empty database. */
   static readonly layer: Layer.Layer<MemoryDatabase> = Layer.sync(MemoryDatabase, (): Tables => ({
-    sessions: new OrderedTable((entry: SessionEntry) => entry.row),
-    conversations: new OrderedTable((row: ConversationRow) => row),
+    sessions: new OrderedTable((entry: SessionEntry) => [entry.row.createdAt, entry.row.id]),
+    conversations: new OrderedTable((row: ConversationRow) => [row.createdAt, row.id]),
     messages: new Map()
   }))
 }

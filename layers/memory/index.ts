@@ -1,4 +1,4 @@
 /** The in-memory layers, one per store, and the shared `MemoryDatabase`. */
-export * as MemoryConversationStore from "./ConversationStore.ts"
+export * as MemoryConversationStore from "./MemoryConversationStore.ts"
 export { MemoryDatabase } from "./MemoryDatabase.ts"
-export * as MemorySessionStore from "./SessionStore.ts"
+export * as MemorySessionStore from "./MemorySessionStore.ts"

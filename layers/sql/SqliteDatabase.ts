@@ -16,7 +16,12 @@ import * as Statement from "@effect/sql/Statement"
 import Sqlite from "better-sqlite3"
 import { Context, Effect, Layer, Option, Schedule, Stream } from "effect"
 import { StorageError } from "../../src/Errors.ts"
-import { isBusy } from "./SqlDriver.ts"
+
+/** Whether a thrown SQLite error is SQLITE_BUSY (another connection holds a lock). */
+const isBusy = (error: unknown): boolean => {
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined
+  return typeof code === "string" && code.startsWith("SQLITE_BUSY")
+}
 
 /** Options of the embedded SQLite backend. */
 export interface SqliteOptions {
@@ -178,9 +183,3 @@ export const layer = (options: SqliteOptions = {}): Layer.Layer<SqliteDatabase |
       Context.make(SqliteDatabase, database).pipe(Context.add(SqlClient.SqlClient, client))
     )
   ).pipe(Layer.provide(Reactivity.layer))
-
-/** A driver built from prepared statements, with a failure to prepare (a missing table, say) as `StorageError`. */
-export const prepared = <A, E, R>(driver: Effect.Effect<A, E, R>): Effect.Effect<A, E | StorageError, R> =>
-  Effect.catchAllDefect(driver, (cause) =>
-    Effect.fail(new StorageError({ backend: "sqlite", operation: "prepare", cause }))
-  )

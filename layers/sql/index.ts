@@ -1,7 +1,5 @@
-/** The SQL layers: over any `SqlClient` (PostgreSQL) and on the embedded SQLite backend. */
-export * as SqlConversationStore from "./ConversationStore.ts"
-export * as Migrations from "./Migrations.ts"
-export * as SqlSessionStore from "./SessionStore.ts"
-export * as SqliteConversationStore from "./SqliteConversationStore.ts"
+/** The SQL layers, one per store (SQLite or PostgreSQL), and the embedded SQLite backend. */
+export * as SqlConversationStore from "./SqlConversationStore.ts"
 export * as SqliteDatabase from "./SqliteDatabase.ts"
-export * as SqliteSessionStore from "./SqliteSessionStore.ts"
+export * as SqlSessionStore from "./SqlSessionStore.ts"
+export type { SqlOptions } from "./Kit.ts"
