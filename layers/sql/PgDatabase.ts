@@ -11,7 +11,7 @@ import * as Client from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
-import { Duration, Effect, Layer, Option, Redacted, Scope, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Option, Redacted, Scope, Stream } from "effect"
 import * as Net from "node:net"
 import postgres from "postgres"
 import { StorageError } from "../../src/Errors.ts"
@@ -40,6 +40,24 @@ export interface PgDatabaseOptions {
 }
 
 type Pool = postgres.Sql
+
+/**
+ * The lean statement path beside the `SqlClient`: `values(text, params)` runs
+ * one statement (`$1..$n` placeholders) and returns its rows as arrays, on the
+ * connection of the `sql.withTransaction` open in the calling fiber, else on
+ * the pool. Same connections, timeouts and errors as the client, without the
+ * per-statement span and scope of `@effect/sql`'s `Statement` (about 20 µs of
+ * CPU per statement).
+ */
+export class PgExecutor extends Context.Tag("effect-agent-stores/PgExecutor")<
+  PgExecutor,
+  {
+    readonly values: (
+      text: string,
+      params: ReadonlyArray<unknown>
+    ) => Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, SqlError>
+  }
+>() {}
 
 /**
  * JSON parameters are sent as given when they are strings (the stores pass
@@ -161,7 +179,11 @@ const makeConnection = (
  */
 export const make = (
   options: PgDatabaseOptions
-): Effect.Effect<Client.SqlClient, StorageError, Scope.Scope | Reactivity.Reactivity> =>
+): Effect.Effect<
+  { readonly client: Client.SqlClient; readonly executor: PgExecutor["Type"] },
+  StorageError,
+  Scope.Scope | Reactivity.Reactivity
+> =>
   Effect.gen(function* () {
     const connectTimeout = Duration.decode(options.connectTimeout ?? "10 seconds")
     const operationTimeout = Option.map(Option.fromNullable(options.operationTimeout), Duration.decode)
@@ -199,7 +221,7 @@ export const make = (
       }),
       Effect.mapError((cause) => new StorageError({ backend: "postgres", operation: "connect", cause }))
     )
-    return yield* Client.make({
+    const client = yield* Client.make({
       acquirer: Effect.succeed(connection),
       transactionAcquirer: Effect.map(
         Effect.acquireRelease(
@@ -214,8 +236,23 @@ export const make = (
       compiler,
       spanAttributes: [["db.system.name", "postgresql"]]
     })
+    const executor: PgExecutor["Type"] = {
+      values: (text, params) =>
+        Effect.withFiberRuntime((fiber) => {
+          const transaction = Context.getOption(fiber.currentContext, Client.TransactionConnection)
+          return (transaction._tag === "Some" ? transaction.value[0] : connection).executeValues(text, params)
+        })
+    }
+    return { client, executor }
   })
 
-/** The PostgreSQL `SqlClient` (a pool); build fails with `StorageError` when the server does not answer. */
-export const layer = (options: PgDatabaseOptions): Layer.Layer<Client.SqlClient, StorageError> =>
-  Layer.scoped(Client.SqlClient, make(options)).pipe(Layer.provide(Reactivity.layer))
+/**
+ * The PostgreSQL `SqlClient` (a pool) and its `PgExecutor`; build fails with
+ * `StorageError` when the server does not answer within `connectTimeout`.
+ */
+export const layer = (options: PgDatabaseOptions): Layer.Layer<Client.SqlClient | PgExecutor, StorageError> =>
+  Layer.scopedContext(
+    Effect.map(make(options), ({ client, executor }) =>
+      Context.make(Client.SqlClient, client).pipe(Context.add(PgExecutor, executor))
+    )
+  ).pipe(Layer.provide(Reactivity.layer))
