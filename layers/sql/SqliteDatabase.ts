@@ -16,6 +16,7 @@ import * as Statement from "@effect/sql/Statement"
 import Sqlite from "better-sqlite3"
 import { Context, Effect, Layer, Option, Schedule, Stream } from "effect"
 import { StorageError } from "../../src/Errors.ts"
+import * as CommitHooks from "./CommitHooks.ts"
 
 /** Whether a thrown SQLite error is SQLITE_BUSY (another connection holds a lock). */
 const isBusy = (error: unknown): boolean => {
@@ -87,6 +88,8 @@ export const make = (options: SqliteOptions = {}) =>
     yield* pragma("foreign_keys = ON")
 
     const permit = yield* Effect.makeSemaphore(1)
+    const hooks = CommitHooks.make()
+    const failed = `Failed to execute statement on ${filename === "" ? ":memory:" : filename}`
     const statements = new Map<string, Sqlite.Statement>()
     const prepare = (sql: string) => {
       let statement = statements.get(sql)
@@ -105,7 +108,7 @@ export const make = (options: SqliteOptions = {}) =>
           prepared.run(...params)
           return []
         },
-        catch: (cause) => new SqlError({ cause, message: "Failed to execute statement" })
+        catch: (cause) => new SqlError({ cause, message: failed })
       })
 
     const connection: Connection = {
@@ -119,10 +122,17 @@ export const make = (options: SqliteOptions = {}) =>
             const prepared = prepare(sql)
             return prepared.reader ? prepared.all(...params) : prepared.run(...params)
           },
-          catch: (cause) => new SqlError({ cause, message: "Failed to execute statement" })
+          catch: (cause) => new SqlError({ cause, message: failed })
         }),
       executeUnprepared: (sql, params, transformRows) => {
-        const rows = execute(() => db.prepare(sql), params)
+        // `withTransaction`'s statements: hooks wait for COMMIT, and a ROLLBACK after a BEGIN that failed (the file
+        // was locked) is a no-op, so the caller sees the lock and not "cannot rollback - no transaction is active".
+        const observed = Effect.sync(() => hooks.observe(connection, sql))
+        if (!db.inTransaction && /^ROLLBACK$/i.test(sql)) return Effect.as(observed, [])
+        const rows = Effect.zipLeft(
+          execute(() => db.prepare(sql), params),
+          observed
+        )
         return transformRows ? Effect.map(rows, transformRows) : rows
       },
       executeValues: (sql, params) =>
@@ -139,7 +149,7 @@ export const make = (options: SqliteOptions = {}) =>
               prepared.raw(false)
             }
           },
-          catch: (cause) => new SqlError({ cause, message: "Failed to execute statement" })
+          catch: (cause) => new SqlError({ cause, message: failed })
         }),
       executeStream: (sql, params, transformRows) =>
         Stream.flatMap(connection.execute(sql, params, transformRows), Stream.fromIterable)
@@ -173,13 +183,18 @@ export const make = (options: SqliteOptions = {}) =>
         )
       })
 
-    return { client, database: SqliteDatabase.of({ db, run }) }
+    return { client, database: SqliteDatabase.of({ db, run }), hooks }
   })
 
 /** The embedded SQLite backend: `SqliteDatabase` and an `SqlClient` on one connection. */
-export const layer = (options: SqliteOptions = {}): Layer.Layer<SqliteDatabase | SqlClient.SqlClient, StorageError> =>
+export const layer = (
+  options: SqliteOptions = {}
+): Layer.Layer<SqliteDatabase | SqlClient.SqlClient | CommitHooks.CommitHooks, StorageError> =>
   Layer.scopedContext(
-    Effect.map(make(options), ({ client, database }) =>
-      Context.make(SqliteDatabase, database).pipe(Context.add(SqlClient.SqlClient, client))
+    Effect.map(make(options), ({ client, database, hooks }) =>
+      Context.make(SqliteDatabase, database).pipe(
+        Context.add(SqlClient.SqlClient, client),
+        Context.add(CommitHooks.CommitHooks, hooks)
+      )
     )
   ).pipe(Layer.provide(Reactivity.layer))
