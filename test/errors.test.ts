@@ -3,6 +3,11 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import Sqlite from "better-sqlite3"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { StoresPg, StoresSql, StoresSqlite } from "../layers/Stores.ts"
 import { ConversationStore } from "../src/Conversation.ts"
 import { SessionStore } from "../src/Session.ts"
@@ -39,15 +44,40 @@ const brokenTables = Effect.gen(function* () {
 })
 
 describe("StorageError", () => {
+  it.effect("a SQLite file locked longer than busyTimeoutMs fails the layer with StorageError naming the file", () =>
+    Effect.gen(function* () {
+      const filename = join(mkdtempSync(join(tmpdir(), "agent-locked-")), "locked.db")
+      yield* Effect.scoped(Layer.build(StoresSqlite({ filename })))
+      const holder = new Sqlite(filename)
+      holder.exec("BEGIN IMMEDIATE")
+      try {
+        const error = yield* Effect.flip(Effect.scoped(Layer.build(StoresSqlite({ filename, busyTimeoutMs: 100 }))))
+        expect(error._tag).toBe("StorageError")
+        expect(error.message).toMatch(/database is locked/)
+        expect(error.message).toContain(filename)
+        expect(error.message).not.toMatch(/cannot rollback/)
+        const inTransaction = yield* Effect.flip(
+          Effect.flatMap(SqlClient, (sql) => sql.withTransaction(sql`SELECT 1`)).pipe(
+            Effect.provide(SqliteDatabase.layer({ filename, busyTimeoutMs: 100 })),
+            Effect.scoped
+          )
+        )
+        expect(inTransaction._tag).toBe("SqlError")
+        expect(String(inTransaction.cause)).toMatch(/database is locked/)
+      } finally {
+        holder.exec("ROLLBACK")
+        holder.close()
+      }
+    })
+  )
+
   it.effect("the SQLite layer reports a broken database as StorageError", () =>
     brokenTables.pipe(Effect.provide(StoresSqlite({ filename: ":memory:" })))
   )
 
   it.effect("the SqlClient layers report a broken database as StorageError", () =>
     brokenTables.pipe(
-      Effect.provide(
-        StoresSql().pipe(Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" })))
-      )
+      Effect.provide(StoresSql().pipe(Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" }))))
     )
   )
 
