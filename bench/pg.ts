@@ -1,0 +1,311 @@
+/**
+ * The PostgreSQL bench: the library (`StoresPg`, pool of 16) against the raw
+ * `postgres` driver (`bench/pgBaseline.ts`, pool of 16, the same statements
+ * and round trips), at 1 and at 16 concurrent callers, each side on its own
+ * tables (made by the library's migrations, dropped afterwards) in the same
+ * process. `runPg({ reps })` alternates the sides `reps` times per workload
+ * and concurrency and reports the best ops/s of each side, their ratio and
+ * the ratio of the medians. Run alone: `node --expose-gc --import tsx bench/pg.ts`
+ * (`DATABASE_URL`, default the local server; `BENCH_REPS`, default 5).
+ *
+ * Round trips per operation, both sides: W1/W2 one (a CTE bumps the
+ * conversation and inserts the rows from arrays), W3 one (the window; a
+ * second only when it is empty), W4 one per page, W5 two (save, then load).
+ */
+import { Effect, Layer, ManagedRuntime, Option } from "effect"
+import postgres from "postgres"
+import { performance } from "node:perf_hooks"
+import { fileURLToPath } from "node:url"
+import { tablesOf } from "../layers/Registry.ts"
+import { type Stores, StoresPg } from "../layers/Stores.ts"
+import { ConversationStore } from "../src/Conversation.ts"
+import type { MessageInput } from "../src/Message.ts"
+import { SessionStore } from "../src/Session.ts"
+import { openPgBaseline, type PgBaseline } from "./pgBaseline.ts"
+
+/** One row of the PostgreSQL table. */
+export interface PgResult {
+  readonly workload: string
+  readonly concurrency: 1 | 16
+  readonly opsPerSec: number
+  readonly baselineOpsPerSec: number
+  /** Best library ops/s over best baseline ops/s. */
+  readonly ratio: number
+  /** Median library ops/s over median baseline ops/s. */
+  readonly medianRatio: number
+}
+
+const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+const POOL = 16
+const N = 10_000
+const PAGE = 50
+
+/** A user turn and an assistant turn with model, finish reason and usage, as agents append them. */
+const messages: ReadonlyArray<MessageInput> = [
+  { role: "user", parts: [{ type: "text", text: "Which of the open tickets are blocked on the database migration?" }] },
+  {
+    role: "assistant",
+    parts: [{ type: "text", text: "Three tickets are blocked on the migration: two assigned to Ana, one to Marco." }],
+    metadata: {
+      model: "gpt-4o-mini",
+      finishReason: "stop",
+      usage: { inputTokens: 137, outputTokens: 49, totalTokens: 186 }
+    }
+  }
+]
+const message = (i: number) => messages[i % messages.length]!
+const batch: ReadonlyArray<MessageInput> = Array.from({ length: 100 }, (_, i) => message(i))
+const transcript: ReadonlyArray<MessageInput> = Array.from({ length: 16 }, (_, i) => message(i))
+
+const check = (ok: boolean, what: string) => {
+  if (!ok) throw new Error(`bench sanity check failed: ${what}`)
+}
+
+/** Runs `ops` operations over `concurrency` callers (operation `i` by `f(i)`); returns the milliseconds. */
+const timeRaw = async (ops: number, concurrency: number, f: (i: number) => Promise<unknown>) => {
+  ;(globalThis as { gc?: () => void }).gc?.()
+  let next = 0
+  const start = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, worker) => {
+      for (let i = next++; i < ops; i = next++) await f(i * concurrency + worker)
+    })
+  )
+  return performance.now() - start
+}
+
+const timeLibrary = (ops: number, concurrency: number, f: (i: number) => Effect.Effect<unknown, unknown, Stores>) =>
+  Effect.gen(function* () {
+    ;(globalThis as { gc?: () => void }).gc?.()
+    let next = 0
+    const start = performance.now()
+    yield* Effect.all(
+      Array.from({ length: concurrency }, (_, worker) =>
+        Effect.gen(function* () {
+          for (let i = next++; i < ops; i = next++) yield* f(i * concurrency + worker)
+        })
+      ),
+      { concurrency: "unbounded", discard: true }
+    )
+    return performance.now() - start
+  })
+
+/** What one side has loaded before the timed loops: W1/W2 conversations per caller, W3's full one, W5's sessions. */
+interface Fixture {
+  readonly conversations: ReadonlyArray<string>
+  readonly full: string
+  readonly sessions: ReadonlyArray<string>
+}
+
+interface Workload {
+  readonly name: string
+  /** Operations per timed run at a concurrency. */
+  readonly ops: (concurrency: number) => number
+  readonly library: (f: Fixture, concurrency: number) => Effect.Effect<number, unknown, Stores>
+  readonly baseline: (b: PgBaseline, f: Fixture, concurrency: number) => Promise<number>
+}
+
+const walkLibrary = Effect.gen(function* () {
+  const store = yield* SessionStore
+  let cursor: string | undefined
+  let items = 0
+  do {
+    const page = yield* store.list(cursor === undefined ? { limit: PAGE } : { limit: PAGE, cursor })
+    items += page.items.length
+    cursor = Option.getOrUndefined(page.nextCursor)
+  } while (cursor !== undefined)
+  check(items === N, "W4 library walk")
+})
+
+const walkBaseline = async (b: PgBaseline) => {
+  let after: readonly [number, string] | undefined
+  let items = 0
+  do {
+    const page = await b.page(PAGE, after)
+    items += page.items.length
+    after = page.next
+  } while (after !== undefined)
+  check(items === N, "W4 baseline walk")
+}
+
+const workloads: ReadonlyArray<Workload> = [
+  {
+    name: "W1 append",
+    ops: () => 2_000,
+    library: (f, c) =>
+      Effect.flatMap(ConversationStore, (store) =>
+        timeLibrary(2_000, c, (i) => store.append(f.conversations[i % c]!, message(i)))
+      ),
+    baseline: (b, f, c) => timeRaw(2_000, c, (i) => b.append(f.conversations[i % c]!, [message(i)]))
+  },
+  {
+    name: "W2 appendMany(100)",
+    ops: () => 100,
+    library: (f, c) =>
+      Effect.flatMap(ConversationStore, (store) =>
+        timeLibrary(100, c, (i) => store.appendMany(f.conversations[i % c]!, batch))
+      ),
+    baseline: (b, f, c) => timeRaw(100, c, (i) => b.append(f.conversations[i % c]!, batch))
+  },
+  {
+    name: "W3 last 50 of 10k",
+    ops: () => 3_000,
+    library: (f, c) =>
+      Effect.flatMap(ConversationStore, (store) =>
+        timeLibrary(3_000, c, () =>
+          Effect.tap(store.messages(f.full, { limit: 50 }), (rows) => check(rows.length === 50, "W3 library window"))
+        )
+      ),
+    baseline: (b, f, c) =>
+      timeRaw(3_000, c, async () => check((await b.recall(f.full, 50))?.length === 50, "W3 baseline window"))
+  },
+  {
+    name: "W4 page 50 of 10k sessions",
+    // One op = one page; each caller walks all 10k sessions (two walks at one caller).
+    ops: (c) => Math.max(2, c) * (N / PAGE),
+    library: (_, c) => timeLibrary(Math.max(2, c), c, () => walkLibrary),
+    baseline: (b, _, c) => timeRaw(Math.max(2, c), c, () => walkBaseline(b))
+  },
+  {
+    name: "W5 transcript save + load",
+    ops: () => 1_000,
+    library: (f, c) =>
+      Effect.flatMap(SessionStore, (store) =>
+        timeLibrary(1_000, c, (i) =>
+          Effect.zipRight(
+            store.save(f.sessions[i % c]!, transcript),
+            Effect.tap(store.load(f.sessions[i % c]!), (loaded) =>
+              check(Option.isSome(loaded) && loaded.value.length === 16, "W5 library load")
+            )
+          )
+        )
+      ),
+    baseline: (b, f, c) =>
+      timeRaw(1_000, c, async (i) => {
+        await b.save(f.sessions[i % c]!, transcript)
+        check((await b.load(f.sessions[i % c]!))?.length === 16, "W5 baseline load")
+      })
+  }
+]
+
+/** 10k sessions with the same ids, times and metadata on both sides (not timed). */
+const loadSessions = (admin: postgres.Sql, prefix: string) =>
+  admin.unsafe(
+    `INSERT INTO "${prefix}_sessions" (id, agent_id, channel, title, status, metadata, message_count, created_at,
+      updated_at, version, transcript)
+    SELECT 'session-' || lpad(g::text, 6, '0'), 'agent-1', NULL, 'session ' || g, 'active',
+      '{"userId":"user-42","plan":"pro","locale":"en-GB","tags":["support","billing"]}', 0,
+      1700000000000 + g, 1700000000000 + g, 1, '[]'
+    FROM generate_series(1, ${N}) AS g`
+  )
+
+/** Runs every workload at 1 and 16 callers, `reps` times per side, alternating which side goes first. */
+export const runPg = async (options: { readonly reps: number }): Promise<ReadonlyArray<PgResult>> => {
+  const stamp = `${process.pid}_${Date.now().toString(36)}`
+  const libraryPrefix = `bench_lib_${stamp}`
+  const baselinePrefix = `bench_raw_${stamp}`
+  const admin = postgres(url, { max: 1, onnotice: () => {} })
+  const runtime = ManagedRuntime.make(StoresPg({ url, tablePrefix: libraryPrefix, maxConnections: POOL }))
+  const baseline = openPgBaseline(url, baselinePrefix, POOL)
+  try {
+    // The baseline's tables, made by the library's own migrations.
+    await Effect.runPromise(
+      Effect.scoped(Layer.build(StoresPg({ url, tablePrefix: baselinePrefix, maxConnections: 1 })))
+    )
+    await runtime.runtime()
+    await loadSessions(admin, libraryPrefix)
+    await loadSessions(admin, baselinePrefix)
+    const sessionIds = Array.from({ length: POOL }, (_, i) => `session-${String(i + 1).padStart(6, "0")}`)
+    const libraryFixture: Fixture = await runtime.runPromise(
+      Effect.gen(function* () {
+        const store = yield* ConversationStore
+        const conversations = yield* Effect.forEach(Array.from({ length: POOL }), () =>
+          Effect.map(store.create({}), (c) => c.id)
+        )
+        const full = (yield* store.create({})).id
+        for (let i = 0; i < N / 100; i++) yield* store.appendMany(full, batch)
+        return { conversations, full, sessions: sessionIds }
+      })
+    )
+    const baselineFixture: Fixture = {
+      conversations: await Promise.all(Array.from({ length: POOL }, () => baseline.createConversation())),
+      full: await baseline.createConversation(),
+      sessions: sessionIds
+    }
+    for (let i = 0; i < N / 100; i++) await baseline.append(baselineFixture.full, batch)
+    await admin.unsafe(`VACUUM ANALYZE "${libraryPrefix}_messages", "${libraryPrefix}_sessions"`)
+    await admin.unsafe(`VACUUM ANALYZE "${baselinePrefix}_messages", "${baselinePrefix}_sessions"`)
+
+    const times = new Map<string, { library: Array<number>; baseline: Array<number> }>()
+    for (const workload of workloads) {
+      for (const concurrency of [1, 16] as const) {
+        const ops = workload.ops(concurrency)
+        const entry = { library: [] as Array<number>, baseline: [] as Array<number> }
+        times.set(`${workload.name}|${concurrency}`, entry)
+        // A warm-up run per side (connections opened, statements prepared), then the timed ones.
+        for (let rep = -1; rep < options.reps; rep++) {
+          const sides = rep % 2 === 0 ? (["library", "baseline"] as const) : (["baseline", "library"] as const)
+          for (const side of sides) {
+            const ms =
+              side === "library"
+                ? await runtime.runPromise(workload.library(libraryFixture, concurrency))
+                : await workload.baseline(baseline, baselineFixture, concurrency)
+            if (rep >= 0) entry[side].push(ops / (ms / 1000))
+          }
+        }
+      }
+    }
+    const best = (list: ReadonlyArray<number>) => Math.max(...list)
+    const median = (list: ReadonlyArray<number>) => {
+      const sorted = [...list].sort((a, b) => a - b)
+      const mid = sorted.length >> 1
+      return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+    }
+    const round = (x: number) => Math.round(x * 100) / 100
+    return workloads.flatMap((workload) =>
+      ([1, 16] as const).map((concurrency): PgResult => {
+        const { baseline: raw, library } = times.get(`${workload.name}|${concurrency}`)!
+        return {
+          workload: workload.name,
+          concurrency,
+          opsPerSec: Math.round(best(library)),
+          baselineOpsPerSec: Math.round(best(raw)),
+          ratio: round(best(library) / best(raw)),
+          medianRatio: round(median(library) / median(raw))
+        }
+      })
+    )
+  } finally {
+    await runtime.dispose()
+    await baseline.close()
+    for (const table of [...tablesOf(libraryPrefix), ...tablesOf(baselinePrefix)]) {
+      await admin.unsafe(`DROP TABLE IF EXISTS "${table}" CASCADE`)
+    }
+    await admin.end({ timeout: 1 })
+  }
+}
+
+/** Prints `results` as a table. */
+export const printPg = (results: ReadonlyArray<PgResult>, reps: number) => {
+  const header = ["workload", "fibers", "ops/s library", "ops/s raw", "ratio", "median ratio"]
+  const rows = results.map((r) => [
+    r.workload,
+    String(r.concurrency),
+    r.opsPerSec.toLocaleString("en-US"),
+    r.baselineOpsPerSec.toLocaleString("en-US"),
+    r.ratio.toFixed(2),
+    r.medianRatio.toFixed(2)
+  ])
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
+  console.log(`postgres: best of ${reps} runs per side; raw = postgres (porsager), same statements, pool ${POOL}`)
+  console.log(line(header))
+  console.log(widths.map((w) => "-".repeat(w)).join("  "))
+  for (const row of rows) console.log(line(row))
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const reps = Math.max(1, Number(process.env["BENCH_REPS"] ?? 5))
+  printPg(await runPg({ reps }), reps)
+}
