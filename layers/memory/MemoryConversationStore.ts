@@ -20,93 +20,100 @@ const firstAfter = (rows: ReadonlyArray<StoredMessageRow>, seq: number): number 
   return lo
 }
 
-/** A `ConversationDriver` over the shared in-memory maps. */
-export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => ({
-  insert: (row) =>
-    Effect.sync(() => {
-      if (db.conversations.has(row.id)) return "exists"
-      if (row.sessionId !== null && !db.sessions.has(row.sessionId)) return "no-session"
-      db.conversations.set(row.id, { ...row })
-      db.messages.set(row.id, { rows: [], ids: new Set() })
-      return "inserted"
-    }),
-  get: (id) =>
-    Effect.sync(() => {
-      const row = db.conversations.get(id)
-      return row && { ...row }
-    }),
-  update: (row) =>
-    Effect.sync(() => {
-      const current = db.conversations.get(row.id)
-      if (current === undefined || current.version !== row.version - 1) return undefined
-      const stored = {
-        ...current,
-        title: row.title,
-        model: row.model,
-        metadata: row.metadata,
-        updatedAt: row.updatedAt,
-        version: row.version
-      }
-      db.conversations.set(row.id, stored)
-      return { ...stored }
-    }),
-  list: (filter, page) =>
-    Effect.sync(() =>
-      db.conversations
-        .page(page, (row) => filter.sessionId === undefined || row.sessionId === filter.sessionId)
-        .map((row) => ({ ...row }))
-    ),
-  delete: (id) =>
-    Effect.sync(() => {
-      db.conversations.delete(id)
-      db.messages.delete(id)
-    }),
-  append: (id, rows, now) =>
-    Effect.sync(() => {
-      const conversation = db.conversations.get(id)
-      const messages = db.messages.get(id)
-      if (conversation === undefined || messages === undefined) return "missing"
-      const batch = new Set<string>()
-      for (const row of rows) {
-        if (messages.ids.has(row.id) || batch.has(row.id)) return "duplicate"
-        batch.add(row.id)
-      }
-      const first = conversation.lastSeq + 1
-      rows.forEach((row, i) => {
-        messages.rows.push({ ...row, seq: first + i })
-        messages.ids.add(row.id)
+/** A `ConversationDriver` over the shared in-memory maps; a session's deletion deletes its conversations. */
+export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => {
+  const remove = (id: string) => {
+    if (!db.conversations.delete(id)) return
+    db.messages.delete(id)
+    db.deleted("conversations", id)
+  }
+  db.onDelete("sessions", (sessionId) => {
+    for (const conversation of db.conversations.values())
+      if (conversation.sessionId === sessionId) remove(conversation.id)
+  })
+  return {
+    insert: (row) =>
+      Effect.sync(() => {
+        if (db.conversations.has(row.id)) return "exists"
+        if (row.sessionId !== null && !db.sessions.has(row.sessionId)) return "no-session"
+        db.conversations.set(row.id, { ...row })
+        db.messages.set(row.id, { rows: [], ids: new Set() })
+        return "inserted"
+      }),
+    get: (id) =>
+      Effect.sync(() => {
+        const row = db.conversations.get(id)
+        return row && { ...row }
+      }),
+    update: (row) =>
+      Effect.sync(() => {
+        const current = db.conversations.get(row.id)
+        if (current === undefined || current.version !== row.version - 1) return undefined
+        const stored = {
+          ...current,
+          title: row.title,
+          model: row.model,
+          metadata: row.metadata,
+          updatedAt: row.updatedAt,
+          version: row.version
+        }
+        db.conversations.set(row.id, stored)
+        return { ...stored }
+      }),
+    list: (filter, page) =>
+      Effect.sync(() =>
+        db.conversations
+          .page(page, (row) => filter.sessionId === undefined || row.sessionId === filter.sessionId)
+          .map((row) => ({ ...row }))
+      ),
+    delete: (id) => Effect.sync(() => remove(id)),
+    append: (id, rows, now) =>
+      Effect.sync(() => {
+        const conversation = db.conversations.get(id)
+        const messages = db.messages.get(id)
+        if (conversation === undefined || messages === undefined) return "missing"
+        const batch = new Set<string>()
+        for (const row of rows) {
+          if (messages.ids.has(row.id) || batch.has(row.id)) return "duplicate"
+          batch.add(row.id)
+        }
+        const first = conversation.lastSeq + 1
+        rows.forEach((row, i) => {
+          messages.rows.push({ ...row, seq: first + i })
+          messages.ids.add(row.id)
+        })
+        db.conversations.set(id, {
+          ...conversation,
+          messageCount: conversation.messageCount + rows.length,
+          lastSeq: conversation.lastSeq + rows.length,
+          updatedAt: Math.max(now, conversation.updatedAt)
+        })
+        return first
+      }),
+    messages: (id, options) =>
+      Effect.sync(() => {
+        const messages = db.messages.get(id)
+        if (messages === undefined) return undefined
+        const rows = messages.rows
+        const from = options.after === undefined ? 0 : firstAfter(rows, options.after)
+        const to = options.before === undefined ? rows.length : firstAfter(rows, options.before - 1)
+        const limit = options.limit ?? Math.max(0, to - from)
+        const picked =
+          options.after !== undefined
+            ? rows.slice(from, Math.min(to, from + limit))
+            : rows.slice(Math.max(from, to - limit), to)
+        return picked.map((row) => ({ ...row }))
+      }),
+    clear: (id, now) =>
+      Effect.sync(() => {
+        const conversation = db.conversations.get(id)
+        if (conversation === undefined) return false
+        db.messages.set(id, { rows: [], ids: new Set() })
+        db.conversations.set(id, { ...conversation, messageCount: 0, updatedAt: Math.max(now, conversation.updatedAt) })
+        return true
       })
-      db.conversations.set(id, {
-        ...conversation,
-        messageCount: conversation.messageCount + rows.length,
-        lastSeq: conversation.lastSeq + rows.length,
-        updatedAt: Math.max(now, conversation.updatedAt)
-      })
-      return first
-    }),
-  messages: (id, options) =>
-    Effect.sync(() => {
-      const messages = db.messages.get(id)
-      if (messages === undefined) return undefined
-      const rows = messages.rows
-      const from = options.after === undefined ? 0 : firstAfter(rows, options.after)
-      const to = options.before === undefined ? rows.length : firstAfter(rows, options.before - 1)
-      const limit = options.limit ?? Math.max(0, to - from)
-      const picked =
-        options.after !== undefined
-          ? rows.slice(from, Math.min(to, from + limit))
-          : rows.slice(Math.max(from, to - limit), to)
-      return picked.map((row) => ({ ...row }))
-    }),
-  clear: (id, now) =>
-    Effect.sync(() => {
-      const conversation = db.conversations.get(id)
-      if (conversation === undefined) return false
-      db.messages.set(id, { rows: [], ids: new Set() })
-      db.conversations.set(id, { ...conversation, messageCount: 0, updatedAt: Math.max(now, conversation.updatedAt) })
-      return true
-    })
-}))
+  }
+})
 
 /** `ConversationStore` over a `MemoryDatabase` (share one with `SessionStore` for cascades). */
 export const layerWithDatabase: Layer.Layer<ConversationStore, never, MemoryDatabase> = Layer.effect(

@@ -1,7 +1,9 @@
 /**
  * The state behind the in-memory layers: plain maps shared by every memory
  * store built from one layer, so cascades (session -> conversations ->
- * messages) cross stores as they do in SQL. Each operation is one synchronous
+ * messages) cross stores as they do in SQL: a child store declares its edge to
+ * the parent's table (`onDelete`), and a parent announces what it deleted
+ * (`deleted`), as foreign keys do. Each operation is one synchronous
  * step, so it is atomic; rows hold only primitives and JSON text, so a spread
  * copies them in and out.
  */
@@ -21,6 +23,10 @@ export interface Tables {
   readonly sessions: OrderedTable<SessionEntry>
   readonly conversations: OrderedTable<ConversationRow>
   readonly messages: Map<string, { readonly rows: Array<StoredMessageRow>; readonly ids: Set<string> }>
+  /** Declares a child -> parent edge: `cascade(id)` runs in the same step as the deletion of row `id` of `parent`. */
+  readonly onDelete: (parent: string, cascade: (id: string) => void) => void
+  /** Announces the deletion of row `id` of `table`, running the cascades declared on it. */
+  readonly deleted: (table: string, id: string) => void
 }
 
 /** Orders keyset tuples column by column (numbers numerically, strings by UTF-16 code units, as SQL `COLLATE BINARY`). */
@@ -101,9 +107,20 @@ export class OrderedTable<V> {
 /** The in-memory database shared by the memory stores. */
 export class MemoryDatabase extends Context.Tag("effect-agent-stores/MemoryDatabase")<MemoryDatabase, Tables>() {
   /** A fresh, empty database. */
-  static readonly layer: Layer.Layer<MemoryDatabase> = Layer.sync(MemoryDatabase, (): Tables => ({
-    sessions: new OrderedTable((entry: SessionEntry) => [entry.row.createdAt, entry.row.id]),
-    conversations: new OrderedTable((row: ConversationRow) => [row.createdAt, row.id]),
-    messages: new Map()
-  }))
+  static readonly layer: Layer.Layer<MemoryDatabase> = Layer.sync(MemoryDatabase, (): Tables => {
+    const cascades = new Map<string, Array<(id: string) => void>>()
+    return {
+      sessions: new OrderedTable((entry: SessionEntry) => [entry.row.createdAt, entry.row.id]),
+      conversations: new OrderedTable((row: ConversationRow) => [row.createdAt, row.id]),
+      messages: new Map(),
+      onDelete: (parent, cascade) => {
+        const edges = cascades.get(parent)
+        if (edges === undefined) cascades.set(parent, [cascade])
+        else edges.push(cascade)
+      },
+      deleted: (table, id) => {
+        for (const cascade of cascades.get(table) ?? []) cascade(id)
+      }
+    }
+  })
 }

@@ -46,13 +46,7 @@ export const driver = Effect.map(MemoryDatabase, (db): SessionDriver => ({
     ),
   delete: (id) =>
     Effect.sync(() => {
-      if (!db.sessions.delete(id)) return
-      for (const conversation of db.conversations.values()) {
-        if (conversation.sessionId === id) {
-          db.conversations.delete(conversation.id)
-          db.messages.delete(conversation.id)
-        }
-      }
+      if (db.sessions.delete(id)) db.deleted("sessions", id)
     }),
   load: (id) => Effect.sync(() => db.sessions.get(id)?.transcript),
   save: (row, transcript) =>
