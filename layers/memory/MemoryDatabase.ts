@@ -23,6 +23,10 @@ export interface Tables {
   readonly sessions: OrderedTable<SessionEntry>
   readonly conversations: OrderedTable<ConversationRow>
   readonly messages: Map<string, { readonly rows: Array<StoredMessageRow>; readonly ids: Set<string> }>
+  /** The ordered table `name` of a store, created empty on first use (one per name and database). */
+  readonly table: <V>(name: string, keyOf: (value: V) => Keyset) => OrderedTable<V>
+  /** The plain map `name` of a store, created empty on first use. */
+  readonly map: <K, V>(name: string) => Map<K, V>
   /** Declares a child -> parent edge: `cascade(id)` runs in the same step as the deletion of row `id` of `parent`. */
   readonly onDelete: (parent: string, cascade: (id: string) => void) => void
   /** Announces the deletion of row `id` of `table`, running the cascades declared on it. */
@@ -109,7 +113,19 @@ export class MemoryDatabase extends Context.Tag("effect-agent-stores/MemoryDatab
   /** A fresh, empty database. */
   static readonly layer: Layer.Layer<MemoryDatabase> = Layer.sync(MemoryDatabase, (): Tables => {
     const cascades = new Map<string, Array<(id: string) => void>>()
+    const tables = new Map<string, OrderedTable<any>>()
+    const maps = new Map<string, Map<any, any>>()
     return {
+      table: <V>(name: string, keyOf: (value: V) => Keyset) => {
+        let table = tables.get(name)
+        if (table === undefined) tables.set(name, (table = new OrderedTable(keyOf)))
+        return table as OrderedTable<V>
+      },
+      map: <K, V>(name: string) => {
+        let map = maps.get(name)
+        if (map === undefined) maps.set(name, (map = new Map()))
+        return map as Map<K, V>
+      },
       sessions: new OrderedTable((entry: SessionEntry) => [entry.row.createdAt, entry.row.id]),
       conversations: new OrderedTable((row: ConversationRow) => [row.createdAt, row.id]),
       messages: new Map(),
