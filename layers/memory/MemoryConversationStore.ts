@@ -2,11 +2,13 @@
 import { Effect, Layer } from "effect"
 import {
   type ConversationDriver,
+  type ConversationRow,
   ConversationStore,
   makeConversationStore,
   type StoredMessageRow
 } from "../../src/Conversation.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
+import { sessionsOf } from "./MemorySessionStore.ts"
 
 /** The index of the first row (in ascending seq) whose seq is greater than `seq`. */
 const firstAfter = (rows: ReadonlyArray<StoredMessageRow>, seq: number): number => {
@@ -22,32 +24,34 @@ const firstAfter = (rows: ReadonlyArray<StoredMessageRow>, seq: number): number 
 
 /** A `ConversationDriver` over the shared in-memory maps; a session's deletion deletes its conversations. */
 export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => {
+  const sessions = sessionsOf(db)
+  const conversations = db.table("conversations", (row: ConversationRow) => [row.createdAt, row.id])
+  const logs = db.map<string, { readonly rows: Array<StoredMessageRow>; readonly ids: Set<string> }>("messages")
   const remove = (id: string) => {
-    if (!db.conversations.delete(id)) return
-    db.messages.delete(id)
+    if (!conversations.delete(id)) return
+    logs.delete(id)
     db.deleted("conversations", id)
   }
   db.onDelete("sessions", (sessionId) => {
-    for (const conversation of db.conversations.values())
-      if (conversation.sessionId === sessionId) remove(conversation.id)
+    for (const conversation of conversations.values()) if (conversation.sessionId === sessionId) remove(conversation.id)
   })
   return {
     insert: (row) =>
       Effect.sync(() => {
-        if (db.conversations.has(row.id)) return "exists"
-        if (row.sessionId !== null && !db.sessions.has(row.sessionId)) return "no-session"
-        db.conversations.set(row.id, { ...row })
-        db.messages.set(row.id, { rows: [], ids: new Set() })
+        if (conversations.has(row.id)) return "exists"
+        if (row.sessionId !== null && !sessions.has(row.sessionId)) return "no-session"
+        conversations.set(row.id, { ...row })
+        logs.set(row.id, { rows: [], ids: new Set() })
         return "inserted"
       }),
     get: (id) =>
       Effect.sync(() => {
-        const row = db.conversations.get(id)
+        const row = conversations.get(id)
         return row && { ...row }
       }),
     update: (row) =>
       Effect.sync(() => {
-        const current = db.conversations.get(row.id)
+        const current = conversations.get(row.id)
         if (current === undefined || current.version !== row.version - 1) return undefined
         const stored = {
           ...current,
@@ -57,20 +61,20 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => {
           updatedAt: row.updatedAt,
           version: row.version
         }
-        db.conversations.set(row.id, stored)
+        conversations.set(row.id, stored)
         return { ...stored }
       }),
     list: (filter, page) =>
       Effect.sync(() =>
-        db.conversations
+        conversations
           .page(page, (row) => filter.sessionId === undefined || row.sessionId === filter.sessionId)
           .map((row) => ({ ...row }))
       ),
     delete: (id) => Effect.sync(() => remove(id)),
     append: (id, rows, now) =>
       Effect.sync(() => {
-        const conversation = db.conversations.get(id)
-        const messages = db.messages.get(id)
+        const conversation = conversations.get(id)
+        const messages = logs.get(id)
         if (conversation === undefined || messages === undefined) return "missing"
         const batch = new Set<string>()
         for (const row of rows) {
@@ -82,7 +86,7 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => {
           messages.rows.push({ ...row, seq: first + i })
           messages.ids.add(row.id)
         })
-        db.conversations.set(id, {
+        conversations.set(id, {
           ...conversation,
           messageCount: conversation.messageCount + rows.length,
           lastSeq: conversation.lastSeq + rows.length,
@@ -92,7 +96,7 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => {
       }),
     messages: (id, options) =>
       Effect.sync(() => {
-        const messages = db.messages.get(id)
+        const messages = logs.get(id)
         if (messages === undefined) return undefined
         const rows = messages.rows
         const from = options.after === undefined ? 0 : firstAfter(rows, options.after)
@@ -106,10 +110,10 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => {
       }),
     clear: (id, now) =>
       Effect.sync(() => {
-        const conversation = db.conversations.get(id)
+        const conversation = conversations.get(id)
         if (conversation === undefined) return false
-        db.messages.set(id, { rows: [], ids: new Set() })
-        db.conversations.set(id, { ...conversation, messageCount: 0, updatedAt: Math.max(now, conversation.updatedAt) })
+        logs.set(id, { rows: [], ids: new Set() })
+        conversations.set(id, { ...conversation, messageCount: 0, updatedAt: Math.max(now, conversation.updatedAt) })
         return true
       })
   }

@@ -8,21 +8,10 @@
  * copies them in and out.
  */
 import { Context, Layer } from "effect"
-import type { ConversationRow, StoredMessageRow } from "../../src/Conversation.ts"
 import type { Keyset, PageQuery } from "../../src/Page.ts"
-import type { SessionRow } from "../../src/Session.ts"
 
-/** A stored session: its row and its transcript (JSON text). */
-export interface SessionEntry {
-  row: SessionRow
-  transcript: string
-}
-
-/** The maps of the in-memory backend. */
+/** The tables of the in-memory backend, by name, and the cascades declared between them. */
 export interface Tables {
-  readonly sessions: OrderedTable<SessionEntry>
-  readonly conversations: OrderedTable<ConversationRow>
-  readonly messages: Map<string, { readonly rows: Array<StoredMessageRow>; readonly ids: Set<string> }>
   /** The ordered table `name` of a store, created empty on first use (one per name and database). */
   readonly table: <V>(name: string, keyOf: (value: V) => Keyset) => OrderedTable<V>
   /** The plain map `name` of a store, created empty on first use. */
@@ -126,9 +115,6 @@ export class MemoryDatabase extends Context.Tag("effect-agent-stores/MemoryDatab
         if (map === undefined) maps.set(name, (map = new Map()))
         return map as Map<K, V>
       },
-      sessions: new OrderedTable((entry: SessionEntry) => [entry.row.createdAt, entry.row.id]),
-      conversations: new OrderedTable((row: ConversationRow) => [row.createdAt, row.id]),
-      messages: new Map(),
       onDelete: (parent, cascade) => {
         const edges = cascades.get(parent)
         if (edges === undefined) cascades.set(parent, [cascade])
