@@ -10,11 +10,14 @@ import type { Context, Layer } from "effect"
 import type { StorageError } from "../src/Errors.ts"
 import type { MemoryDatabase } from "./memory/MemoryDatabase.ts"
 import * as MemoryConversationStore from "./memory/MemoryConversationStore.ts"
+import * as MemoryPlanStore from "./memory/MemoryPlanStore.ts"
 import * as MemorySessionStore from "./memory/MemorySessionStore.ts"
 import * as Kit from "./sql/Kit.ts"
 import * as SqlConversationStore from "./sql/SqlConversationStore.ts"
+import * as SqlPlanStore from "./sql/SqlPlanStore.ts"
 import * as SqlSessionStore from "./sql/SqlSessionStore.ts"
 import { ConversationStore } from "../src/Conversation.ts"
+import { PlanStore, TemplateStore } from "../src/Plan.ts"
 import { SessionStore } from "../src/Session.ts"
 
 /** A store as the registry knows it: its tag, its memory layer, its SQL layer and its SQL schema. */
@@ -42,6 +45,18 @@ export const registry = [
     memory: MemoryConversationStore.layerWithDatabase,
     sql: SqlConversationStore.layerWith,
     schema: SqlConversationStore.schema
+  }),
+  entry({
+    tag: PlanStore,
+    memory: MemoryPlanStore.planLayerWithDatabase,
+    sql: SqlPlanStore.planLayerWith,
+    schema: SqlPlanStore.planSchema
+  }),
+  entry({
+    tag: TemplateStore,
+    memory: MemoryPlanStore.templateLayerWithDatabase,
+    sql: SqlPlanStore.templateLayerWith,
+    schema: SqlPlanStore.templateSchema
   })
 ] as const
 

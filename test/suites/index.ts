@@ -7,16 +7,21 @@ import { describe, expect, it } from "@effect/vitest"
 import type { Context, Layer } from "effect"
 import { registry, type Stores } from "../../layers/Registry.ts"
 import { ConversationStore } from "../../src/Conversation.ts"
+import { PlanStore, TemplateStore } from "../../src/Plan.ts"
 import { SessionStore } from "../../src/Session.ts"
 import * as Conversations from "./ConversationStore.ts"
+import * as Plans from "./PlanStore.ts"
 import * as Sessions from "./SessionStore.ts"
+import * as Templates from "./TemplateStore.ts"
 
 /** A store's contract suite: registers its tests against `stores`. */
 type Suite = (label: string, stores: Layer.Layer<Stores, unknown>) => void
 
 const byTag = new Map<Context.Tag<any, any>, Suite>([
   [SessionStore, Sessions.suite],
-  [ConversationStore, Conversations.suite]
+  [ConversationStore, Conversations.suite],
+  [PlanStore, Plans.suite],
+  [TemplateStore, Templates.suite]
 ])
 
 /** Runs the contract suite of every store in the registry against `stores`. */
