@@ -22,6 +22,7 @@ import type Sqlite from "better-sqlite3"
 import { Context, Effect, Layer, Option } from "effect"
 import { StorageError } from "../../src/Errors.ts"
 import type { PageQuery } from "../../src/Page.ts"
+import { PgExecutor } from "./PgDatabase.ts"
 import { SqliteDatabase } from "./SqliteDatabase.ts"
 
 /** The SQL dialects the stores speak. */
@@ -327,7 +328,19 @@ const sqliteRunner = <O extends Ops>(ops: O, database: SqliteDatabase["Type"], p
   return driver as DriverOf<O>
 }
 
-const clientRunner = <O extends Ops>(ops: O, sql: SqlClient, prefix: string, dialect: Dialect): DriverOf<O> => {
+/** How the client runner executes one statement: rows as arrays. */
+type Values = (
+  text: string,
+  params: ReadonlyArray<unknown>
+) => Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, unknown>
+
+const clientRunner = <O extends Ops>(
+  ops: O,
+  sql: SqlClient,
+  values: Values,
+  prefix: string,
+  dialect: Dialect
+): DriverOf<O> => {
   const texts = new Map<Stmt<any, any>, string>()
   const textOf = (s: Stmt<any, any>): string => {
     let text = texts.get(s)
@@ -340,7 +353,7 @@ const clientRunner = <O extends Ops>(ops: O, sql: SqlClient, prefix: string, dia
   const call = (c: Call<unknown>): Effect.Effect<unknown, unknown> =>
     c.after === undefined ? execute(c) : Effect.map(execute(c), c.after)
   const execute = (c: Call<unknown>): Effect.Effect<unknown, unknown> => {
-    const rows = sql.unsafe(textOf(c.stmt), c.params as Array<any>).values
+    const rows = values(textOf(c.stmt), c.params)
     switch (c.mode) {
       case "one":
         return Effect.map(rows, (rows) => (rows.length === 0 ? undefined : c.stmt.decode(rows[0]!)))
@@ -381,7 +394,8 @@ const clientRunner = <O extends Ops>(ops: O, sql: SqlClient, prefix: string, dia
 /**
  * The driver of `ops` on the backend in context: prepared statements on the
  * `SqliteDatabase` connection when the embedded SQLite backend is there,
- * otherwise statements through the `SqlClient`.
+ * otherwise statements through the `SqlClient` (through `PgDatabase`'s lean
+ * `PgExecutor` on the same connections when it is there).
  */
 export const driver = <O extends Ops>(ops: O): Effect.Effect<DriverOf<O>, StorageError, SqlClient | SqlTables> =>
   Effect.gen(function* () {
@@ -393,7 +407,11 @@ export const driver = <O extends Ops>(ops: O): Effect.Effect<DriverOf<O>, Storag
     if (dialect === undefined) {
       return yield* new StorageError({ backend: "sql", operation: "driver", cause: "unsupported SQL dialect" })
     }
-    return clientRunner(ops, sql, prefix, dialect)
+    const executor = yield* Effect.serviceOption(PgExecutor)
+    const values: Values = Option.isSome(executor)
+      ? executor.value.values
+      : (text, params) => sql.unsafe(text, params as Array<any>).values
+    return clientRunner(ops, sql, values, prefix, dialect)
   })
 
 // ---------------------------------------------------------------------------
