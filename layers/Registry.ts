@@ -9,13 +9,19 @@ import type { SqlClient } from "@effect/sql/SqlClient"
 import type { Context, Layer } from "effect"
 import type { StorageError } from "../src/Errors.ts"
 import type { MemoryDatabase } from "./memory/MemoryDatabase.ts"
+import * as MemoryAgentMemoryStore from "./memory/MemoryAgentMemoryStore.ts"
+import * as MemoryConfigStore from "./memory/MemoryConfigStore.ts"
 import * as MemoryConversationStore from "./memory/MemoryConversationStore.ts"
 import * as MemoryPlanStore from "./memory/MemoryPlanStore.ts"
 import * as MemorySessionStore from "./memory/MemorySessionStore.ts"
 import * as Kit from "./sql/Kit.ts"
+import * as SqlAgentMemoryStore from "./sql/SqlAgentMemoryStore.ts"
+import * as SqlConfigStore from "./sql/SqlConfigStore.ts"
 import * as SqlConversationStore from "./sql/SqlConversationStore.ts"
 import * as SqlPlanStore from "./sql/SqlPlanStore.ts"
 import * as SqlSessionStore from "./sql/SqlSessionStore.ts"
+import { AgentMemoryStore } from "../src/AgentMemory.ts"
+import { ConfigStore } from "../src/Config.ts"
 import { ConversationStore } from "../src/Conversation.ts"
 import { PlanStore, TemplateStore } from "../src/Plan.ts"
 import { SessionStore } from "../src/Session.ts"
@@ -57,6 +63,18 @@ export const registry = [
     memory: MemoryPlanStore.templateLayerWithDatabase,
     sql: SqlPlanStore.templateLayerWith,
     schema: SqlPlanStore.templateSchema
+  }),
+  entry({
+    tag: ConfigStore,
+    memory: MemoryConfigStore.layerWithDatabase,
+    sql: SqlConfigStore.layerWith,
+    schema: SqlConfigStore.schema
+  }),
+  entry({
+    tag: AgentMemoryStore,
+    memory: MemoryAgentMemoryStore.layerWithDatabase,
+    sql: SqlAgentMemoryStore.layerWith,
+    schema: SqlAgentMemoryStore.schema
   })
 ] as const
 

@@ -5,7 +5,7 @@
  * the Effect `Clock`: an expired record is invisible to every read from its
  * `expiresAt` on, before any `deleteExpired` sweep removes it.
  */
-import { Clock, Context, Effect, Option, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Option, Schema } from "effect"
 import { Conflict, type InvalidInput, NotFound, type StorageError } from "./Errors.ts"
 import { expiresAtFrom, isExpired } from "./Expiry.ts"
 import { uuidv7At } from "./Id.ts"
@@ -46,8 +46,26 @@ export const MemoryRecord = Schema.Struct({
 /** A memory record. */
 export type MemoryRecord = typeof MemoryRecord.Type
 
+/** A duration as text, as `Duration` reads it: `"1 minute"`, `"500 millis"`, `"2 hours"`, `"Infinity"`. */
+export const DurationText = Schema.String.pipe(
+  Schema.filter(
+    (text) =>
+      Option.match(Duration.decodeUnknown(text), {
+        onNone: () => 'must be a duration such as "5 minutes"',
+        onSome: () => true
+      }),
+    {
+      identifier: "DurationText",
+      arbitrary: () => (fc) => fc.constantFrom("1 minute", "500 millis", "2 hours", "3 days", "Infinity")
+    }
+  )
+)
+
+/** How long a record lives: a `Duration`, milliseconds (≥ 0) or duration text (`"5 minutes"`). */
+export const MemoryTtl = Schema.Union(Schema.DurationFromSelf, Schema.NonNegative, DurationText)
+
 /**
- * Input of `put`. `kind` defaults to `long_term`; `ttl` (a `Duration`, or milliseconds) makes the record
+ * Input of `put`. `kind` defaults to `long_term`; `ttl` (a `Duration`, milliseconds or text) makes the record
  * expire that long after this put (absent or infinite: never). A put replaces kind, value and expiry.
  */
 export const MemoryInput = Schema.Struct({
@@ -55,7 +73,7 @@ export const MemoryInput = Schema.Struct({
   key: MemoryKey,
   kind: Schema.optional(MemoryKind),
   value: Json,
-  ttl: Schema.optional(Schema.Union(Schema.DurationFromSelf, Schema.NonNegative))
+  ttl: Schema.optional(MemoryTtl)
 })
 /** Input of `put`. */
 export type MemoryInput = typeof MemoryInput.Encoded
@@ -220,7 +238,7 @@ export const makeAgentMemoryStore = (driver: AgentMemoryDriver) => {
           kind: fields.kind ?? "long_term",
           key: fields.key,
           value,
-          expiresAt: yield* expiresAtFrom(fields.ttl),
+          expiresAt: yield* expiresAtFrom(fields.ttl as Duration.DurationInput | undefined),
           createdAt: live?.createdAt ?? now,
           updatedAt: live === undefined ? now : Math.max(now, live.updatedAt),
           version: actual + 1

@@ -138,8 +138,10 @@ const encodeValue = <A, I>(
   value: A
 ): Either.Either<{ readonly json: string; readonly value: A }, InvalidInput> => {
   if (!Schema.isSchema(schema)) return Either.left(notASchema("schema"))
+  const checked = decoder(entity, Schema.typeSchema(schema))(value, ["value"])
+  if (Either.isLeft(checked)) return Either.left(checked.left)
   try {
-    const encoded = Schema.encodeUnknownEither(schema)(value)
+    const encoded = Schema.encodeUnknownEither(schema)(checked.right)
     if (Either.isLeft(encoded)) return Either.left(InvalidInput.fromParseError(entity, encoded.left, ["value"]))
     const json = decodeJson(encoded.right, ["value"])
     if (Either.isLeft(json)) return Either.left(json.left)

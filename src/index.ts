@@ -1,4 +1,6 @@
 /** effect-agent-stores: the data stores every AI-agent runtime needs, as Effect services. */
+export * from "./AgentMemory.ts"
+export * from "./Config.ts"
 export * from "./Conversation.ts"
 export * from "./Errors.ts"
 export * from "./Id.ts"

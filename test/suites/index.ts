@@ -6,9 +6,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { Context, Layer } from "effect"
 import { registry, type Stores } from "../../layers/Registry.ts"
+import { AgentMemoryStore } from "../../src/AgentMemory.ts"
+import { ConfigStore } from "../../src/Config.ts"
 import { ConversationStore } from "../../src/Conversation.ts"
 import { PlanStore, TemplateStore } from "../../src/Plan.ts"
 import { SessionStore } from "../../src/Session.ts"
+import * as AgentMemory from "./AgentMemoryStore.ts"
+import * as Configs from "./ConfigStore.ts"
 import * as Conversations from "./ConversationStore.ts"
 import * as Plans from "./PlanStore.ts"
 import * as Sessions from "./SessionStore.ts"
@@ -21,7 +25,9 @@ const byTag = new Map<Context.Tag<any, any>, Suite>([
   [SessionStore, Sessions.suite],
   [ConversationStore, Conversations.suite],
   [PlanStore, Plans.suite],
-  [TemplateStore, Templates.suite]
+  [TemplateStore, Templates.suite],
+  [ConfigStore, Configs.suite],
+  [AgentMemoryStore, AgentMemory.suite]
 ])
 
 /** Runs the contract suite of every store in the registry against `stores`. */
