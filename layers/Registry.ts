@@ -14,17 +14,20 @@ import * as MemoryConfigStore from "./memory/MemoryConfigStore.ts"
 import * as MemoryConversationStore from "./memory/MemoryConversationStore.ts"
 import * as MemoryPlanStore from "./memory/MemoryPlanStore.ts"
 import * as MemorySessionStore from "./memory/MemorySessionStore.ts"
+import * as MemoryTaskStore from "./memory/MemoryTaskStore.ts"
 import * as Kit from "./sql/Kit.ts"
 import * as SqlAgentMemoryStore from "./sql/SqlAgentMemoryStore.ts"
 import * as SqlConfigStore from "./sql/SqlConfigStore.ts"
 import * as SqlConversationStore from "./sql/SqlConversationStore.ts"
 import * as SqlPlanStore from "./sql/SqlPlanStore.ts"
 import * as SqlSessionStore from "./sql/SqlSessionStore.ts"
+import * as SqlTaskStore from "./sql/SqlTaskStore.ts"
 import { AgentMemoryStore } from "../src/AgentMemory.ts"
 import { ConfigStore } from "../src/Config.ts"
 import { ConversationStore } from "../src/Conversation.ts"
 import { PlanStore, TemplateStore } from "../src/Plan.ts"
 import { SessionStore } from "../src/Session.ts"
+import { AgentStateStore, TaskStore } from "../src/Task.ts"
 
 /** A store as the registry knows it: its tag, its memory layer, its SQL layer and its SQL schema. */
 export interface StoreEntry<I, S> {
@@ -51,6 +54,18 @@ export const registry = [
     memory: MemoryConversationStore.layerWithDatabase,
     sql: SqlConversationStore.layerWith,
     schema: SqlConversationStore.schema
+  }),
+  entry({
+    tag: TaskStore,
+    memory: MemoryTaskStore.layerWithDatabase,
+    sql: SqlTaskStore.layerWith,
+    schema: SqlTaskStore.schema
+  }),
+  entry({
+    tag: AgentStateStore,
+    memory: MemoryTaskStore.agentStateLayerWithDatabase,
+    sql: SqlTaskStore.agentStateLayerWith,
+    schema: SqlTaskStore.schema
   }),
   entry({
     tag: PlanStore,

@@ -11,11 +11,14 @@ import { ConfigStore } from "../../src/Config.ts"
 import { ConversationStore } from "../../src/Conversation.ts"
 import { PlanStore, TemplateStore } from "../../src/Plan.ts"
 import { SessionStore } from "../../src/Session.ts"
+import { AgentStateStore, TaskStore } from "../../src/Task.ts"
+import * as AgentStates from "./AgentStateStore.ts"
 import * as AgentMemory from "./AgentMemoryStore.ts"
 import * as Configs from "./ConfigStore.ts"
 import * as Conversations from "./ConversationStore.ts"
 import * as Plans from "./PlanStore.ts"
 import * as Sessions from "./SessionStore.ts"
+import * as Tasks from "./TaskStore.ts"
 import * as Templates from "./TemplateStore.ts"
 
 /** A store's contract suite: registers its tests against `stores`. */
@@ -24,6 +27,8 @@ type Suite = (label: string, stores: Layer.Layer<Stores, unknown>) => void
 const byTag = new Map<Context.Tag<any, any>, Suite>([
   [SessionStore, Sessions.suite],
   [ConversationStore, Conversations.suite],
+  [TaskStore, Tasks.suite],
+  [AgentStateStore, AgentStates.suite],
   [PlanStore, Plans.suite],
   [TemplateStore, Templates.suite],
   [ConfigStore, Configs.suite],
