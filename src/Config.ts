@@ -129,25 +129,49 @@ const thrownText = (error: unknown): string => {
 
 const notASchema = (path: string) => InvalidInput.single(entity, "must be a Schema", [path])
 
+/** The functions `save` and `get` need of a caller's Schema, built once per Schema (parsers are costly to build). */
+interface Codec {
+  readonly check: (value: unknown, path: ReadonlyArray<string | number>) => Either.Either<unknown, InvalidInput>
+  readonly encode: (value: unknown) => Either.Either<unknown, ParseResult.ParseError>
+  readonly decode: (value: unknown) => Either.Either<unknown, ParseResult.ParseError>
+}
+
+const codecs = new WeakMap<Schema.Schema.Any, Codec>()
+
+const codecOf = (schema: Schema.Schema.Any): Codec => {
+  let codec = codecs.get(schema)
+  if (codec === undefined) {
+    codec = {
+      check: decoder(entity, Schema.typeSchema(schema)),
+      encode: Schema.encodeUnknownEither(schema as Schema.Schema<unknown, unknown>),
+      decode: Schema.decodeUnknownEither(schema as Schema.Schema<unknown, unknown>)
+    }
+    codecs.set(schema, codec)
+  }
+  return codec
+}
+
 /**
- * `value` encoded with `schema` into JSON text, and that JSON decoded back (so a saved document always decodes
- * with the Schema it was saved with), or `InvalidInput`; a Schema that throws is `InvalidInput` too.
+ * `value` checked against `schema`'s type (read totally, as every input), encoded into JSON text, and that JSON
+ * decoded back (so a saved document always decodes with the Schema it was saved with); otherwise `InvalidInput`,
+ * also when the Schema throws.
  */
 const encodeValue = <A, I>(
   schema: ConfigSchema<A, I>,
   value: A
 ): Either.Either<{ readonly json: string; readonly value: A }, InvalidInput> => {
   if (!Schema.isSchema(schema)) return Either.left(notASchema("schema"))
-  const checked = decoder(entity, Schema.typeSchema(schema))(value, ["value"])
+  const codec = codecOf(schema)
+  const checked = codec.check(value, ["value"])
   if (Either.isLeft(checked)) return Either.left(checked.left)
   try {
-    const encoded = Schema.encodeUnknownEither(schema)(checked.right)
+    const encoded = codec.encode(checked.right)
     if (Either.isLeft(encoded)) return Either.left(InvalidInput.fromParseError(entity, encoded.left, ["value"]))
     const json = decodeJson(encoded.right, ["value"])
     if (Either.isLeft(json)) return Either.left(json.left)
-    const decoded = Schema.decodeUnknownEither(schema)(json.right)
+    const decoded = codec.decode(json.right)
     if (Either.isLeft(decoded)) return Either.left(InvalidInput.fromParseError(entity, decoded.left, ["value"]))
-    return Either.right({ json: JSON.stringify(json.right), value: decoded.right })
+    return Either.right({ json: JSON.stringify(json.right), value: decoded.right as A })
   } catch (error) {
     return Either.left(InvalidInput.single(entity, `could not be encoded: ${thrownText(error)}`, ["value"]))
   }
@@ -159,9 +183,9 @@ const decodeDocument = <A, I>(
   row: ConfigRow
 ): Either.Either<ConfigDocument<A>, DecodeError> => {
   const revision = revisionOf(row)
-  let decoded: Either.Either<A, ParseResult.ParseError>
+  let decoded: Either.Either<unknown, ParseResult.ParseError>
   try {
-    decoded = Schema.decodeUnknownEither(schema)(revision.value)
+    decoded = codecOf(schema).decode(revision.value)
   } catch (error) {
     const rule = `could not be decoded: ${thrownText(error)}`
     return Either.left(
@@ -175,7 +199,7 @@ const decodeDocument = <A, I>(
   }
   return Either.isLeft(decoded)
     ? Either.left(DecodeError.fromParseError(entity, row.name, decoded.left))
-    : Either.right({ ...revision, value: decoded.right })
+    : Either.right({ ...revision, value: decoded.right as A })
 }
 
 /** Builds a `ConfigStore` over a driver: validation, versions, clock and encoding live here. */

@@ -7,6 +7,7 @@ import { expect, layer } from "@effect/vitest"
 import { DateTime, Duration, Effect, FastCheck, Layer, Option, TestClock } from "effect"
 import { AgentMemoryStore, DeleteExpiredOptions, MemoryInput, MemoryListOptions } from "../../src/AgentMemory.ts"
 import { isJson } from "../../src/Json.ts"
+import { UpdateOptions } from "../../src/Record.ts"
 import * as BadInput from "./BadInput.ts"
 
 let counter = 0
@@ -291,7 +292,10 @@ export const suite = <E>(label: string, stores: Layer.Layer<AgentMemoryStore, E>
         )
         yield* BadInput.run(`AgentMemoryStore (${label})`, snapshot, [
           BadInput.operation("put", MemoryInput, (input) => memory.put(input as never), {
-            options: (options) => memory.put({ agentId, key: "kept", value: 2 }, options as never)
+            options: {
+              schema: UpdateOptions,
+              run: (options) => memory.put({ agentId, key: "kept", value: 2 }, options as never)
+            }
           }),
           BadInput.operation("list", MemoryListOptions, (input) => memory.list(agentId, input as never), {
             id: (id) => memory.list(id as never)

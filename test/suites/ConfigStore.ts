@@ -7,6 +7,7 @@ import { DateTime, Effect, FastCheck, Layer, Option, Schema, TestClock } from "e
 import { ConfigStore } from "../../src/Config.ts"
 import { isJson, Json } from "../../src/Json.ts"
 import { PageOptions } from "../../src/Page.ts"
+import { UpdateOptions } from "../../src/Record.ts"
 import * as BadInput from "./BadInput.ts"
 
 let counter = 0
@@ -295,7 +296,7 @@ export const suite = <E>(label: string, stores: Layer.Layer<ConfigStore, E>) =>
         yield* BadInput.run(`ConfigStore (${label})`, snapshot, [
           BadInput.operation("save", AppConfig, (input) => configs.save(AppConfig, name, input as never), {
             id: (id) => configs.save(AppConfig, id as never, app),
-            options: (options) => configs.save(AppConfig, name, app, options as never)
+            options: { schema: UpdateOptions, run: (options) => configs.save(AppConfig, name, app, options as never) }
           }),
           BadInput.operation("history", PageOptions, (input) => configs.history(name, input as never), {
             id: (id) => configs.history(id as never)
