@@ -5,6 +5,7 @@
  * prepared once; an append is one immediate transaction, like the driver's.
  */
 import Database from "better-sqlite3"
+import { mmapBytes, pageCacheKiB } from "../layers/sql/SqliteDatabase.ts"
 import { uuidv7At } from "../src/Id.ts"
 import type { MessageInput } from "../src/Message.ts"
 
@@ -45,14 +46,19 @@ export interface Baseline {
   readonly db: Database.Database
   /** Inserts an empty conversation and returns its id. */
   readonly createConversation: () => string
-  /** Inserts `count` sessions in one transaction (setup only, not timed). */
-  readonly createSessions: (count: number, metadata: object) => void
+  /** Inserts one session (its own implicit transaction, like the library's `create`) and returns it. */
+  readonly createSession: (agentId: string, title: string, metadata: object) => BaselineSession
+  /**
+   * Inserts `count` sessions in one transaction (setup only, not timed), the
+   * `i`-th for agent `agent-${i % agents + 1}`.
+   */
+  readonly createSessions: (count: number, metadata: object, agents?: number) => void
   /** Appends `messages` atomically with consecutive seqs; returns the first seq, `undefined` for an unknown id. */
   readonly append: (conversationId: string, messages: ReadonlyArray<MessageInput>) => number | undefined
   /** The last `limit` messages in ascending seq, `undefined` for an unknown conversation. */
   readonly recall: (conversationId: string, limit: number) => ReadonlyArray<BaselineMessage> | undefined
-  /** One page of sessions by `(created_at, id)` after the opaque `cursor`. */
-  readonly page: (limit: number, cursor: string | undefined) => BaselinePage
+  /** One page of sessions by `(created_at, id)` after the opaque `cursor`, of `agentId` only when given. */
+  readonly page: (limit: number, cursor: string | undefined, agentId?: string) => BaselinePage
   /** Closes the connection. */
   readonly close: () => void
 }
@@ -78,7 +84,7 @@ const insertConversationSql = `INSERT INTO agent_conversations
   VALUES (?, NULL, NULL, NULL, '{}', 0, 0, ?, ?, 1)`
 const insertSessionSql = `INSERT INTO agent_sessions
   (id, agent_id, channel, title, status, metadata, message_count, created_at, updated_at, version, transcript)
-  VALUES (?, ?, NULL, ?, 'active', ?, 0, ?, ?, 1, '[]')`
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 const bumpSql = `UPDATE agent_conversations
   SET last_seq = last_seq + ?, message_count = message_count + ?,
     updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END
@@ -91,6 +97,16 @@ const existsSql = "SELECT id FROM agent_conversations WHERE id = ?"
 const firstPageSql = `SELECT ${sessionColumns} FROM agent_sessions ORDER BY created_at, id LIMIT ?`
 const nextPageSql = `SELECT ${sessionColumns} FROM agent_sessions
   WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`
+const firstAgentPageSql = `SELECT ${sessionColumns} FROM agent_sessions WHERE agent_id = ?
+  ORDER BY created_at, id LIMIT ?`
+const nextAgentPageSql = `SELECT ${sessionColumns} FROM agent_sessions
+  WHERE agent_id = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`
+
+/** Extra pragmas for both sides of the bench (`BENCH_PRAGMAS`, `;`-separated), for measuring settings. */
+export const extraPragmas = (process.env["BENCH_PRAGMAS"] ?? "")
+  .split(";")
+  .map((pragma) => pragma.trim())
+  .filter((pragma) => pragma.length > 0)
 
 /** Opens `filename` (whose schema the library's migrations made) with the library's pragmas. */
 export const openBaseline = (filename: string): Baseline => {
@@ -98,6 +114,9 @@ export const openBaseline = (filename: string): Baseline => {
   db.pragma("journal_mode = WAL")
   db.pragma("synchronous = NORMAL")
   db.pragma("foreign_keys = ON")
+  db.pragma(`cache_size = -${pageCacheKiB}`)
+  db.pragma(`mmap_size = ${mmapBytes}`)
+  for (const pragma of extraPragmas) db.pragma(pragma)
 
   const insertConversation = db.prepare(insertConversationSql)
   const insertSession = db.prepare(insertSessionSql)
@@ -107,6 +126,8 @@ export const openBaseline = (filename: string): Baseline => {
   const exists = db.prepare<[string], string>(existsSql).pluck()
   const firstPage = db.prepare<[number], SessionTuple>(firstPageSql).raw()
   const nextPage = db.prepare<[number, string, number], SessionTuple>(nextPageSql).raw()
+  const firstAgentPage = db.prepare<[string, number], SessionTuple>(firstAgentPageSql).raw()
+  const nextAgentPage = db.prepare<[string, number, string, number], SessionTuple>(nextAgentPageSql).raw()
 
   const append = db.transaction((conversationId: string, messages: ReadonlyArray<MessageInput>): number | undefined => {
     const n = messages.length
@@ -129,12 +150,16 @@ export const openBaseline = (filename: string): Baseline => {
     return first
   })
 
-  const sessions = db.transaction((count: number, metadata: object) => {
+  const insertSessionRow = (agentId: string, title: string, metadata: string, now: number): string => {
+    const id = uuidv7At(now)
+    const changes = insertSession.run(id, agentId, null, title, "active", metadata, 0, now, now, 1, "[]").changes
+    if (changes === 0) throw new Error(`duplicate session id ${id}`)
+    return id
+  }
+
+  const sessions = db.transaction((count: number, metadata: object, agents: number) => {
     const json = JSON.stringify(metadata)
-    for (let i = 0; i < count; i++) {
-      const now = Date.now()
-      insertSession.run(uuidv7At(now), "agent-1", `session ${i}`, json, now, now)
-    }
+    for (let i = 0; i < count; i++) insertSessionRow(`agent-${(i % agents) + 1}`, `session ${i}`, json, Date.now())
   })
 
   return {
@@ -145,7 +170,24 @@ export const openBaseline = (filename: string): Baseline => {
       insertConversation.run(id, now, now)
       return id
     },
-    createSessions: (count, metadata) => sessions.immediate(count, metadata),
+    createSession: (agentId, title, metadata) => {
+      const now = Date.now()
+      const json = JSON.stringify(metadata)
+      const id = insertSessionRow(agentId, title, json, now)
+      return {
+        id,
+        agentId,
+        channel: null,
+        title,
+        status: "active",
+        metadata: JSON.parse(json),
+        messageCount: 0,
+        createdAt: now,
+        updatedAt: now,
+        version: 1
+      }
+    },
+    createSessions: (count, metadata, agents = 1) => sessions.immediate(count, metadata, agents),
     append: (conversationId, messages) => append.immediate(conversationId, messages),
     recall: (conversationId, limit) => {
       const rows = last.all(conversationId, limit)
@@ -169,13 +211,16 @@ export const openBaseline = (filename: string): Baseline => {
       }
       return out
     },
-    page: (limit, cursor) => {
+    page: (limit, cursor, agentId) => {
       let rows: Array<SessionTuple>
       if (cursor === undefined) {
-        rows = firstPage.all(limit + 1)
+        rows = agentId === undefined ? firstPage.all(limit + 1) : firstAgentPage.all(agentId, limit + 1)
       } else {
         const [createdAt, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as [number, string]
-        rows = nextPage.all(createdAt, id, limit + 1)
+        rows =
+          agentId === undefined
+            ? nextPage.all(createdAt, id, limit + 1)
+            : nextAgentPage.all(agentId, createdAt, id, limit + 1)
       }
       const size = rows.length > limit ? limit : rows.length
       const items: Array<BaselineSession> = new Array(size)

@@ -7,14 +7,22 @@
  * provided with its layer once (layer build and data loading are not timed).
  * Prints a table and writes `bench/results.json`.
  *
+ * `npm run bench -- --scale` instead measures cost independent of history: a
+ * sessions list filtered by `agentId`, walked page by page for each of 10
+ * agents, on a table of 10k and of 100k sessions, with each size's speed
+ * over the 10k speed.
+ *
  * Environment: `BENCH_REPS` (default 7) repetitions of the SQLite layer and
  * the baseline, in alternating order; the best (highest ops/s) of each side is
  * reported, with the ratio of the medians alongside. The memory layer runs
  * `BENCH_MEMORY_REPS` times (default 1: its appends are slow enough to double
- * the bench's time).
+ * the bench's time). `BENCH_CLOCK=cpu` times with this process's CPU time
+ * (steadier on a busy machine). To measure a setting on both sides alike:
+ * `BENCH_PRAGMAS` (`;`-separated pragmas applied after the library's own) and
+ * `BENCH_SETUP_SQL` (DDL run right after opening, e.g. another index).
  */
 import { Effect, Layer, Option } from "effect"
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
@@ -25,7 +33,7 @@ import { ConversationStore } from "../src/Conversation.ts"
 import type { StorageError } from "../src/Errors.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
-import { type Baseline, openBaseline } from "./baseline.ts"
+import { type Baseline, extraPragmas, openBaseline } from "./baseline.ts"
 
 /** One row of `bench/results.json`. */
 export interface Result {
@@ -33,11 +41,23 @@ export interface Result {
   readonly backend: "sqlite" | "memory"
   readonly opsPerSec: number
   readonly baselineOpsPerSec: number
+  /** Best library ops/s over best baseline ops/s. */
   readonly ratio: number
+  /** Median library ops/s over median baseline ops/s. */
+  readonly medianRatio: number
+  /** `--scale` rows: best ops/s at this size over best ops/s at the smallest size, library side. */
+  readonly scaleRatio?: number
+  /** `--scale` rows: the same for the baseline. */
+  readonly baselineScaleRatio?: number
+  /** `--scale` rows: the ratio of the medians, library side. */
+  readonly medianScaleRatio?: number
 }
 
+const scaleMode = process.argv.includes("--scale")
 const reps = Math.max(1, Number(process.env["BENCH_REPS"] ?? 7))
-const memoryReps = Math.max(0, Math.min(reps, Number(process.env["BENCH_MEMORY_REPS"] ?? 1)))
+const memoryReps = scaleMode ? 0 : Math.max(0, Math.min(reps, Number(process.env["BENCH_MEMORY_REPS"] ?? 1)))
+/** DDL run on both sides right after opening (`BENCH_SETUP_SQL`), for measuring a schema change. */
+const setupSql = process.env["BENCH_SETUP_SQL"] ?? ""
 
 // ---------------------------------------------------------------------------
 // Messages: the same objects for both sides
@@ -74,6 +94,21 @@ const messages: ReadonlyArray<MessageInput> = Array.from({ length: 16 }, (_, i):
   }
 })
 const message = (i: number): MessageInput => messages[i % messages.length]!
+/** The same messages with custom metadata keys beside the well-known ones (what tracing and routing add). */
+const customMessages: ReadonlyArray<MessageInput> = messages.map((m, i) =>
+  m.metadata === undefined
+    ? m
+    : {
+        ...m,
+        metadata: {
+          ...m.metadata,
+          traceId: `4bf92f3577b34da6a3ce929d0e0e${String(4736 + i).padStart(4, "0")}`,
+          requestId: `req_${1000 + i}`,
+          tags: ["support", i % 4 === 1 ? "billing" : "shipping"]
+        }
+      }
+)
+const customMessage = (i: number): MessageInput => customMessages[i % customMessages.length]!
 const batch: ReadonlyArray<MessageInput> = Array.from({ length: 100 }, (_, i) => message(i))
 const sessionMetadata = { userId: "user-42", plan: "pro", locale: "en-GB", tags: ["support", "billing"] }
 
@@ -93,10 +128,24 @@ interface Workload {
   readonly baseline: (b: Baseline) => number
 }
 
+/**
+ * The clock of the timed loops, in milliseconds: elapsed time, or with
+ * `BENCH_CLOCK=cpu` this process's CPU time (user + system), which other
+ * processes competing for the cores do not inflate; every timed loop is
+ * synchronous work on the main thread, SQLite's included.
+ */
+const clock =
+  process.env["BENCH_CLOCK"] === "cpu"
+    ? () => {
+        const { system, user } = process.cpuUsage()
+        return (user + system) / 1000
+      }
+    : () => performance.now()
+
 /** Collects garbage left by loading (when run with `--expose-gc`), then reads the clock: both sides start clean. */
 const startTimer = () => {
   ;(globalThis as { gc?: () => void }).gc?.()
-  return performance.now()
+  return clock()
 }
 
 const check = (ok: boolean, what: string) => {
@@ -117,32 +166,50 @@ const settleLibrary = Effect.flatMap(
 )
 const settleBaseline = (b: Baseline) => b.db.pragma("wal_checkpoint(TRUNCATE)")
 
+/** Applies `BENCH_PRAGMAS` and `BENCH_SETUP_SQL` to the library's connection, as the baseline does to its own. */
+const setUpLibrary = Effect.flatMap(
+  Effect.serviceOption(SqliteDatabase),
+  Option.match({
+    onNone: () => Effect.void,
+    onSome: ({ db }) =>
+      Effect.sync(() => {
+        for (const pragma of extraPragmas) db.pragma(pragma)
+        if (setupSql !== "") db.exec(setupSql)
+      })
+  })
+)
+
 const loadConversation = (b: Baseline) => {
   const id = b.createConversation()
   for (let i = 0; i < N / 100; i++) b.append(id, batch)
   return id
 }
 
-const walkLibrary = Effect.gen(function* () {
-  const store = yield* SessionStore
-  let cursor: string | undefined
-  let items = 0
-  let pages = 0
-  do {
-    const page = yield* store.list(cursor === undefined ? { limit: PAGE } : { limit: PAGE, cursor })
-    items += page.items.length
-    pages++
-    cursor = Option.getOrUndefined(page.nextCursor)
-  } while (cursor !== undefined)
-  return { items, pages }
-})
+/** Walks every page of the sessions list (of `agentId` only, when given). */
+const walkLibrary = (agentId?: string) =>
+  Effect.gen(function* () {
+    const store = yield* SessionStore
+    const filter = agentId === undefined ? {} : { agentId }
+    let cursor: string | undefined
+    let items = 0
+    let pages = 0
+    do {
+      const page = yield* store.list(
+        cursor === undefined ? { ...filter, limit: PAGE } : { ...filter, limit: PAGE, cursor }
+      )
+      items += page.items.length
+      pages++
+      cursor = Option.getOrUndefined(page.nextCursor)
+    } while (cursor !== undefined)
+    return { items, pages }
+  })
 
-const walkBaseline = (b: Baseline) => {
+const walkBaseline = (b: Baseline, agentId?: string) => {
   let cursor: string | undefined
   let items = 0
   let pages = 0
   do {
-    const page = b.page(PAGE, cursor)
+    const page = b.page(PAGE, cursor, agentId)
     items += page.items.length
     pages++
     cursor = page.nextCursor
@@ -150,32 +217,62 @@ const walkBaseline = (b: Baseline) => {
   return { items, pages }
 }
 
+/** W1: one message per `append`, each its own transaction. */
+const appendOne = (name: string, message: (i: number) => MessageInput): Workload => ({
+  name,
+  ops: N,
+  library: Effect.gen(function* () {
+    const store = yield* ConversationStore
+    const warm = yield* store.create({})
+    for (let i = 0; i < N / 10; i++) yield* store.append(warm.id, message(i))
+    const { id } = yield* store.create({})
+    const start = startTimer()
+    for (let i = 0; i < N; i++) yield* store.append(id, message(i))
+    const ms = clock() - start
+    check((yield* store.get(id)).messageCount === N, `${name} library count`)
+    return ms
+  }),
+  baseline: (b) => {
+    const warm = b.createConversation()
+    for (let i = 0; i < N / 10; i++) b.append(warm, [message(i)])
+    const id = b.createConversation()
+    const start = startTimer()
+    for (let i = 0; i < N; i++) b.append(id, [message(i)])
+    const ms = clock() - start
+    check(b.recall(id, 1)?.[0]?.seq === N, `${name} baseline count`)
+    return ms
+  }
+})
+
 const workloads: ReadonlyArray<Workload> = [
   {
-    name: "W1 append",
+    name: "W0 create session",
     ops: N,
     library: Effect.gen(function* () {
-      const store = yield* ConversationStore
-      const warm = yield* store.create({})
-      for (let i = 0; i < N / 10; i++) yield* store.append(warm.id, message(i))
-      const { id } = yield* store.create({})
+      const store = yield* SessionStore
+      for (let i = 0; i < N / 10; i++)
+        yield* store.create({ agentId: "agent-0", title: `warm ${i}`, metadata: sessionMetadata })
+      let last: { readonly title?: string | undefined } = {}
       const start = startTimer()
-      for (let i = 0; i < N; i++) yield* store.append(id, message(i))
-      const ms = performance.now() - start
-      check((yield* store.get(id)).messageCount === N, "W1 library count")
+      for (let i = 0; i < N; i++) {
+        last = yield* store.create({ agentId: "agent-1", title: `session ${i}`, metadata: sessionMetadata })
+      }
+      const ms = clock() - start
+      check(last.title === `session ${N - 1}`, "W0 library create")
       return ms
     }),
     baseline: (b) => {
-      const warm = b.createConversation()
-      for (let i = 0; i < N / 10; i++) b.append(warm, [message(i)])
-      const id = b.createConversation()
+      for (let i = 0; i < N / 10; i++) b.createSession("agent-0", `warm ${i}`, sessionMetadata)
+      let last: { readonly title: string | null } = { title: null }
       const start = startTimer()
-      for (let i = 0; i < N; i++) b.append(id, [message(i)])
-      const ms = performance.now() - start
-      check(b.recall(id, 1)?.[0]?.seq === N, "W1 baseline count")
+      for (let i = 0; i < N; i++) last = b.createSession("agent-1", `session ${i}`, sessionMetadata)
+      const ms = clock() - start
+      check(last.title === `session ${N - 1}`, "W0 baseline create")
       return ms
     }
   },
+  appendOne("W1 append", message),
+  appendOne("W1 append, custom metadata", customMessage),
   {
     name: "W2 appendMany(100)",
     ops: N / 100,
@@ -186,7 +283,7 @@ const workloads: ReadonlyArray<Workload> = [
       const { id } = yield* store.create({})
       const start = startTimer()
       for (let i = 0; i < N / 100; i++) yield* store.appendMany(id, batch)
-      const ms = performance.now() - start
+      const ms = clock() - start
       check((yield* store.get(id)).messageCount === N, "W2 library count")
       return ms
     }),
@@ -196,7 +293,7 @@ const workloads: ReadonlyArray<Workload> = [
       const id = b.createConversation()
       const start = startTimer()
       for (let i = 0; i < N / 100; i++) b.append(id, batch)
-      const ms = performance.now() - start
+      const ms = clock() - start
       check(b.recall(id, 1)?.[0]?.seq === N, "W2 baseline count")
       return ms
     }
@@ -213,7 +310,7 @@ const workloads: ReadonlyArray<Workload> = [
       let last: ReadonlyArray<{ readonly seq: number }> = []
       const start = startTimer()
       for (let i = 0; i < RECALLS; i++) last = yield* store.messages(id, { limit: 50 })
-      const ms = performance.now() - start
+      const ms = clock() - start
       check(last.length === 50 && last[49]!.seq === N, "W3 library window")
       return ms
     }),
@@ -224,7 +321,7 @@ const workloads: ReadonlyArray<Workload> = [
       let last: ReadonlyArray<{ readonly seq: number }> | undefined
       const start = startTimer()
       for (let i = 0; i < RECALLS; i++) last = b.recall(id, 50)
-      const ms = performance.now() - start
+      const ms = clock() - start
       check(last?.length === 50 && last[49]!.seq === N, "W3 baseline window")
       return ms
     }
@@ -238,11 +335,11 @@ const workloads: ReadonlyArray<Workload> = [
         yield* store.create({ agentId: "agent-1", title: `session ${i}`, metadata: sessionMetadata })
       }
       yield* settleLibrary
-      yield* walkLibrary
+      yield* walkLibrary()
       let walked = { items: 0, pages: 0 }
       const start = startTimer()
-      for (let i = 0; i < WALKS; i++) walked = yield* walkLibrary
-      const ms = performance.now() - start
+      for (let i = 0; i < WALKS; i++) walked = yield* walkLibrary()
+      const ms = clock() - start
       check(walked.items === N && walked.pages === N / PAGE, "W4 library walk")
       return ms
     }),
@@ -253,12 +350,58 @@ const workloads: ReadonlyArray<Workload> = [
       let walked = { items: 0, pages: 0 }
       const start = startTimer()
       for (let i = 0; i < WALKS; i++) walked = walkBaseline(b)
-      const ms = performance.now() - start
+      const ms = clock() - start
       check(walked.items === N && walked.pages === N / PAGE, "W4 baseline walk")
       return ms
     }
   }
 ]
+
+// ---------------------------------------------------------------------------
+// --scale: a list filtered by agentId on a table of 10k and of 100k sessions
+
+const AGENTS = 10
+const SCALES = [10_000, 100_000]
+/** Pages read per timed loop at every size: each agent's list walked in turn, repeated at the smaller sizes. */
+const SCALE_PAGES = Math.max(...SCALES) / PAGE
+const agentName = (a: number) => `agent-${a + 1}`
+
+const scaleWorkload = (sessions: number): Workload => {
+  const perAgent = sessions / AGENTS
+  const rounds = SCALE_PAGES / (sessions / PAGE)
+  const name = `S1 list by agentId (${AGENTS} agents), ${sessions / 1000}k sessions`
+  return {
+    name,
+    ops: SCALE_PAGES,
+    library: Effect.gen(function* () {
+      const store = yield* SessionStore
+      for (let i = 0; i < sessions; i++) {
+        yield* store.create({ agentId: agentName(i % AGENTS), title: `session ${i}`, metadata: sessionMetadata })
+      }
+      yield* settleLibrary
+      yield* walkLibrary(agentName(0))
+      let walked = { items: 0, pages: 0 }
+      const start = startTimer()
+      for (let r = 0; r < rounds; r++) for (let a = 0; a < AGENTS; a++) walked = yield* walkLibrary(agentName(a))
+      const ms = clock() - start
+      check(walked.items === perAgent && walked.pages === perAgent / PAGE, `${name} library walk`)
+      return ms
+    }),
+    baseline: (b) => {
+      b.createSessions(sessions, sessionMetadata, AGENTS)
+      settleBaseline(b)
+      walkBaseline(b, agentName(0))
+      let walked = { items: 0, pages: 0 }
+      const start = startTimer()
+      for (let r = 0; r < rounds; r++) for (let a = 0; a < AGENTS; a++) walked = walkBaseline(b, agentName(a))
+      const ms = clock() - start
+      check(walked.items === perAgent && walked.pages === perAgent / PAGE, `${name} baseline walk`)
+      return ms
+    }
+  }
+}
+
+const selected: ReadonlyArray<Workload> = scaleMode ? SCALES.map(scaleWorkload) : workloads
 
 // ---------------------------------------------------------------------------
 // Runner
@@ -278,7 +421,7 @@ await Effect.runPromise(Effect.scoped(Effect.asVoid(Layer.build(StoresSqlite({ f
 check(!existsSync(`${template}-wal`), "template checkpointed on close")
 
 const runLibrary = async (workload: Workload, layer: Layer.Layer<Stores, StorageError>) =>
-  Effect.runPromise(Effect.provide(workload.library, layer))
+  Effect.runPromise(Effect.provide(Effect.zipRight(setUpLibrary, workload.library), layer))
 
 const runSqlite = async (workload: Workload) => {
   const file = freshFile("library")
@@ -293,6 +436,7 @@ const runBaseline = (workload: Workload) => {
   const file = freshFile("baseline")
   copyFileSync(template, file)
   const b = openBaseline(file)
+  if (setupSql !== "") b.db.exec(setupSql)
   try {
     return workload.baseline(b)
   } finally {
@@ -312,8 +456,8 @@ const record = (workload: Workload, side: Side, ms: number) => {
 
 const started = performance.now()
 for (let rep = 0; rep < reps; rep++) {
-  for (let w = 0; w < workloads.length; w++) {
-    const workload = workloads[w]!
+  for (let w = 0; w < selected.length; w++) {
+    const workload = selected[w]!
     const order: Array<Side> = (rep + w) % 2 === 0 ? ["sqlite", "baseline"] : ["baseline", "sqlite"]
     if (rep < memoryReps) order.push("memory")
     for (const side of order) {
@@ -336,34 +480,49 @@ const median = (list: ReadonlyArray<number>) => {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
+const rounded = (x: number) => Math.round(x * 1000) / 1000
+const opsOf = (workload: Workload, side: Side) => times.get(`${workload.name}|${side}`)
+
 const results: Array<Result> = []
-const medianRatios = new Map<string, number>()
-for (const workload of workloads) {
-  const baseline = times.get(`${workload.name}|baseline`)!
+for (const workload of selected) {
+  const baseline = opsOf(workload, "baseline")!
   for (const backend of ["sqlite", "memory"] as const) {
-    const library = times.get(`${workload.name}|${backend}`)
+    const library = opsOf(workload, backend)
     if (library === undefined) continue
-    const opsPerSec = best(library)
-    const baselineOpsPerSec = best(baseline)
-    results.push({
+    const result: Result = {
       workload: workload.name,
       backend,
-      opsPerSec: Math.round(opsPerSec),
-      baselineOpsPerSec: Math.round(baselineOpsPerSec),
-      ratio: Math.round((opsPerSec / baselineOpsPerSec) * 1000) / 1000
-    })
-    medianRatios.set(`${workload.name}|${backend}`, median(library) / median(baseline))
+      opsPerSec: Math.round(best(library)),
+      baselineOpsPerSec: Math.round(best(baseline)),
+      ratio: rounded(best(library) / best(baseline)),
+      medianRatio: rounded(median(library) / median(baseline))
+    }
+    const smallest = selected[0]!
+    const libraryAtSmallest = opsOf(smallest, backend)!
+    const baselineAtSmallest = opsOf(smallest, "baseline")!
+    results.push(
+      scaleMode
+        ? {
+            ...result,
+            scaleRatio: rounded(best(library) / best(libraryAtSmallest)),
+            baselineScaleRatio: rounded(best(baseline) / best(baselineAtSmallest)),
+            medianScaleRatio: rounded(median(library) / median(libraryAtSmallest))
+          }
+        : result
+    )
   }
 }
 
 const header = ["workload", "backend", "ops/s library", "ops/s baseline", "ratio", "median ratio"]
+if (scaleMode) header.push("vs 10k", "median vs 10k", "baseline vs 10k")
 const table = results.map((r) => [
   r.workload,
   r.backend,
   r.opsPerSec.toLocaleString("en-US"),
   r.baselineOpsPerSec.toLocaleString("en-US"),
   r.ratio.toFixed(2),
-  medianRatios.get(`${r.workload}|${r.backend}`)!.toFixed(2)
+  r.medianRatio.toFixed(2),
+  ...(scaleMode ? [r.scaleRatio!.toFixed(2), r.medianScaleRatio!.toFixed(2), r.baselineScaleRatio!.toFixed(2)] : [])
 ])
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)))
 const line = (cells: ReadonlyArray<string>) =>
@@ -371,12 +530,26 @@ const line = (cells: ReadonlyArray<string>) =>
 
 console.log(
   `sqlite and baseline: best of ${reps} runs each (highest ops/s); memory: best of ${memoryReps}; ` +
-    "baseline = raw better-sqlite3, same schema and pragmas"
+    "baseline = raw better-sqlite3, same schema and pragmas" +
+    (process.env["BENCH_CLOCK"] === "cpu" ? "; clock: process CPU time" : "") +
+    (extraPragmas.length > 0 ? `; extra pragmas: ${extraPragmas.join("; ")}` : "") +
+    (setupSql !== "" ? `; setup: ${setupSql}` : "")
 )
-console.log("W1/W3/W4: one op = one call; W2: one op = one appendMany of 100 messages; target ratio >= 0.8")
+console.log(
+  scaleMode
+    ? `S1: one op = one page of ${PAGE} sessions of one agent; each agent's list walked in turn; ` +
+        "vs 10k = ops/s over ops/s at 10k sessions; target >= 0.85"
+    : "W0/W1/W3/W4: one op = one call; W2: one op = one appendMany of 100 messages; target ratio >= 0.8"
+)
 console.log(line(header))
 console.log(widths.map((w) => "-".repeat(w)).join("  "))
 for (const row of table) console.log(line(row))
 console.log(`(${elapsed.toFixed(1)} s)`)
 
-writeFileSync(fileURLToPath(new URL("./results.json", import.meta.url)), JSON.stringify(results, null, 2) + "\n")
+/** `results.json` holds both modes' rows: this run replaces its own mode's rows and keeps the other's. */
+const resultsFile = fileURLToPath(new URL("./results.json", import.meta.url))
+const isScaleRow = (row: Result) => row.workload.startsWith("S")
+const kept = existsSync(resultsFile)
+  ? (JSON.parse(readFileSync(resultsFile, "utf8")) as Array<Result>).filter((row) => isScaleRow(row) !== scaleMode)
+  : []
+writeFileSync(resultsFile, JSON.stringify(scaleMode ? [...kept, ...results] : [...results, ...kept], null, 2) + "\n")
