@@ -545,19 +545,15 @@ const decodeVars = decodeInput(templateEntity, TemplateVars)
 
 /** Builds a `TemplateStore` over a driver: validation, ids, clock, versions, variables and rendering live here. */
 export const makeTemplateStore = (driver: TemplateDriver) => {
-  /** The stored row `id` (at `version`, when given), `undefined` when there is none. */
-  const read = (
-    id: unknown,
-    options: unknown,
-    lookup: (key: string) => Effect.Effect<TemplateRow | undefined, StorageError>
-  ) =>
+  /** The current row of the template with id (else name) `key`, or its `version` when given; `undefined` if none. */
+  const resolve = (key: unknown, options: unknown) =>
     Effect.flatMap(decodeVersionOptions(options), ({ version }) =>
-      byId(templateEntity, id, undefined, (key) =>
-        version === undefined
-          ? lookup(key)
-          : Effect.flatMap(lookup(key), (current) =>
-              current === undefined ? Effect.succeed(undefined) : driver.version(current.id, version)
-            )
+      byId(templateEntity, key, undefined, (key) =>
+        Effect.flatMap(driver.resolve(key), (current) =>
+          current === undefined || version === undefined || version === current.version
+            ? Effect.succeed(current)
+            : driver.version(current.id, version)
+        )
       )
     )
   const required = (id: unknown, options?: unknown) => (row: TemplateRow | undefined) => {
@@ -610,7 +606,11 @@ export const makeTemplateStore = (driver: TemplateDriver) => {
       }
     }),
     get: (id, options) =>
-      Effect.flatMap(read(id, options, driver.get), required(id, options)).pipe(Effect.map(decodeTemplateRow)),
+      Effect.flatMap(decodeVersionOptions(options), ({ version }) =>
+        byId(templateEntity, id, undefined, (key) =>
+          version === undefined ? driver.get(key) : driver.version(key, version)
+        )
+      ).pipe(Effect.flatMap(required(id, options)), Effect.map(decodeTemplateRow)),
     find: (id) =>
       Effect.map(byId(templateEntity, id, undefined, driver.get), (row) =>
         row === undefined ? Option.none() : Option.some(decodeTemplateRow(row))
@@ -638,7 +638,7 @@ export const makeTemplateStore = (driver: TemplateDriver) => {
     delete: (id) => byId(templateEntity, id, undefined, driver.delete),
     render: Effect.fnUntraced(function* (nameOrId, input, options) {
       const vars = yield* decodeVars(input, ["vars"])
-      const row = yield* Effect.flatMap(read(nameOrId, options, driver.resolve), required(nameOrId, options))
+      const row = yield* Effect.flatMap(resolve(nameOrId, options), required(nameOrId, options))
       const pieces = parseTemplate(parseJson(row.content) as string)
       const missing = new Set<string>()
       let text = ""

@@ -257,6 +257,21 @@ const updateTemplate = Kit.stmt<Array<unknown>, string>(
 const insertVersion = Kit.stmt<Array<unknown>>(
   `INSERT INTO {template_versions} (${versionColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
+/** PostgreSQL: the insert (version 1) or compare-and-set update and its history row in one statement. */
+const writeAll = (write: string) =>
+  Kit.stmt<Array<unknown>, string>(
+    `WITH written AS (${write} RETURNING ${templateColumns}),
+      added AS (INSERT INTO {template_versions} (${versionColumns}) SELECT ${templateColumns} FROM written)
+    SELECT id FROM written`,
+    (r) => r[0]
+  )
+const insertAll = writeAll(
+  `INSERT INTO {templates} (${templateColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+)
+const updateAll = writeAll(
+  `UPDATE {templates} SET name = ?, description = ?, content = ?, variables = ?, category = ?, updated_at = ?,
+    version = ? WHERE id = ? AND version = ?`
+)
 const removeTemplate = Kit.stmt<[id: string]>(`DELETE FROM {templates} WHERE id = ?`)
 const listTemplates = Kit.listing({
   table: "templates",
@@ -296,7 +311,18 @@ export const templateOps = {
       yield* Kit.exec(insertVersion, row.id, ...fields, row.createdAt, row.updatedAt, row.version)
       return "saved" as const
     },
-    { atomic: true, onViolation: nameTaken }
+    {
+      atomic: true,
+      pg: (row) => {
+        const fields = [row.name, row.description, row.content, row.variables, row.category]
+        const written =
+          row.version === 1
+            ? Kit.one(insertAll, row.id, ...fields, row.createdAt, row.updatedAt, row.version)
+            : Kit.one(updateAll, ...fields, row.updatedAt, row.version, row.id, row.version - 1)
+        return written.map((id) => (id === undefined ? ("stale" as const) : ("saved" as const)))
+      },
+      onViolation: nameTaken
+    }
   )
 }
 

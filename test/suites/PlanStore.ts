@@ -3,8 +3,9 @@
  * Tests share one store per backend, so each uses its own conversation ids.
  */
 import { expect, layer } from "@effect/vitest"
-import { DateTime, Effect, type Layer, Option, TestClock } from "effect"
+import { DateTime, Effect, type Layer, Option, Schema, TestClock } from "effect"
 import { PlanInput, PlanListOptions, PlanStore, StepPatch } from "../../src/Plan.ts"
+import { UpdateOptions } from "../../src/Record.ts"
 import * as BadInput from "./BadInput.ts"
 
 let counter = 0
@@ -320,13 +321,19 @@ export const suite = <E>(label: string, stores: Layer.Layer<PlanStore, E>) =>
         )
         yield* BadInput.run(`PlanStore (${label})`, snapshot, [
           BadInput.operation("save", PlanInput, (input) => plans.save(input as never), {
-            options: (options) => plans.save({ id: existing.id, conversationId, title: "x" }, options as never)
+            options: {
+              schema: UpdateOptions,
+              run: (options) => plans.save({ id: existing.id, conversationId, title: "x" }, options as never)
+            }
           }),
           BadInput.operation("updateStep", StepPatch, (input) => plans.updateStep(existing.id, "a", input as never), {
             id: (id) => plans.updateStep(id as never, "a", { status: "completed" }),
-            options: (options) => plans.updateStep(existing.id, "a", { status: "failed" }, options as never)
+            options: {
+              schema: UpdateOptions,
+              run: (options) => plans.updateStep(existing.id, "a", { status: "failed" }, options as never)
+            }
           }),
-          BadInput.operation("list", PlanListOptions, (input) => plans.list(input as never), {
+          BadInput.operation("list", Schema.UndefinedOr(PlanListOptions), (input) => plans.list(input as never), {
             id: (id) => plans.get(id as never)
           })
         ])

@@ -3,7 +3,7 @@
  * Tests share one store per backend, so each uses its own template names and categories.
  */
 import { expect, layer } from "@effect/vitest"
-import { DateTime, Effect, type Layer, Option, TestClock } from "effect"
+import { DateTime, Effect, type Layer, Option, Schema, TestClock } from "effect"
 import { PageOptions } from "../../src/Page.ts"
 import {
   TemplateInput,
@@ -13,6 +13,7 @@ import {
   TemplateVersionOptions,
   templateVariables
 } from "../../src/Plan.ts"
+import { UpdateOptions } from "../../src/Record.ts"
 import * as BadInput from "./BadInput.ts"
 
 let counter = 0
@@ -259,21 +260,38 @@ export const suite = <E>(label: string, stores: Layer.Layer<TemplateStore, E>) =
         )
         yield* BadInput.run(`TemplateStore (${label})`, snapshot, [
           BadInput.operation("save", TemplateInput, (input) => templates.save(input as never), {
-            options: (options) =>
-              templates.save({ id: existing.id, name: existing.name, content: "y" }, options as never)
+            options: {
+              schema: UpdateOptions,
+              run: (options) => templates.save({ id: existing.id, name: existing.name, content: "y" }, options as never)
+            }
           }),
           BadInput.operation("render", TemplateVars, (input) => templates.render(existing.id, input as never), {
             id: (id) => templates.render(id as never, { x: "1" })
           }),
-          BadInput.operation("get", TemplateVersionOptions, (input) => templates.get(existing.id, input as never), {
-            id: (id) => templates.get(id as never)
-          }),
-          BadInput.operation("history", PageOptions, (input) => templates.history(existing.id, input as never), {
-            id: (id) => templates.history(id as never)
-          }),
-          BadInput.operation("list", TemplateListOptions, (input) => templates.list(input as never), {
-            id: (id) => templates.delete(id as never)
-          })
+          BadInput.operation(
+            "get",
+            Schema.UndefinedOr(TemplateVersionOptions),
+            (input) => templates.get(existing.id, input as never),
+            {
+              id: (id) => templates.get(id as never)
+            }
+          ),
+          BadInput.operation(
+            "history",
+            Schema.UndefinedOr(PageOptions),
+            (input) => templates.history(existing.id, input as never),
+            {
+              id: (id) => templates.history(id as never)
+            }
+          ),
+          BadInput.operation(
+            "list",
+            Schema.UndefinedOr(TemplateListOptions),
+            (input) => templates.list(input as never),
+            {
+              id: (id) => templates.delete(id as never)
+            }
+          )
         ])
       })
     )
