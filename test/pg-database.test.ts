@@ -1,0 +1,155 @@
+/**
+ * `PgDatabase`, the PostgreSQL client under `StoresPg`: the connect timeout
+ * (against a local server that accepts and never answers), the operation
+ * timeout, a caller's `sql.withTransaction` joined by `PgExecutor` and rolled
+ * back, and every contract suite with `prepare: false` (what a
+ * transaction-mode pooler needs). Without a reachable server the PostgreSQL
+ * parts are skipped with the reason printed; under CI they fail instead.
+ */
+import { SqlClient } from "@effect/sql/SqlClient"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Layer } from "effect"
+import * as Net from "node:net"
+import postgres from "postgres"
+import { tablesOf } from "../layers/Registry.ts"
+import { PgExecutor, layer } from "../layers/sql/PgDatabase.ts"
+import { StoresPg } from "../layers/Stores.ts"
+import { StorageError } from "../src/Errors.ts"
+import { SessionStore } from "../src/Session.ts"
+import { suites } from "./suites/index.ts"
+
+const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+const tablePrefix = `p${process.pid}_${Date.now().toString(36)}`
+
+describe("PgDatabase connect timeout", () => {
+  it.live("fails layer build with StorageError within the bound when the server accepts and never answers", () =>
+    Effect.gen(function* () {
+      const sockets = new Set<Net.Socket>()
+      const server = Net.createServer((socket) => void sockets.add(socket))
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () =>
+          Effect.sync(() => {
+            for (const socket of sockets) socket.destroy()
+            server.close()
+          })
+      )
+      const { port } = server.address() as Net.AddressInfo
+      const started = Date.now()
+      const exit = yield* Effect.exit(
+        Layer.build(layer({ url: `postgres://postgres@127.0.0.1:${port}/test`, connectTimeout: "300 millis" }))
+      )
+      const elapsed = Date.now() - started
+      expect(Exit.isFailure(exit)).toBe(true)
+      if (Exit.isFailure(exit)) {
+        const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+        expect(error).toBeInstanceOf(StorageError)
+        expect(error?.operation).toBe("connect")
+      }
+      expect(sockets.size).toBeGreaterThan(0)
+      expect(elapsed).toBeLessThan(5_000)
+    }).pipe(Effect.scoped)
+  )
+})
+
+const reachable = await Effect.runPromise(
+  Effect.scoped(Layer.build(layer({ url, connectTimeout: "3 seconds" }))).pipe(
+    Effect.as(undefined),
+    Effect.catchAll((error) => Effect.succeed(String(error)))
+  )
+)
+
+if (reachable !== undefined) {
+  if (process.env.CI) throw new Error(`PostgreSQL at ${url} is not reachable under CI: ${reachable}`)
+  console.warn(`\n*** PgDatabase PostgreSQL tests SKIPPED: no server reachable at ${url} (${reachable}) ***\n`)
+  describe.skip("PgDatabase on PostgreSQL", () => {
+    it("needs a reachable server", () => {})
+  })
+} else {
+  const drop = (prefix: string) =>
+    Effect.runPromise(
+      Effect.flatMap(SqlClient, (sql) =>
+        Effect.forEach(tablesOf(prefix), (table) => sql.unsafe(`DROP TABLE IF EXISTS "${table}" CASCADE`), {
+          discard: true
+        })
+      ).pipe(Effect.provide(layer({ url })), Effect.scoped)
+    )
+  afterAll(() => drop(tablePrefix))
+
+  describe("PgDatabase on PostgreSQL", () => {
+    it.live("operationTimeout fails a statement past it, and the pool still answers afterwards", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient
+        const executor = yield* PgExecutor
+        const started = Date.now()
+        const error = yield* Effect.flip(executor.values("SELECT pg_sleep(5)", []))
+        expect(Date.now() - started).toBeLessThan(3_000)
+        expect(error.message).toContain("no answer within")
+        const slow = yield* Effect.flip(sql`SELECT pg_sleep(5)`)
+        expect(slow.message).toContain("pg_sleep")
+        expect(yield* executor.values("SELECT 1 + $1::int", [1])).toEqual([[2]])
+      }).pipe(Effect.provide(layer({ url, operationTimeout: "300 millis" })))
+    )
+
+    it.live("a store operation past operationTimeout is a StorageError naming the operation", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const session = yield* sessions.create({ agentId: "a" })
+        // Another connection holds the row's lock, so the update waits past the bound.
+        const admin = yield* Effect.acquireRelease(
+          Effect.sync(() => postgres(url, { max: 1, onnotice: () => {} })),
+          (admin) => Effect.promise(() => admin.end({ timeout: 1 }))
+        )
+        yield* Effect.promise(() => admin.unsafe("BEGIN"))
+        yield* Effect.promise(() =>
+          admin.unsafe(`SELECT id FROM "${tablePrefix}_sessions" WHERE id = $1 FOR UPDATE`, [session.id])
+        )
+        const error = yield* Effect.flip(sessions.update(session.id, { title: "late" }))
+        // The timed-out statement is cancelled on the server (asynchronously: give the cancel time to land
+        // before the lock goes; a statement that completes before its cancel arrives keeps its effect).
+        yield* Effect.sleep("1 second")
+        yield* Effect.promise(() => admin.unsafe("ROLLBACK"))
+        expect(error).toBeInstanceOf(StorageError)
+        expect((error as StorageError).operation).toBe("session.update")
+        expect((yield* sessions.get(session.id)).title).toBeUndefined()
+      }).pipe(Effect.scoped, Effect.provide(StoresPg({ url, tablePrefix, operationTimeout: "2 seconds" })))
+    )
+
+    it.live("PgExecutor joins a caller's sql.withTransaction and rolls back with it", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient
+        const executor = yield* PgExecutor
+        const table = `"${tablePrefix}_joined"`
+        yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS ${table} (id TEXT PRIMARY KEY)`)
+        const exit = yield* Effect.exit(
+          sql.withTransaction(
+            Effect.gen(function* () {
+              yield* executor.values(`INSERT INTO ${table} (id) VALUES ($1)`, ["a"])
+              yield* sql.unsafe(`INSERT INTO ${table} (id) VALUES ($1)`, ["b"]).values
+              // Same transaction: both rows are visible here, on the transaction's connection.
+              expect(yield* executor.values(`SELECT count(*)::int FROM ${table}`, [])).toEqual([[2]])
+              return yield* Effect.fail("abort")
+            })
+          )
+        )
+        expect(exit).toEqual(Exit.fail("abort"))
+        expect(yield* executor.values(`SELECT count(*)::int FROM ${table}`, [])).toEqual([[0]])
+        yield* sql.unsafe(`DROP TABLE ${table}`)
+      }).pipe(Effect.provide(layer({ url })))
+    )
+
+    it.live("says it is PostgreSQL to dialect detection and keeps JSON text verbatim", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient
+        expect(sql.onDialectOrElse({ pg: () => "pg", orElse: () => "other" })).toBe("pg")
+        const [[text, parsed]] = (yield* sql.unsafe(`SELECT $1::text, $2::jsonb`, ['{"a":1}', '{"b":2}']).values) as [
+          [string, unknown]
+        ]
+        expect(text).toBe('{"a":1}')
+        expect(parsed).toEqual({ b: 2 })
+      }).pipe(Effect.provide(layer({ url, prepare: false })))
+    )
+  })
+
+  suites("postgres, prepare: false", StoresPg({ url, tablePrefix, prepare: false }))
+}
