@@ -147,7 +147,7 @@ export const suite = <E>(label: string, stores: Layer.Layer<AgentStateStore, E>)
               run: (options) => states.save({ agentId, status: "x" }, options as never)
             }
           }),
-          BadInput.operation("list", AgentStateListOptions, (input) => states.list(input as never)),
+          BadInput.operation("list", Schema.UndefinedOr(AgentStateListOptions), (input) => states.list(input as never)),
           BadInput.operation("get", Schema.String, (input) => states.get(input as never), {
             id: (id) => states.find(id as never)
           })

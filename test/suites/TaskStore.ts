@@ -338,7 +338,7 @@ export const suite = <E>(label: string, stores: Layer.Layer<TaskStore, E>) =>
               run: (options) => tasks.updateStatus(existing.id, "blocked", options as never)
             }
           }),
-          BadInput.operation("list", TaskListOptions, (input) => tasks.list(input as never)),
+          BadInput.operation("list", Schema.UndefinedOr(TaskListOptions), (input) => tasks.list(input as never)),
           BadInput.operation("claimNext", ClaimOptions, (input) => tasks.claimNext(input as never)),
           BadInput.operation("releaseStale", ReleaseOptions, (input) => tasks.releaseStale(input as never)),
           BadInput.operation("deleteByConversation", Schema.String.pipe(Schema.minLength(1)), (input) =>
