@@ -6,7 +6,7 @@
  * `expiresAt` on, before any `deleteExpired` sweep removes it.
  */
 import { Clock, Context, Duration, Effect, Option, Schema } from "effect"
-import { Conflict, type InvalidInput, NotFound, type StorageError } from "./Errors.ts"
+import { Conflict, InvalidInput, NotFound, type StorageError } from "./Errors.ts"
 import { expiresAtFrom, isExpired } from "./Expiry.ts"
 import { uuidv7At } from "./Id.ts"
 import { Json, parseJson, Text } from "./Json.ts"
@@ -197,10 +197,18 @@ const decodeList = decodeOptions(entity, MemoryListOptions)
 const decodeUpdateOptions = decodeOptions(entity, UpdateOptions)
 const decodeDeleteExpired = decodeOptions(entity, DeleteExpiredOptions)
 
-/** The id rule (see `Record.ts`) for both parts of a record's address: `undefined` when no record can have it. */
+/** The id rule of `Record.ts` for one part of a record's address, an error naming that part (`key must be a string`). */
+const checkPart = (value: unknown, path: "agentId" | "key") =>
+  Effect.mapError(checkId(entity, value), (error) =>
+    InvalidInput.single(entity, error.issues[0]?.message ?? "is invalid", [path])
+  )
+
+/** Both parts of a record's address: `undefined` when no record can have it (an unknown record). */
 const checkAddress = (agentId: unknown, key: unknown) =>
-  Effect.map(Effect.all([checkId(entity, agentId), checkId(entity, key)]), ([agent, k]) =>
-    agent === undefined || k === undefined ? undefined : { agentId: agent, key: k }
+  Effect.flatMap(checkPart(agentId, "agentId"), (agent) =>
+    Effect.map(checkPart(key, "key"), (k) =>
+      agent === undefined || k === undefined ? undefined : { agentId: agent, key: k }
+    )
   )
 
 /** Builds an `AgentMemoryStore` over a driver: validation, ids, clock, expiry, versions and encoding live here. */
@@ -253,7 +261,7 @@ export const makeAgentMemoryStore = (driver: AgentMemoryDriver) => {
       ),
     find: (agentId, key) => Effect.map(find(agentId, key), Option.fromNullable),
     list: Effect.fnUntraced(function* (agentId, input) {
-      const agent = yield* checkId(entity, agentId)
+      const agent = yield* checkPart(agentId, "agentId")
       const options = yield* decodeList(input)
       const query = yield* toPageQuery(entity, options)
       if (agent === undefined) return toPage([], query, decodeRow)

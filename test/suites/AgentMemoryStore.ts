@@ -266,7 +266,7 @@ export const suite = <E>(label: string, stores: Layer.Layer<AgentMemoryStore, E>
           { ...valid, ttl: -1 },
           { ...valid, ttl: Number.NaN },
           { ...valid, ttl: "soon" },
-          ...BadInput.containers(valid)
+          ...BadInput.jsonObjects.map((value) => ({ ...valid, value: { nested: value } })).slice(0, 12)
         ]
         for (const input of inputs) {
           const error = yield* Effect.flip(memory.put(input as never))
@@ -278,7 +278,22 @@ export const suite = <E>(label: string, stores: Layer.Layer<AgentMemoryStore, E>
           expect(yield* Effect.flip(memory.list(id as never))).toMatchObject({ _tag: "InvalidInput" })
           expect(yield* Effect.flip(memory.delete(agentId, id as never))).toMatchObject({ _tag: "InvalidInput" })
         }
+        const keyError = yield* Effect.flip(memory.get(agentId, 42 as never))
+        expect(keyError).toMatchObject({ _tag: "InvalidInput", message: "key must be a string, got number" })
+        const agentError = yield* Effect.flip(memory.list(null as never))
+        expect(agentError).toMatchObject({ _tag: "InvalidInput", message: "agentId must be a string, got null" })
         expect((yield* memory.list(agentId)).items).toEqual([])
+      })
+    )
+
+    it.effect("hostile containers (throwing getters and traps, class instances) are InvalidInput", () =>
+      Effect.gen(function* () {
+        const memory = yield* AgentMemoryStore
+        const agentId = fresh("hostile")
+        for (const input of BadInput.containers({ agentId, key: "k", value: 1 })) {
+          expect(yield* Effect.flip(memory.put(input as never))).toMatchObject({ _tag: "InvalidInput" })
+        }
+        expect(yield* memory.find(agentId, "k")).toEqual(Option.none())
       })
     )
 

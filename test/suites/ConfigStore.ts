@@ -251,7 +251,8 @@ export const suite = <E>(label: string, stores: Layer.Layer<ConfigStore, E>) =>
           { ...app, tools: "search" },
           { model: "m" },
           null,
-          ...BadInput.containers(app)
+          new Date(0),
+          [app]
         ]
         for (const value of values) {
           const error = yield* Effect.flip(configs.save(AppConfig, name, value as never))
@@ -280,6 +281,19 @@ export const suite = <E>(label: string, stores: Layer.Layer<ConfigStore, E>) =>
           expect(yield* Effect.flip(configs.get(AppConfig, id as never))).toMatchObject({ _tag: "InvalidInput" })
           expect(yield* Effect.flip(configs.history(id as never))).toMatchObject({ _tag: "InvalidInput" })
           expect(yield* Effect.flip(configs.delete(id as never))).toMatchObject({ _tag: "InvalidInput" })
+        }
+        expect(yield* configs.find(AppConfig, name)).toEqual(Option.none())
+      })
+    )
+
+    it.effect("hostile containers (throwing getters and traps, class instances) are InvalidInput", () =>
+      Effect.gen(function* () {
+        const configs = yield* ConfigStore
+        const name = fresh("hostile")
+        for (const value of BadInput.containers(app)) {
+          expect(yield* Effect.flip(configs.save(AppConfig, name, value as never))).toMatchObject({
+            _tag: "InvalidInput"
+          })
         }
         expect(yield* configs.find(AppConfig, name)).toEqual(Option.none())
       })
