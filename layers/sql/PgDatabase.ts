@@ -15,6 +15,7 @@ import { Context, Duration, Effect, Layer, Option, Redacted, Scope, Stream } fro
 import * as Net from "node:net"
 import postgres from "postgres"
 import { StorageError } from "../../src/Errors.ts"
+import * as CommitHooks from "./CommitHooks.ts"
 
 /** Options of `layer`. */
 export interface PgDatabaseOptions {
@@ -133,14 +134,15 @@ const makeConnection = (
   pool: Pool,
   sql: Pool,
   prepare: boolean,
-  bound: <A>(effect: Effect.Effect<A, SqlError>, text: string) => Effect.Effect<A, SqlError>
+  bound: <A>(effect: Effect.Effect<A, SqlError>, text: string) => Effect.Effect<A, SqlError>,
+  hooks: CommitHooks.CommitHooks["Type"]
 ): Connection => {
   const query = (text: string, params: ReadonlyArray<unknown>, named: boolean) =>
     sql.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>, { prepare: named }) as unknown as PendingQuery<
       ReadonlyArray<any>
     > &
       postgres.PendingQuery<Array<postgres.Row>>
-  return {
+  const connection: Connection = {
     execute: (text, params, transformRows) =>
       bound(
         Effect.map(run(pool, query(text, params, prepare), text), (rows) =>
@@ -158,19 +160,21 @@ const makeConnection = (
         ),
         text
       ),
+    // `withTransaction`'s statements (BEGIN, COMMIT, ROLLBACK, savepoints): the after-commit hooks follow them.
     executeUnprepared: (text, params, transformRows) =>
       bound(
         Effect.map(run(pool, query(text, params, false), text), (rows) =>
           transformRows === undefined ? rows : transformRows(rows)
         ),
         text
-      ),
+      ).pipe(Effect.tap(() => hooks.observe(connection, text))),
     executeStream: (text, params, transformRows) =>
       Stream.fromAsyncIterable(
         query(text, params, prepare).cursor(128),
         (cause) => new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (${text})` })
       ).pipe(Stream.mapConcat((rows) => (transformRows === undefined ? rows : transformRows(rows))))
   }
+  return connection
 }
 
 /**
@@ -180,7 +184,11 @@ const makeConnection = (
 export const make = (
   options: PgDatabaseOptions
 ): Effect.Effect<
-  { readonly client: Client.SqlClient; readonly executor: PgExecutor["Type"] },
+  {
+    readonly client: Client.SqlClient
+    readonly executor: PgExecutor["Type"]
+    readonly hooks: CommitHooks.CommitHooks["Type"]
+  },
   StorageError,
   Scope.Scope | Reactivity.Reactivity
 > =>
@@ -213,7 +221,8 @@ export const make = (
           })
       }
     )
-    const connection = makeConnection(pool, pool, prepare, bound)
+    const hooks = CommitHooks.make()
+    const connection = makeConnection(pool, pool, prepare, bound, hooks)
     yield* run(pool, pool.unsafe("SELECT 1") as unknown as PendingQuery<unknown>, "SELECT 1").pipe(
       Effect.timeoutFail({
         duration: connectTimeout,
@@ -231,7 +240,7 @@ export const make = (
           }),
           (reserved) => Effect.sync(() => reserved.release())
         ),
-        (reserved) => makeConnection(pool, reserved, prepare, bound)
+        (reserved) => makeConnection(pool, reserved, prepare, bound, hooks)
       ),
       compiler,
       spanAttributes: [["db.system.name", "postgresql"]]
@@ -243,16 +252,21 @@ export const make = (
           return (transaction._tag === "Some" ? transaction.value[0] : connection).executeValues(text, params)
         })
     }
-    return { client, executor }
+    return { client, executor, hooks }
   })
 
 /**
  * The PostgreSQL `SqlClient` (a pool) and its `PgExecutor`; build fails with
  * `StorageError` when the server does not answer within `connectTimeout`.
  */
-export const layer = (options: PgDatabaseOptions): Layer.Layer<Client.SqlClient | PgExecutor, StorageError> =>
+export const layer = (
+  options: PgDatabaseOptions
+): Layer.Layer<Client.SqlClient | PgExecutor | CommitHooks.CommitHooks, StorageError> =>
   Layer.scopedContext(
-    Effect.map(make(options), ({ client, executor }) =>
-      Context.make(Client.SqlClient, client).pipe(Context.add(PgExecutor, executor))
+    Effect.map(make(options), ({ client, executor, hooks }) =>
+      Context.make(Client.SqlClient, client).pipe(
+        Context.add(PgExecutor, executor),
+        Context.add(CommitHooks.CommitHooks, hooks)
+      )
     )
   ).pipe(Layer.provide(Reactivity.layer))
