@@ -313,9 +313,12 @@ export const suite = <E>(label: string, stores: Layer.Layer<AgentMemoryStore, E>
             }
           }),
           BadInput.operation("list", MemoryListOptions, (input) => memory.list(agentId, input as never), {
-            id: (id) => memory.list(id as never)
+            id: (id) => memory.list(id as never),
+            optional: true
           }),
-          BadInput.operation("deleteExpired", DeleteExpiredOptions, (input) => memory.deleteExpired(input as never))
+          BadInput.operation("deleteExpired", DeleteExpiredOptions, (input) => memory.deleteExpired(input as never), {
+            optional: true
+          })
         ])
       })
     )

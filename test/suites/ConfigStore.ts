@@ -313,7 +313,8 @@ export const suite = <E>(label: string, stores: Layer.Layer<ConfigStore, E>) =>
             options: { schema: UpdateOptions, run: (options) => configs.save(AppConfig, name, app, options as never) }
           }),
           BadInput.operation("history", PageOptions, (input) => configs.history(name, input as never), {
-            id: (id) => configs.history(id as never)
+            id: (id) => configs.history(id as never),
+            optional: true
           })
         ])
       })
