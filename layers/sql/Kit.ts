@@ -18,6 +18,7 @@
  */
 import * as Migrator from "@effect/sql/Migrator"
 import { SqlClient } from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
 import type Sqlite from "better-sqlite3"
 import { Context, Effect, Layer, Option } from "effect"
 import { StorageError } from "../../src/Errors.ts"
@@ -267,6 +268,9 @@ export const violation = (error: unknown): Violation | undefined => {
 // ---------------------------------------------------------------------------
 // Runners
 
+const isSqlError = (defect: unknown): defect is SqlError =>
+  typeof defect === "object" && defect !== null && (defect as { _tag?: unknown })._tag === "SqlError"
+
 const isCall = (program: Program<unknown>): program is Call<unknown> => program instanceof Call
 
 const sqliteRunner = <O extends Ops>(ops: O, database: SqliteDatabase["Type"], prefix: string): DriverOf<O> => {
@@ -378,7 +382,12 @@ const clientRunner = <O extends Ops>(
         if (isCall(program)) return call(program)
         const generator = program as Generator<Call<any>, unknown, any>
         const effect = Effect.suspend(() => step(generator, undefined))
-        return o.atomic ? sql.withTransaction(effect) : effect
+        // `withTransaction` turns a failed COMMIT or ROLLBACK into a defect: it is the backend failing.
+        return o.atomic
+          ? sql
+              .withTransaction(effect)
+              .pipe(Effect.catchAllDefect((defect) => (isSqlError(defect) ? Effect.fail(defect) : Effect.die(defect))))
+          : effect
       }).pipe(
         Effect.catchAll((error) => {
           const found = onViolation && violation(error)
