@@ -11,14 +11,22 @@
  * scanned again.
  */
 import { Clock, Context, Effect, Either, Option, Schema } from "effect"
+import { types } from "node:util"
 import { Conflict, InvalidInput, NotFound, type StorageError } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
 import { JsonObject, parseJson, Text } from "./Json.ts"
 import { type KeyShape, type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
-import { byId, checkId, decodeInput, decodeOptions, kindOf, UpdateOptions, Version } from "./Record.ts"
+import { byId, checkId, decodeInput, decodeOptions, isPlainObject, kindOf, UpdateOptions, Version } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
 
 const Key = Text.pipe(Schema.minLength(1), Schema.maxLength(255))
+
+/** `decodeOptions` that skips the Schema when the options are absent (the common case). */
+const optionsDecoder = <A, I>(entity: string, schema: Schema.Schema<A, I>) => {
+  const decode = decodeOptions(entity, schema)
+  const none = Effect.succeed({} as A)
+  return (input: unknown): Effect.Effect<A, InvalidInput> => (input === undefined ? none : decode(input))
+}
 
 // ---------------------------------------------------------------------------
 // Plans
@@ -225,7 +233,7 @@ const stale = (id: string, expected: number, actual: number) =>
 const decodePlanInput = decodeInput(planEntity, PlanInput)
 const decodeStepPatch = decodeInput("PlanStep", StepPatch)
 const decodePlanList = decodeOptions(planEntity, PlanListOptions)
-const decodeUpdateOptions = decodeOptions(planEntity, UpdateOptions)
+const decodeUpdateOptions = optionsDecoder(planEntity, UpdateOptions)
 
 /** Builds a `PlanStore` over a driver: validation, ids, clock, versions and encoding live here. */
 export const makePlanStore = (driver: PlanDriver) => {
@@ -482,36 +490,51 @@ export interface TemplateDriver {
   readonly write: (row: TemplateRow) => Effect.Effect<"saved" | "stale" | "name-taken", StorageError>
 }
 
-/** A piece of parsed template content: literal text or a placeholder. */
-type Piece = { readonly text: string } | { readonly variable: string }
-
 const token = /\\\{\{|\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}/g
 
-/** Splits template content into literal text and placeholders (see the module comment). */
-const parseTemplate = (content: string): ReadonlyArray<Piece> => {
-  const pieces: Array<Piece> = []
-  let text = ""
-  let last = 0
-  for (const match of content.matchAll(token)) {
-    text += content.slice(last, match.index)
-    last = match.index + match[0].length
-    if (match[1] === undefined) text += "{{"
-    else {
-      if (text !== "") pieces.push({ text })
-      text = ""
-      pieces.push({ variable: match[1] })
-    }
-  }
-  text += content.slice(last)
-  if (text !== "") pieces.push({ text })
-  return pieces
-}
-
-/** The placeholders' names of template `content`, in order of first appearance. */
+/** The placeholders' names of template `content`, in order of first appearance (see the module comment). */
 export const templateVariables = (content: string): ReadonlyArray<string> => {
   const names = new Set<string>()
-  for (const piece of parseTemplate(content)) if ("variable" in piece) names.add(piece.variable)
+  for (const match of content.matchAll(token)) if (match[1] !== undefined) names.add(match[1])
   return [...names]
+}
+
+/** `content` with its placeholders replaced by `vars`, and the names of those `vars` lacks (in order). */
+const fill = (content: string, vars: TemplateVars): { readonly text: string; readonly missing: Array<string> } => {
+  const missing: Array<string> = []
+  const text = content.replace(token, (match, name: string | undefined) => {
+    if (name === undefined) return "{{"
+    if (Object.hasOwn(vars, name)) return String(vars[name])
+    if (!missing.includes(name)) missing.push(name)
+    return match
+  })
+  return { text, missing }
+}
+
+/**
+ * The variables of `render` without the Schema when they are a plain object (not a Proxy) of
+ * strings, finite numbers and booleans, the common case; anything else goes through the Schema.
+ */
+const readVars = (input: unknown): Effect.Effect<TemplateVars, InvalidInput> => {
+  try {
+    if (isPlainObject(input) && !types.isProxy(input)) {
+      const vars: Record<string, string | number | boolean> = {}
+      let plain = true
+      for (const key in input) {
+        const value = input[key]
+        if (typeof value === "string" || typeof value === "boolean" || Number.isFinite(value)) {
+          vars[key] = value as string | number | boolean
+        } else {
+          plain = false
+          break
+        }
+      }
+      if (plain) return Effect.succeed(vars)
+    }
+  } catch {
+    // a throwing getter: the Schema reports it
+  }
+  return decodeVars(input, ["vars"])
 }
 
 const templateEntity = "Template"
@@ -539,8 +562,8 @@ const versionKey = (row: TemplateRow) => [row.version]
 const decodeTemplateInput = decodeInput(templateEntity, TemplateInput)
 const decodeTemplateList = decodeOptions(templateEntity, TemplateListOptions)
 const decodeHistoryOptions = decodeOptions(templateEntity, PageOptions)
-const decodeVersionOptions = decodeOptions(templateEntity, TemplateVersionOptions)
-const decodeTemplateUpdate = decodeOptions(templateEntity, UpdateOptions)
+const decodeVersionOptions = optionsDecoder(templateEntity, TemplateVersionOptions)
+const decodeTemplateUpdate = optionsDecoder(templateEntity, UpdateOptions)
 const decodeVars = decodeInput(templateEntity, TemplateVars)
 
 /** Builds a `TemplateStore` over a driver: validation, ids, clock, versions, variables and rendering live here. */
@@ -637,22 +660,14 @@ export const makeTemplateStore = (driver: TemplateDriver) => {
     }),
     delete: (id) => byId(templateEntity, id, undefined, driver.delete),
     render: Effect.fnUntraced(function* (nameOrId, input, options) {
-      const vars = yield* decodeVars(input, ["vars"])
+      const vars = yield* readVars(input)
       const row = yield* Effect.flatMap(resolve(nameOrId, options), required(nameOrId, options))
-      const pieces = parseTemplate(parseJson(row.content) as string)
-      const missing = new Set<string>()
-      let text = ""
-      for (const piece of pieces) {
-        if ("text" in piece) text += piece.text
-        else if (Object.hasOwn(vars, piece.variable)) text += String(vars[piece.variable])
-        else missing.add(piece.variable)
-      }
-      if (missing.size > 0) {
-        const names = [...missing]
+      const { text, missing } = fill(parseJson(row.content) as string, vars)
+      if (missing.length > 0) {
         return yield* new InvalidInput({
           entity: templateEntity,
-          message: `vars is missing ${names.join(", ")}`,
-          issues: names.map((name) => ({ path: ["vars", name], message: "is missing" }))
+          message: `vars is missing ${missing.join(", ")}`,
+          issues: missing.map((name) => ({ path: ["vars", name], message: "is missing" }))
         })
       }
       return text

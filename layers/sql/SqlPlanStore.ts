@@ -82,10 +82,10 @@ const lockPlan = Kit.stmt<[id: string], PlanRow>(
   },
   decodePlan
 )
-const updatePlan = Kit.stmt<Array<unknown>, PlanRow>(
+const updatePlan = Kit.stmt<Array<unknown>, string>(
   `UPDATE {plans} SET conversation_id = ?, title = ?, description = ?, steps = ?, status = ?, metadata = ?,
-    updated_at = ?, version = ? WHERE id = ? AND version = ? RETURNING ${planColumns}`,
-  decodePlan
+    updated_at = ?, version = ? WHERE id = ? AND version = ? RETURNING id`,
+  (r) => r[0]
 )
 const removePlan = Kit.stmt<[id: string]>(`DELETE FROM {plans} WHERE id = ?`)
 const listPlans = Kit.listing({
@@ -125,7 +125,7 @@ export const planOps = {
       const next = change(current)
       if (Either.isLeft(next)) return next
       const row = next.right
-      const stored = yield* Kit.one(
+      const updated = yield* Kit.one(
         updatePlan,
         row.conversationId,
         row.title,
@@ -139,8 +139,8 @@ export const planOps = {
         current.version
       )
       // The row is locked by this transaction, so it cannot have changed since it was read.
-      if (stored === undefined) throw new Error(`plan ${id} changed under its lock`)
-      return Either.right(stored)
+      if (updated === undefined) throw new Error(`plan ${id} changed under its lock`)
+      return Either.right({ ...row, id, createdAt: current.createdAt })
     },
     { atomic: true }
   )
