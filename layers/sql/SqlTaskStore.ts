@@ -168,6 +168,26 @@ const insert = Kit.stmt<Array<unknown>, string>(
     ON CONFLICT (id) DO NOTHING RETURNING id`,
   (r) => r[0]
 )
+/**
+ * PostgreSQL: `insert` in one statement (one round trip, atomic by itself): the reference checks, the row and its
+ * dependency edges. Returns whether the dependencies and the parent exist, and the id if the row was inserted.
+ */
+const insertPg = Kit.stmt<Array<unknown>, readonly [deps: boolean, parent: boolean, id: string | null]>(
+  `WITH checks AS (
+    SELECT (SELECT count(*) FROM {tasks} WHERE id IN (${idsOf.pg})) = ?::int AS deps,
+      (?::text IS NULL OR EXISTS (SELECT 1 FROM {tasks} WHERE id = ?::text)) AS parent
+  ), inserted AS (
+    INSERT INTO {tasks} (${baseColumns})
+    SELECT ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::int, ?::text, ?::int, ?::text, ?::text, ?::int8,
+      ?::int8, ?::int8, ?::int8, ?::int FROM checks WHERE deps AND parent
+    ON CONFLICT (id) DO NOTHING RETURNING id
+  ), linked AS (
+    INSERT INTO {task_dependencies} (task_id, position, depends_on)
+    SELECT inserted.id, v.ord, v.value FROM inserted, json_array_elements_text(?::json) WITH ORDINALITY AS v (value, ord)
+  )
+  SELECT deps, parent, (SELECT id FROM inserted) FROM checks`,
+  (r) => [r[0] === true || r[0] === "t", r[1] === true || r[1] === "t", r[2]] as const
+)
 const linkAll = Kit.stmt<[id: string, ids: string]>({
   sqlite: `INSERT INTO {task_dependencies} (task_id, position, depends_on) SELECT ?, key, value FROM json_each(?)`,
   pg: `INSERT INTO {task_dependencies} (task_id, position, depends_on)
@@ -292,8 +312,33 @@ export const taskOps = {
       if (row.dependsOn.length > 0) yield* Kit.exec(linkAll, row.id, JSON.stringify(row.dependsOn))
       return row
     },
-    // A dependency or parent deleted between the check and the write (PostgreSQL, READ COMMITTED).
-    { atomic: true, onViolation: missingReference }
+    {
+      atomic: true,
+      pg: (row) => {
+        const values = fields(row)
+        const deps = JSON.stringify(row.dependsOn)
+        return Kit.one(
+          insertPg,
+          deps,
+          row.dependsOn.length,
+          row.parentId,
+          row.parentId,
+          row.id,
+          ...values.slice(0, 4),
+          row.parentId,
+          ...values.slice(4, 9),
+          row.createdAt,
+          ...values.slice(9),
+          deps
+        ).map((result): TaskRow | TaskRefusal | "exists" => {
+          if (result === undefined || !result[0]) return "unknown-dependency"
+          if (!result[1]) return "unknown-parent"
+          return result[2] === null ? "exists" : row
+        })
+      },
+      // A dependency or parent deleted between the check and the write (PostgreSQL, READ COMMITTED).
+      onViolation: missingReference
+    }
   ),
   update: Kit.op("task.update", (row: TaskRow) => Kit.one(update, ...fields(row), row.id, row.version - 1)),
   relink: Kit.op(
@@ -335,9 +380,7 @@ export const taskOps = {
       [...rows].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     )
   ),
-  delete: Kit.op("task.delete", (by: "id" | "conversation" | "plan", key: string) =>
-    Kit.exec(removeBy[by], key)
-  )
+  delete: Kit.op("task.delete", (by: "id" | "conversation" | "plan", key: string) => Kit.exec(removeBy[by], key))
 }
 
 // ---------------------------------------------------------------------------
