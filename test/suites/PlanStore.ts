@@ -127,10 +127,10 @@ export const suite = <E>(label: string, stores: Layer.Layer<PlanStore, E>) =>
           ...BadInput.jsonObjects.map((metadata) => ({ id, conversationId, title: "t", metadata })),
           ...BadInput.containers({ id, conversationId, title: "t" })
         ]
-        for (const input of inputs) {
-          const error = yield* Effect.flip(plans.save(input as never))
-          expect(error._tag).toBe("InvalidInput")
-        }
+        const outcomes = yield* Effect.forEach(inputs, (input) => Effect.either(plans.save(input as never)))
+        const accepted = outcomes.flatMap((outcome, i) => (outcome._tag === "Left" ? [] : [i]))
+        expect(accepted, "indexes of inputs not refused").toEqual([])
+        expect(outcomes.every((outcome) => outcome._tag === "Left" && outcome.left._tag === "InvalidInput")).toBe(true)
         const duplicate = yield* Effect.flip(
           plans.save({
             id,

@@ -181,9 +181,10 @@ export const suite = <E>(label: string, stores: Layer.Layer<TemplateStore, E>) =
           { id: "", name, content: "x" },
           ...BadInput.containers({ name, content: "x" })
         ]
-        for (const input of inputs) {
-          expect((yield* Effect.flip(templates.save(input as never)))._tag).toBe("InvalidInput")
-        }
+        const outcomes = yield* Effect.forEach(inputs, (input) => Effect.either(templates.save(input as never)))
+        const accepted = outcomes.flatMap((outcome, i) => (outcome._tag === "Left" ? [] : [i]))
+        expect(accepted, "indexes of inputs not refused").toEqual([])
+        expect(outcomes.every((outcome) => outcome._tag === "Left" && outcome.left._tag === "InvalidInput")).toBe(true)
         expect(yield* Effect.flip(templates.getByName(name))).toMatchObject({ _tag: "NotFound" })
         expect((yield* Effect.flip(templates.get(1 as never)))._tag).toBe("InvalidInput")
         expect((yield* Effect.flip(templates.get("x", { version: 0 })))._tag).toBe("InvalidInput")
