@@ -18,15 +18,18 @@ import {
   type MessageRow
 } from "./Message.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
-import { byId, decodeInput, patched, type UpdateOptions, updateVersioned } from "./Record.ts"
+import { byId, checkId, decodeInput, decodeOptions, patched, UpdateOptions, updateVersioned } from "./Record.ts"
 import { SessionId } from "./Session.ts"
 
-/** A conversation id: any non-empty string up to 255 characters; UUIDv7 when generated. */
+/** A conversation id: a non-empty Text (see `Json.ts`) up to 255 characters; UUIDv7 when generated. */
 export const ConversationId = Text.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("ConversationId"))
 /** A conversation id. */
 export type ConversationId = typeof ConversationId.Type
 
-/** A conversation record. `lastSeq` is the `seq` of the newest message ever appended (kept by `clear`). */
+/**
+ * A conversation record. `lastSeq` is the `seq` of the newest message ever appended (kept by
+ * `clear`). `title` and `model` follow the Text rule; `metadata` is content, stored verbatim.
+ */
 export const Conversation = Schema.Struct({
   id: ConversationId,
   sessionId: Schema.optional(SessionId),
@@ -97,15 +100,18 @@ export type StoredMessage = typeof StoredMessage.Type
 export class ConversationStore extends Context.Tag("effect-agent-stores/ConversationStore")<
   ConversationStore,
   {
-    /** Creates a conversation; `Conflict` when the id is taken, `NotFound` for an unknown `sessionId`. */
+    /** Creates a conversation; `Conflict` (`reason: "exists"`) when the id is taken, `NotFound` for an unknown `sessionId`. */
     readonly create: (
       input: NewConversation
     ) => Effect.Effect<Conversation, InvalidInput | Conflict | NotFound | StorageError>
-    /** The conversation with `id`, or `NotFound`. */
-    readonly get: (id: string) => Effect.Effect<Conversation, NotFound | StorageError>
+    /** The conversation with `id`, or `NotFound`. Every operation taking an id: a non-string id is `InvalidInput`. */
+    readonly get: (id: string) => Effect.Effect<Conversation, NotFound | InvalidInput | StorageError>
     /** The conversation with `id`, if any. */
-    readonly find: (id: string) => Effect.Effect<Option.Option<Conversation>, StorageError>
-    /** Applies a patch; `Conflict` if `expectedVersion` is stale. Appends do not change `version`. */
+    readonly find: (id: string) => Effect.Effect<Option.Option<Conversation>, InvalidInput | StorageError>
+    /**
+     * Applies a patch; `Conflict` if `expectedVersion` (a positive integer) is stale. Without it,
+     * never `Conflict` and no update is lost. Appends do not change `version`.
+     */
     readonly update: (
       id: string,
       patch: ConversationPatch,
@@ -114,7 +120,7 @@ export class ConversationStore extends Context.Tag("effect-agent-stores/Conversa
     /** Conversations oldest first (newest-last), optionally of one session. */
     readonly list: (options?: ConversationListOptions) => Effect.Effect<Page<Conversation>, InvalidInput | StorageError>
     /** Deletes a conversation and its messages; unknown ids are a no-op. */
-    readonly delete: (id: string) => Effect.Effect<void, StorageError>
+    readonly delete: (id: string) => Effect.Effect<void, InvalidInput | StorageError>
     /** Appends one message with the next `seq`; `Conflict` if its id is already in the conversation. */
     readonly append: (
       id: string,
@@ -131,7 +137,7 @@ export class ConversationStore extends Context.Tag("effect-agent-stores/Conversa
       options?: MessagesOptions
     ) => Effect.Effect<ReadonlyArray<StoredMessage>, NotFound | InvalidInput | StorageError>
     /** Deletes every message; `messageCount` becomes 0 and later `seq`s continue from `lastSeq`. */
-    readonly clear: (id: string) => Effect.Effect<void, NotFound | StorageError>
+    readonly clear: (id: string) => Effect.Effect<void, NotFound | InvalidInput | StorageError>
   }
 >() {}
 
@@ -229,28 +235,31 @@ const decodeStored = (conversationId: string, row: StoredMessageRow): StoredMess
 
 const decodeNew = decodeInput(entity, NewConversation)
 const decodePatch = decodeInput(entity, ConversationPatch)
-const decodeList = decodeInput(entity, ConversationListOptions)
-const decodeWindow = decodeInput(entity, MessagesOptions)
+const decodeList = decodeOptions(entity, ConversationListOptions)
+const decodeWindow = decodeOptions(entity, MessagesOptions)
+const decodeUpdateOptions = decodeOptions(entity, UpdateOptions)
 
 /** Builds a `ConversationStore` over a driver: validation, ids, clock, versions and encoding live here. */
 export const makeConversationStore = Effect.fnUntraced(function* (driver: ConversationDriver) {
   const limits = yield* MessageLimits
 
-  const read = (id: string) => byId(id, undefined, driver.get)
-  const get = (id: string) => Effect.map(read(id), (row) => (row === undefined ? undefined : decodeRow(row)))
+  const get = (id: unknown) =>
+    Effect.map(byId(entity, id, undefined, driver.get), (row) => (row === undefined ? undefined : decodeRow(row)))
 
   const appendRows = Effect.fnUntraced(function* (id: string, inputs: ReadonlyArray<unknown>) {
+    const key = yield* checkId(entity, id)
     const now = yield* Clock.currentTimeMillis
     const encoded = yield* encodeMessages("Message", inputs, now, limits)
     const rows = encoded.rows
-    const first = rows.length === 0 ? 0 : yield* byId(id, "missing" as const, (id) => driver.append(id, rows, now))
+    const first = key === undefined ? "missing" : rows.length === 0 ? 0 : yield* driver.append(key, rows, now)
     if (first === "missing") return yield* new NotFound({ entity, id })
     if (first === "duplicate") {
       return yield* new Conflict({
         entity: "Message",
         id: rows.length === 1 ? rows[0]!.id : id,
         expected: 0,
-        actual: 1
+        actual: 1,
+        reason: "exists"
       })
     }
     if (rows.length === 0) yield* getOrFail(id)
@@ -295,17 +304,20 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
       if (result === "inserted") return decodeRow(row)
       if (result === "no-session") return yield* new NotFound({ entity: "Session", id: row.sessionId! })
       const existing = yield* driver.get(row.id)
-      return yield* new Conflict({ entity, id: row.id, expected: 0, actual: existing?.version ?? 0 })
+      return yield* new Conflict({ entity, id: row.id, expected: 0, actual: existing?.version ?? 0, reason: "exists" })
     }),
     get: getOrFail,
     find: (id) => Effect.map(get(id), Option.fromNullable),
     update: Effect.fnUntraced(function* (id, input, options) {
+      const key = yield* checkId(entity, id)
       const patch = yield* decodePatch(input)
+      const { expectedVersion } = yield* decodeUpdateOptions(options)
+      if (key === undefined) return yield* new NotFound({ entity, id })
       const row = yield* updateVersioned({
         entity,
-        id,
-        expectedVersion: options?.expectedVersion,
-        read: read(id),
+        id: key,
+        expectedVersion,
+        read: driver.get(key),
         next: (current) =>
           Effect.map(Clock.currentTimeMillis, (now): ConversationRow => ({
             ...current,
@@ -320,23 +332,23 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
       return decodeRow(row)
     }),
     list: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeList(input ?? {})
+      const options = yield* decodeList(input)
       const query = yield* toPageQuery(entity, options)
       const rows = yield* driver.list(options, query)
       return toPage(rows, query, decodeRow)
     }),
-    delete: (id) => byId(id, undefined, driver.delete),
+    delete: (id) => byId(entity, id, undefined, driver.delete),
     append: (id, message) => Effect.map(appendRows(id, [message]), (stored) => stored[0]!),
     appendMany: appendRows,
     messages: Effect.fnUntraced(function* (id, input) {
-      const options = yield* decodeWindow(input ?? {})
-      const rows = yield* byId(id, undefined, (id) => driver.messages(id, options))
+      const options = yield* decodeWindow(input)
+      const rows = yield* byId(entity, id, undefined, (id) => driver.messages(id, options))
       if (rows === undefined) return yield* new NotFound({ entity, id })
       return rows.map((row) => decodeStored(id, row))
     }),
     clear: Effect.fnUntraced(function* (id) {
       const now = yield* Clock.currentTimeMillis
-      if (!(yield* byId(id, false, (id) => driver.clear(id, now)))) return yield* new NotFound({ entity, id })
+      if (!(yield* byId(entity, id, false, (id) => driver.clear(id, now)))) return yield* new NotFound({ entity, id })
     })
   })
 })

@@ -1,15 +1,31 @@
 /**
- * JSON values as stored by every backend: payloads are `unknown` in storage and
- * typed by the caller. Validation rejects anything `JSON.stringify` would drop
- * or change (functions, `undefined`, `NaN`, class instances, cycles), keys
- * named `__proto__` (which object copies turn into prototypes), nesting
- * deeper than `maxJsonDepth`, and strings holding U+0000, which PostgreSQL
- * cannot store (rejected on every backend, so the backends agree).
+ * Two rules for strings, and JSON values as stored by every backend.
+ *
+ * - **Text** (ids and indexed keys, plus session/conversation `title`, `model`,
+ *   `agentId`, `channel`): well-formed UTF-16 (no lone surrogate) without
+ *   U+0000. Anything else is refused with `InvalidInput`, never changed, so
+ *   no backend can turn two ids into one or return an id other than the one given.
+ * - **Content** (message text, tool input and output, transcripts, metadata keys
+ *   and values): any string, stored verbatim, U+0000 and lone surrogates
+ *   included. JSON text from `JSON.stringify` escapes both, so it stays ASCII-safe.
+ *
+ * JSON validation rejects anything `JSON.stringify` would drop or change
+ * (functions, `undefined`, `NaN`, `Date`s, `Map`s, class instances, cycles),
+ * own keys named `__proto__` (which object copies turn into prototypes) and
+ * nesting deeper than `maxJsonDepth`, at the top level as below it.
  */
-import { Schema } from "effect"
+import { type Arbitrary, Effect, ParseResult, Schema } from "effect"
 
-/** Whether every backend can store `text`: no U+0000, which PostgreSQL rejects in `text` and `jsonb`. */
-export const isStorableText = (text: unknown): text is string => typeof text === "string" && !text.includes("\u0000")
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+/** Whether `text` follows the Text rule: a string of well-formed UTF-16 without U+0000 (see the module comment). */
+export const isStorableText = (text: unknown): text is string =>
+  typeof text === "string" && !text.includes("\u0000") && !loneSurrogate.test(text)
+
+/** The Text rule as a Schema: refused strings are `InvalidInput`, never altered. */
+export const Text = Schema.String.pipe(
+  Schema.filter((text) => isStorableText(text) || "must be well-formed Unicode without U+0000", { identifier: "Text" })
+)
 
 /** A JSON object, as held in `metadata` fields. */
 export type JsonObject = { readonly [key: string]: unknown }
@@ -26,7 +42,6 @@ export const maxJsonDepth = 256
 export const isJson = (value: unknown, depth = 0): boolean => {
   switch (typeof value) {
     case "string":
-      return isStorableText(value)
     case "boolean":
       return true
     case "number":
@@ -51,30 +66,117 @@ export const isJson = (value: unknown, depth = 0): boolean => {
   }
 }
 
-/** Any JSON value. */
-export const Json: Schema.Schema<unknown> = Schema.Unknown.pipe(
-  Schema.filter((value) => isJson(value) || "expected a JSON value"),
-  Schema.annotations({
-    identifier: "Json",
-    arbitrary: () => (fc) =>
-      fc
-        .jsonValue({ maxDepth: 3 })
-        .map((value) => JSON.parse(JSON.stringify(value)))
-        .filter((value) => isJson(value))
-  })
+/** What a non-JSON value is, for messages: `a Date`, `NaN`, `a function`. */
+const describe = (value: unknown): string => {
+  switch (typeof value) {
+    case "number":
+      return String(value)
+    case "undefined":
+      return "undefined"
+    case "object":
+      return value === null ? "null" : `a ${Object.getPrototypeOf(value)?.constructor?.name ?? "object"}`
+    default:
+      return `a ${typeof value}`
+  }
+}
+
+/** Why a value is not JSON, at `path` below the value checked. */
+class NotJson {
+  constructor(
+    readonly path: ReadonlyArray<string | number>,
+    readonly message: string
+  ) {}
+}
+
+/**
+ * A plain copy of the JSON value `value`, each property read once (so what is
+ * checked is what is stored); throws `NotJson`, or whatever a getter or Proxy
+ * trap of the input throws.
+ */
+const copyJson = (value: unknown, path: Array<string | number>): unknown => {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value
+    case "number":
+      if (Number.isFinite(value)) return value
+      break
+    case "object": {
+      if (value === null) return null
+      if (path.length >= maxJsonDepth) throw new NotJson([...path], `must be nested at most ${maxJsonDepth} deep`)
+      if (Array.isArray(value)) {
+        const copy: Array<unknown> = new Array(value.length)
+        for (let i = 0; i < copy.length; i++) {
+          path.push(i)
+          copy[i] = copyJson(value[i], path)
+          path.pop()
+        }
+        return copy
+      }
+      if (!isPlainObject(value)) break
+      const copy: Record<string, unknown> = {}
+      for (const key in value) {
+        if (key === "__proto__") throw new NotJson([...path], "must not have a __proto__ key")
+        path.push(key)
+        copy[key] = copyJson((value as Record<string, unknown>)[key], path)
+        path.pop()
+      }
+      return copy
+    }
+  }
+  throw new NotJson([...path], `must be JSON, got ${describe(value)}`)
+}
+
+const jsonSchema = <A>(
+  identifier: string,
+  check: (copy: unknown) => string | undefined,
+  arbitrary: Arbitrary.LazyArbitrary<A>
+): Schema.Schema<A> => {
+  const parse = (input: unknown, _: unknown, ast: Schema.declare<A>["ast"]): Effect.Effect<A, ParseResult.ParseIssue> =>
+    Effect.suspend(() => {
+      try {
+        const copy = copyJson(input, [])
+        const problem = check(copy)
+        return problem === undefined
+          ? ParseResult.succeed(copy as A)
+          : ParseResult.fail(new ParseResult.Type(ast, input, problem))
+      } catch (error) {
+        if (!(error instanceof NotJson)) throw error
+        const issue = new ParseResult.Type(ast, input, error.message)
+        const [head, ...tail] = error.path
+        return ParseResult.fail(head === undefined ? issue : new ParseResult.Pointer([head, ...tail], input, issue))
+      }
+    })
+  return Schema.declare<A, A, []>(
+    [],
+    { decode: () => parse, encode: () => parse },
+    {
+      identifier,
+      arbitrary: () => arbitrary
+    }
+  )
+}
+
+/** Any JSON value (decoding yields a plain copy). */
+export const Json: Schema.Schema<unknown> = jsonSchema<unknown>(
+  "Json",
+  () => undefined,
+  (fc) =>
+    fc
+      .jsonValue({ maxDepth: 3 })
+      .map((value) => JSON.parse(JSON.stringify(value)))
+      .filter((value) => isJson(value))
 )
 
-/** A JSON object (plain object whose values are JSON). */
-export const JsonObject: Schema.Schema<JsonObject> = Schema.Record({ key: Schema.String, value: Schema.Unknown }).pipe(
-  Schema.filter((value) => isJson(value) || "expected a JSON object"),
-  Schema.annotations({
-    identifier: "JsonObject",
-    arbitrary: () => (fc) =>
-      fc
-        .dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 })
-        .map((value) => JSON.parse(JSON.stringify(value)))
-        .filter((value) => isJson(value))
-  })
+/** A JSON object: a plain object (not an array, `Date`, `Map`, class instance…) whose values are JSON; decoded as a copy. */
+export const JsonObject: Schema.Schema<JsonObject> = jsonSchema<JsonObject>(
+  "JsonObject",
+  (copy) => (typeof copy === "object" && copy !== null && !Array.isArray(copy) ? undefined : "must be a JSON object"),
+  (fc) =>
+    fc
+      .dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 })
+      .map((value): JsonObject => JSON.parse(JSON.stringify(value)))
+      .filter((value) => isJson(value))
 )
 
 /** Parses a JSON column: SQLite returns text, PostgreSQL `jsonb` arrives already parsed. */
@@ -82,13 +184,3 @@ export const parseJson = (value: unknown): unknown => (typeof value === "string"
 
 /** JSON text of a JSON column value that may have arrived parsed (PostgreSQL `jsonb`). */
 export const jsonText = (value: unknown): string => (typeof value === "string" ? value : JSON.stringify(value))
-
-/** A string any backend can store (see `isStorableText`). */
-export const Text = Schema.String.pipe(
-  Schema.filter((text) => isStorableText(text) || "must not contain U+0000", { identifier: "Text" })
-)
-
-const escapedNul = /(?:^|[^\\])(?:\\\\)*\\u0000/
-
-/** Whether JSON text (from `JSON.stringify`) holds a string with U+0000. */
-export const jsonHasNul = (json: string): boolean => json.includes("\\u0000") && escapedNul.test(json)

@@ -6,7 +6,8 @@
 import { Arbitrary, Context, Effect, Either, Schema } from "effect"
 import { InvalidInput } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
-import { isJson, isStorableText, Json, JsonObject, jsonHasNul, parseJson, Text } from "./Json.ts"
+import { isJson, isStorableText, Json, JsonObject, parseJson, Text } from "./Json.ts"
+import { decoder, kindOf } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
 
 /** A message id: any non-empty string up to 255 characters; UUIDv7 when the store assigns it. */
@@ -78,7 +79,7 @@ export const FinishReason = Schema.Literal(
 export const Count = Schema.Number.pipe(
   Schema.filter((n) => Number.isSafeInteger(n) && n >= 0, {
     identifier: "Count",
-    message: () => "expected a non-negative integer",
+    message: (issue) => `must be a non-negative integer, got ${String(issue.actual)}`,
     arbitrary: () => (fc) => fc.nat()
   })
 )
@@ -87,7 +88,7 @@ export const Count = Schema.Number.pipe(
 export const Amount = Schema.Number.pipe(
   Schema.filter((n) => Number.isFinite(n) && n >= 0, {
     identifier: "Amount",
-    message: () => "expected a finite non-negative number",
+    message: (issue) => `must be a finite non-negative number, got ${String(issue.actual)}`,
     arbitrary: () => (fc) => fc.double({ min: 0, max: 1e9, noNaN: true }).map((n) => n + 0)
   })
 )
@@ -130,12 +131,10 @@ const MetadataFields = {
   stats: Schema.optional(ExecutionStats)
 }
 
-/** Message metadata: the well-known fields, plus any other JSON keys the caller adds. */
-export const MessageMetadata = Schema.Struct(
-  MetadataFields,
-  Schema.Record({ key: Schema.String, value: Schema.Unknown })
-).pipe(
-  Schema.filter((metadata) => isJson(metadata) || "expected JSON metadata", {
+const MetadataRecord = Schema.Struct(MetadataFields, Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+
+const MetadataStruct = MetadataRecord.pipe(
+  Schema.annotations({
     arbitrary: () => (fc) =>
       fc
         .tuple(
@@ -146,9 +145,23 @@ export const MessageMetadata = Schema.Struct(
             { maxKeys: 2 }
           )
         )
-        .map(([known, extra]) => ({ ...extra, ...known }))
+        .map(([known, extra]) => {
+          const metadata: Record<string, unknown> = { ...extra }
+          // JSON has no `undefined`: drop the optional fields the arbitrary leaves undefined, at any depth.
+          for (const [key, value] of Object.entries(known))
+            if (value !== undefined) metadata[key] = JSON.parse(JSON.stringify(value))
+          return metadata as typeof MetadataRecord.Type
+        })
   })
 )
+
+/**
+ * Message metadata: the well-known fields, plus any other JSON keys the caller
+ * adds. It must be a JSON object (checked and copied as `JsonObject` before
+ * the fields are read, so a `Date` or class instance is refused, not coerced).
+ */
+export const MessageMetadata: Schema.Schema<typeof MetadataStruct.Type, typeof MetadataStruct.Encoded> =
+  JsonObject.pipe(Schema.compose(MetadataStruct, { strict: false }))
 /** Message metadata. */
 export type MessageMetadata = typeof MessageMetadata.Type
 
@@ -188,8 +201,6 @@ export interface MessageRow {
   readonly metadata: unknown
   readonly createdAt: number
 }
-
-const decodeInput = Schema.decodeUnknownEither(MessageInput)
 
 const roles: ReadonlySet<unknown> = new Set(MessageRole.literals)
 const finishReasons: ReadonlySet<unknown> = new Set(FinishReason.literals)
@@ -271,9 +282,13 @@ export interface EncodedMessages {
   readonly inputs: Array<typeof MessageInput.Type>
 }
 
+const decodeMessage = decoder("Message", MessageInput)
+
 /**
- * Validates caller input (fails with `InvalidInput`, throws nothing). Missing
- * ids get a UUIDv7 and missing times get `now`.
+ * Validates caller input (fails with `InvalidInput`, throws nothing, even when
+ * a getter or Proxy trap of the input throws). Missing ids get a UUIDv7 and
+ * missing times get `now`. Errors name the path: `parts[0].input is missing`
+ * for one message, `messages[2].role must be …` in a batch of several.
  */
 export const encodeMessages = (
   entity: string,
@@ -282,44 +297,67 @@ export const encodeMessages = (
   limits: MessageLimits["Type"]
 ): Effect.Effect<EncodedMessages, InvalidInput> =>
   Effect.suspend(() => {
-    if (!Array.isArray(inputs)) return Effect.fail(InvalidInput.single(entity, "expected an array of messages"))
-    const rows: Array<MessageRow> = new Array(inputs.length)
-    const decodedInputs: EncodedMessages["inputs"] = new Array(inputs.length)
-    for (let i = 0; i < inputs.length; i++) {
-      const raw = inputs[i]
-      const decoded = isPlainMessageInput(raw) ? Either.right(raw) : decodeInput(raw)
-      if (decoded._tag === "Left") {
-        const error = InvalidInput.fromParseError(entity, decoded.left)
-        return Effect.fail(
-          inputs.length === 1
-            ? error
-            : new InvalidInput({
-                entity,
-                message: `message ${i}: ${error.message}`,
-                issues: error.issues.map((issue) => ({ ...issue, path: [i, ...issue.path] }))
-              })
-        )
-      }
-      const input = decoded.right
-      const problem = checkLimits(input.parts, limits)
-      if (problem !== undefined) return Effect.fail(InvalidInput.single(entity, problem, [i, "parts"]))
-      const parts = JSON.stringify(input.parts)
-      const metadata = input.metadata === undefined ? null : JSON.stringify(input.metadata)
-      if (jsonHasNul(parts) || (metadata !== null && jsonHasNul(metadata))) {
-        return Effect.fail(InvalidInput.single(entity, "strings must not contain U+0000", [i]))
-      }
-      const createdAt = input.createdAt === undefined ? now : input.createdAt.epochMillis
-      rows[i] = { id: input.id ?? uuidv7At(now), role: input.role, parts, metadata, createdAt }
-      decodedInputs[i] = input
+    try {
+      return encodeAll(entity, inputs, now, limits)
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : "it threw"
+      return Effect.fail(InvalidInput.single(entity, `could not be read: ${reason}`, ["messages"]))
     }
-    return Effect.succeed({ rows, inputs: decodedInputs })
   })
 
-const checkLimits = (parts: ReadonlyArray<MessagePart>, limits: MessageLimits["Type"]): string | undefined => {
-  if (parts.length > limits.maxParts) return `more than ${limits.maxParts} parts`
-  for (const part of parts) {
+const encodeAll = (
+  entity: string,
+  inputs: ReadonlyArray<unknown>,
+  now: number,
+  limits: MessageLimits["Type"]
+): Effect.Effect<EncodedMessages, InvalidInput> => {
+  if (!Array.isArray(inputs)) {
+    return Effect.fail(InvalidInput.single(entity, `must be an array, got ${kindOf(inputs)}`, ["messages"]))
+  }
+  const count = inputs.length
+  const rows: Array<MessageRow> = new Array(count)
+  const decodedInputs: EncodedMessages["inputs"] = new Array(count)
+  for (let i = 0; i < count; i++) {
+    const raw = inputs[i]
+    const decoded = isPlainMessageInput(raw) ? Either.right(raw) : decodeMessage(raw, count === 1 ? [] : [i])
+    if (decoded._tag === "Left") {
+      const error = decoded.left
+      return Effect.fail(
+        new InvalidInput({
+          entity,
+          message: count === 1 ? error.message : `messages${error.message}`,
+          issues: error.issues
+        })
+      )
+    }
+    const input = decoded.right
+    const problem = checkLimits(input.parts, limits)
+    if (problem !== undefined) {
+      const path = count === 1 ? problem.path : [i, ...problem.path]
+      const error = InvalidInput.single(entity, problem.rule, path)
+      return Effect.fail(count === 1 ? error : new InvalidInput({ ...error, message: `messages${error.message}` }))
+    }
+    const parts = JSON.stringify(input.parts)
+    const metadata = input.metadata === undefined ? null : JSON.stringify(input.metadata)
+    const createdAt = input.createdAt === undefined ? now : input.createdAt.epochMillis
+    rows[i] = { id: input.id ?? uuidv7At(now), role: input.role, parts, metadata, createdAt }
+    decodedInputs[i] = input
+  }
+  return Effect.succeed({ rows, inputs: decodedInputs })
+}
+
+const checkLimits = (
+  parts: ReadonlyArray<MessagePart>,
+  limits: MessageLimits["Type"]
+): { readonly rule: string; readonly path: Array<string | number> } | undefined => {
+  if (parts.length > limits.maxParts) {
+    return { rule: `must have at most ${limits.maxParts} items, got ${parts.length}`, path: ["parts"] }
+  }
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!
     if ((part.type === "text" || part.type === "reasoning") && part.text.length > limits.maxTextLength) {
-      return `text longer than ${limits.maxTextLength} characters`
+      const rule = `must be at most ${limits.maxTextLength} characters long, got ${part.text.length}`
+      return { rule, path: ["parts", i, "text"] }
     }
   }
   return undefined

@@ -16,9 +16,12 @@ import {
   type MessageRow
 } from "./Message.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
-import { byId, decodeInput, patched, type UpdateOptions, updateVersioned } from "./Record.ts"
+import { byId, checkId, decodeInput, decodeOptions, patched, UpdateOptions, updateVersioned } from "./Record.ts"
 
-/** A session id: any non-empty string up to 255 characters (e.g. `"user-123"`); UUIDv7 when generated. */
+/**
+ * A session id: a non-empty Text (well-formed Unicode without U+0000, see `Json.ts`) up to 255
+ * characters (e.g. `"user-123"`); UUIDv7 when generated.
+ */
 export const SessionId = Text.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("SessionId"))
 /** A session id. */
 export type SessionId = typeof SessionId.Type
@@ -28,7 +31,10 @@ export const SessionStatus = Schema.Literal("active", "idle", "closed")
 /** Lifecycle of a session. */
 export type SessionStatus = typeof SessionStatus.Type
 
-/** A session record (metadata only; the transcript is read with `load`). */
+/**
+ * A session record (metadata only; the transcript is read with `load`). `agentId`, `channel`
+ * and `title` follow the Text rule; `metadata` is content, stored verbatim.
+ */
 export const Session = Schema.Struct({
   id: SessionId,
   agentId: Schema.optional(Text),
@@ -81,13 +87,16 @@ export type SessionListOptions = typeof SessionListOptions.Encoded
 export class SessionStore extends Context.Tag("effect-agent-stores/SessionStore")<
   SessionStore,
   {
-    /** Creates a session; `Conflict` when the id is taken. */
+    /** Creates a session; `Conflict` (`reason: "exists"`) when the id is taken. */
     readonly create: (input: NewSession) => Effect.Effect<Session, InvalidInput | Conflict | StorageError>
-    /** The session with `id`, or `NotFound`. */
-    readonly get: (id: string) => Effect.Effect<Session, NotFound | StorageError>
+    /** The session with `id`, or `NotFound`. Every operation taking an id: a non-string id is `InvalidInput`. */
+    readonly get: (id: string) => Effect.Effect<Session, NotFound | InvalidInput | StorageError>
     /** The session with `id`, if any. */
-    readonly find: (id: string) => Effect.Effect<Option.Option<Session>, StorageError>
-    /** Applies a patch; `Conflict` if `expectedVersion` is stale. Bumps `version`. */
+    readonly find: (id: string) => Effect.Effect<Option.Option<Session>, InvalidInput | StorageError>
+    /**
+     * Applies a patch; `Conflict` if `expectedVersion` (a positive integer) is stale. Bumps
+     * `version`. Without `expectedVersion` it never fails with `Conflict` and no update is lost.
+     */
     readonly update: (
       id: string,
       patch: SessionPatch,
@@ -96,9 +105,9 @@ export class SessionStore extends Context.Tag("effect-agent-stores/SessionStore"
     /** Sessions oldest first (newest-last), filtered by agent, channel and status. */
     readonly list: (options?: SessionListOptions) => Effect.Effect<Page<Session>, InvalidInput | StorageError>
     /** Deletes a session with its transcript and its conversations; unknown ids are a no-op. */
-    readonly delete: (id: string) => Effect.Effect<void, StorageError>
+    readonly delete: (id: string) => Effect.Effect<void, InvalidInput | StorageError>
     /** The session's transcript; `None` for an unknown id ("fresh session"). */
-    readonly load: (id: string) => Effect.Effect<Option.Option<ReadonlyArray<Message>>, StorageError>
+    readonly load: (id: string) => Effect.Effect<Option.Option<ReadonlyArray<Message>>, InvalidInput | StorageError>
     /**
      * Replaces the transcript atomically (old or new, never partial), creating
      * an `active` session when `id` is unknown. `SessionError` if it is closed.
@@ -187,15 +196,16 @@ const transcriptJson = (rows: ReadonlyArray<MessageRow>): string => {
 
 const decodeNew = decodeInput(entity, NewSession)
 const decodePatch = decodeInput(entity, SessionPatch)
-const decodeList = decodeInput(entity, SessionListOptions)
+const decodeList = decodeOptions(entity, SessionListOptions)
+const decodeUpdateOptions = decodeOptions(entity, UpdateOptions)
 const decodeId = decodeInput(entity, SessionId)
 
 /** Builds a `SessionStore` over a driver: validation, ids, clock, versions and encoding live here. */
 export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriver) {
   const limits = yield* MessageLimits
 
-  const read = (id: string) => byId(id, undefined, driver.get)
-  const get = (id: string) => Effect.map(read(id), (row) => (row === undefined ? undefined : decodeRow(row)))
+  const get = (id: unknown) =>
+    Effect.map(byId(entity, id, undefined, driver.get), (row) => (row === undefined ? undefined : decodeRow(row)))
 
   return SessionStore.of({
     create: Effect.fnUntraced(function* (input) {
@@ -215,7 +225,7 @@ export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriv
       }
       if (yield* driver.insert(row)) return decodeRow(row)
       const existing = yield* driver.get(row.id)
-      return yield* new Conflict({ entity, id: row.id, expected: 0, actual: existing?.version ?? 0 })
+      return yield* new Conflict({ entity, id: row.id, expected: 0, actual: existing?.version ?? 0, reason: "exists" })
     }),
     get: (id) =>
       Effect.flatMap(get(id), (session) =>
@@ -223,12 +233,15 @@ export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriv
       ),
     find: (id) => Effect.map(get(id), Option.fromNullable),
     update: Effect.fnUntraced(function* (id, input, options) {
+      const key = yield* checkId(entity, id)
       const patch = yield* decodePatch(input)
+      const { expectedVersion } = yield* decodeUpdateOptions(options)
+      if (key === undefined) return yield* new NotFound({ entity, id })
       const row = yield* updateVersioned({
         entity,
-        id,
-        expectedVersion: options?.expectedVersion,
-        read: read(id),
+        id: key,
+        expectedVersion,
+        read: driver.get(key),
         next: (current) =>
           Effect.map(Clock.currentTimeMillis, (now): SessionRow => ({
             ...current,
@@ -245,20 +258,20 @@ export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriv
       return decodeRow(row)
     }),
     list: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeList(input ?? {})
+      const options = yield* decodeList(input)
       const query = yield* toPageQuery(entity, options)
       const rows = yield* driver.list(options, query)
       return toPage(rows, query, decodeRow)
     }),
-    delete: (id) => byId(id, undefined, driver.delete),
+    delete: (id) => byId(entity, id, undefined, driver.delete),
     load: (id) =>
-      Effect.map(byId(id, undefined, driver.load), (transcript) =>
+      Effect.map(byId(entity, id, undefined, driver.load), (transcript) =>
         transcript === undefined
           ? Option.none()
           : Option.some((parseJson(transcript) as Array<MessageRow>).map(decodeMessageRow))
       ),
     save: Effect.fnUntraced(function* (id, messages) {
-      const sessionId = yield* decodeId(id)
+      const sessionId = yield* decodeId(id, ["id"])
       const now = yield* Clock.currentTimeMillis
       const { rows } = yield* encodeMessages(entity, messages, now, limits)
       const row: SessionRow = {

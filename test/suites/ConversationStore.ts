@@ -3,11 +3,19 @@
  * Tests share one store per backend, so each uses its own conversations.
  */
 import { expect, layer } from "@effect/vitest"
-import { DateTime, Effect, Layer, Option, TestClock } from "effect"
-import { ConversationStore } from "../../src/Conversation.ts"
-import type { MessageInput } from "../../src/Message.ts"
+import { DateTime, Effect, Layer, Option, Schema, TestClock } from "effect"
+import {
+  ConversationListOptions,
+  ConversationPatch,
+  ConversationStore,
+  MessagesOptions,
+  NewConversation
+} from "../../src/Conversation.ts"
+import { MessageInput } from "../../src/Message.ts"
+import { UpdateOptions } from "../../src/Record.ts"
 import { SessionStore } from "../../src/Session.ts"
 import * as Arb from "./arbitraries.ts"
+import * as BadInput from "./BadInput.ts"
 import { fresh } from "./SessionStore.ts"
 
 const text = (role: "user" | "assistant", value: string): MessageInput => ({
@@ -149,9 +157,17 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           { role: "user", parts: [{ type: "text" }] },
           { role: "assistant", parts: [{ type: "tool-call", toolCallId: "c", toolName: "t", input: () => 1 }] },
           { role: "assistant", parts: [], metadata: { finishReason: "bored" } },
-          { role: "user", parts: [{ type: "text", text: "nul \u0000 inside" }] },
-          { role: "assistant", parts: [], metadata: { note: "nul \u0000" } },
-          { id: "", role: "user", parts: [] }
+          { id: "", role: "user", parts: [] },
+          { id: "\ud800", role: "user", parts: [] },
+          { id: "a\u0000", role: "user", parts: [] },
+          ...BadInput.jsonObjects.map((metadata) => ({ role: "user", parts: [], metadata })),
+          ...BadInput.jsonObjects.map((providerMetadata) => ({
+            role: "user",
+            parts: [{ type: "text", text: "x", providerMetadata }]
+          })),
+          ...BadInput.containers({ role: "user", parts: [] }),
+          { role: "user", parts: [BadInput.throwingGetter("text", { type: "text" })] },
+          { role: "user", parts: BadInput.throwingProxy([], "get") }
         ]
         for (const message of bad) {
           expect((yield* Effect.flip(conversations.append(conversation.id, message as never)))._tag).toBe(
@@ -161,6 +177,11 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         const error = yield* Effect.flip(conversations.appendMany(conversation.id, [...texts(2), bad[0] as never]))
         expect(error).toMatchObject({ _tag: "InvalidInput", entity: "Message" })
         if (error._tag === "InvalidInput") expect(error.issues[0]!.path[0]).toBe(2)
+        expect(error.message).toBe('messages[2].role must be one of system | user | assistant | tool, got "narrator"')
+        const one = yield* Effect.flip(
+          conversations.append(conversation.id, { role: "user", parts: [{ type: "tool-call" }] } as never)
+        )
+        expect(one.message).toBe("parts[0].toolCallId is missing")
         expect(yield* conversations.messages(conversation.id)).toEqual([])
         expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 0, lastSeq: 0 })
       })
@@ -299,6 +320,145 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         const desc = yield* conversations.list({ sessionId: session.id, order: "desc", limit: 2, offset: 1 })
         expect(desc.items.map((c) => c.title)).toEqual(["c3", "c2"])
         expect((yield* Effect.flip(conversations.list({ cursor: "%%%" })))._tag).toBe("InvalidInput")
+      })
+    )
+
+    it.effect("a non-string id is InvalidInput on every operation; a string no record can have is unknown", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        for (const id of [42, null, undefined, {}, ["a"], 1n] as Array<unknown>) {
+          const attempts: Array<Effect.Effect<unknown, unknown>> = [
+            conversations.get(id as string),
+            conversations.find(id as string),
+            conversations.update(id as string, { title: "x" }),
+            conversations.delete(id as string),
+            conversations.append(id as string, text("user", "x")),
+            conversations.appendMany(id as string, []),
+            conversations.messages(id as string),
+            conversations.clear(id as string)
+          ]
+          for (const attempt of attempts) {
+            const error = yield* Effect.flip(attempt)
+            expect(error).toMatchObject({ _tag: "InvalidInput", entity: "Conversation" })
+            expect((error as Error).message).toMatch(/^id must be a string, got /)
+          }
+        }
+        for (const impossible of ["", "x".repeat(256), "\ud800", "\udc00"]) {
+          expect(yield* Effect.flip(conversations.get(impossible))).toMatchObject({ _tag: "NotFound", id: impossible })
+          expect(yield* Effect.flip(conversations.append(impossible, text("user", "x")))).toMatchObject({
+            _tag: "NotFound"
+          })
+          expect(yield* conversations.find(impossible)).toEqual(Option.none())
+        }
+        for (const id of ["\ud800", "\udc00", "a\u0000"]) {
+          expect((yield* Effect.flip(conversations.create({ id })))._tag).toBe("InvalidInput")
+        }
+        expect((yield* Effect.flip(conversations.list({ sessionId: "\ud800" })))._tag).toBe("InvalidInput")
+        expect((yield* Effect.flip(conversations.create({ model: "m\udc00" })))._tag).toBe("InvalidInput")
+      })
+    )
+
+    it.effect("content round-trips verbatim, U+0000 and lone surrogates included", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const odd = "nul \u0000 half \ud83d \udc00 \\u0000"
+        const created = yield* conversations.create({ metadata: { [odd]: [odd] } })
+        expect((yield* conversations.get(created.id)).metadata).toEqual({ [odd]: [odd] })
+        const messages: Array<MessageInput> = [
+          { role: "user", parts: [{ type: "text", text: odd }], metadata: { [odd]: odd } },
+          {
+            role: "tool",
+            parts: [
+              { type: "tool-result", toolCallId: "c", toolName: "cat", output: { bytes: odd } },
+              { type: "tool-call", toolCallId: "d", toolName: "cat", input: [odd], providerMetadata: { p: odd } }
+            ]
+          }
+        ]
+        const stored = yield* conversations.appendMany(created.id, messages)
+        const read = yield* conversations.messages(created.id)
+        expect(read).toEqual(stored)
+        expect(read.map((m) => [m.parts, m.metadata])).toEqual(messages.map((m) => [m.parts, m.metadata]))
+      })
+    )
+
+    it.effect("expectedVersion, update and window options are validated; nothing written", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const created = yield* conversations.create({ title: "v1" })
+        for (const expectedVersion of BadInput.versions) {
+          const error = yield* Effect.flip(
+            conversations.update(created.id, { title: "x" }, { expectedVersion } as never)
+          )
+          expect(error.message).toMatch(/^options\.expectedVersion /)
+        }
+        for (const options of [new Date(), new Map(), null, 7]) {
+          expect((yield* Effect.flip(conversations.update(created.id, {}, options as never)))._tag).toBe("InvalidInput")
+          expect((yield* Effect.flip(conversations.messages(created.id, options as never)))._tag).toBe("InvalidInput")
+          expect((yield* Effect.flip(conversations.list(options as never)))._tag).toBe("InvalidInput")
+        }
+        expect((yield* Effect.flip(conversations.messages(created.id, { limit: 1.5 }))).message).toMatch(
+          /^options\.limit must be an integer, got 1\.5/
+        )
+        expect(yield* conversations.get(created.id)).toEqual(created)
+        const exists = yield* Effect.flip(conversations.create({ id: created.id }))
+        expect(exists).toMatchObject({ _tag: "Conflict", reason: "exists" })
+        expect(exists.message).toMatch(/already exists/)
+      })
+    )
+
+    it.effect("update without expectedVersion never conflicts under contention (32 fibers x 10 updates)", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const created = yield* conversations.create({})
+        const outcomes = yield* Effect.forEach(
+          Array.from({ length: 32 }, (_, i) => i),
+          (i) =>
+            Effect.forEach(
+              Array.from({ length: 10 }, (_, j) => j),
+              (j) => Effect.either(conversations.update(created.id, { title: `${i}.${j}` }))
+            ),
+          { concurrency: "unbounded" }
+        )
+        expect(outcomes.flat().filter((outcome) => outcome._tag === "Left").length).toBe(0)
+        expect((yield* conversations.get(created.id)).version).toBe(1 + 32 * 10)
+      })
+    )
+
+    it.effect("generated bad input is InvalidInput and writes nothing", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const existing = yield* conversations.create({ title: "kept" })
+        yield* conversations.append(existing.id, text("user", "kept"))
+        const snapshot = Effect.map(
+          Effect.all([conversations.list({ limit: 1000, order: "desc" }), conversations.messages(existing.id)]),
+          ([page, messages]) => [page.items.map((c) => [c.id, c.version, c.messageCount]), messages.length]
+        )
+        const id = existing.id
+        yield* BadInput.run(`ConversationStore (${label})`, snapshot, [
+          BadInput.operation("create", NewConversation, (input) => conversations.create(input as never)),
+          BadInput.operation("update", ConversationPatch, (input) => conversations.update(id, input as never), {
+            id: (bad) => conversations.update(bad as never, {}),
+            options: { schema: UpdateOptions, run: (options) => conversations.update(id, {}, options as never) }
+          }),
+          BadInput.operation("append", MessageInput, (input) => conversations.append(id, input as never), {
+            id: (bad) => conversations.append(bad as never, text("user", "x"))
+          }),
+          BadInput.operation(
+            "appendMany",
+            Schema.Array(MessageInput),
+            (input) => conversations.appendMany(id, input as never),
+            {
+              valid: BadInput.messages
+            }
+          ),
+          BadInput.operation("list", ConversationListOptions, (input) => conversations.list(input as never), {
+            optional: true
+          }),
+          BadInput.operation("messages", MessagesOptions, (input) => conversations.messages(id, input as never), {
+            id: (bad) => conversations.messages(bad as never),
+            optional: true
+          })
+        ])
       })
     )
 

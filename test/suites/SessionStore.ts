@@ -3,11 +3,13 @@
  * Tests share one store per backend, so each uses its own ids and agent ids.
  */
 import { expect, layer } from "@effect/vitest"
-import { DateTime, Effect, Fiber, Layer, Option, TestClock } from "effect"
+import { DateTime, Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import { ConversationStore } from "../../src/Conversation.ts"
-import type { MessageInput } from "../../src/Message.ts"
-import { SessionStore } from "../../src/Session.ts"
+import { MessageInput } from "../../src/Message.ts"
+import { NewSession, SessionListOptions, SessionPatch, SessionStore } from "../../src/Session.ts"
 import * as Arb from "./arbitraries.ts"
+import { UpdateOptions } from "../../src/Record.ts"
+import * as BadInput from "./BadInput.ts"
 
 let counter = 0
 /** A fresh id for this run. */
@@ -62,10 +64,19 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           { id, metadata: { n: Number.NaN } },
           { id, metadata: { d: new Date(0) } },
           { id, title: "nul \u0000 inside" },
-          { id, metadata: { note: "nul \u0000 inside" } },
+          { id, title: "half \ud83d emoji" },
+          { id, agentId: "\udc00" },
+          { id: "\ud800" },
+          { id: "a\u0000" },
           { id, metadata: JSON.parse('{"nested": {"__proto__": {"polluted": true}}}') },
+          { id, metadata: JSON.parse('{"__proto__": {"polluted": true}}') },
           { id, metadata: [1, 2] },
-          { id, agentId: 42 }
+          { id, agentId: 42 },
+          ...BadInput.jsonObjects.map((metadata) => ({ id, metadata })),
+          ...BadInput.values
+            .filter((value) => value !== undefined && typeof value !== "string")
+            .map((title) => ({ id, title })),
+          ...BadInput.containers({ id, title: "t" })
         ]
         for (const input of inputs) {
           const error = yield* Effect.flip(sessions.create(input as never))
@@ -412,6 +423,200 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         yield* sessions.save(id, messages)
         const loaded = Option.getOrThrow(yield* sessions.load(id))
         expect(loaded).toEqual(messages.map((m) => ({ ...m, createdAt: DateTime.unsafeMake(m.createdAt as number) })))
+      })
+    )
+
+    it.effect("a non-string id is InvalidInput on every operation; a string no record can have is unknown", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const message = [text("user", "x")]
+        for (const id of [42, null, undefined, {}, ["a"], 1n, new String("a")] as Array<unknown>) {
+          const attempts: Array<Effect.Effect<void, unknown>> = [
+            Effect.asVoid(sessions.get(id as string)),
+            Effect.asVoid(sessions.find(id as string)),
+            Effect.asVoid(sessions.update(id as string, { title: "x" })),
+            sessions.delete(id as string),
+            Effect.asVoid(sessions.load(id as string)),
+            sessions.save(id as string, message)
+          ]
+          for (const attempt of attempts) {
+            const error = yield* Effect.flip(attempt)
+            expect(error).toMatchObject({ _tag: "InvalidInput", entity: "Session" })
+            expect((error as Error).message).toMatch(/^id must be a string, got /)
+          }
+        }
+        expect((yield* Effect.flip(sessions.get(42 as never))).message).toBe("id must be a string, got number")
+        for (const impossible of ["", "x".repeat(256), "no\u0000such", "\ud800", "a\udc00b"]) {
+          expect(yield* Effect.flip(sessions.get(impossible))).toMatchObject({ _tag: "NotFound", id: impossible })
+          expect(yield* sessions.find(impossible)).toEqual(Option.none())
+          expect(yield* sessions.load(impossible)).toEqual(Option.none())
+          expect(yield* Effect.flip(sessions.update(impossible, { title: "x" }))).toMatchObject({ _tag: "NotFound" })
+          yield* sessions.delete(impossible)
+          expect((yield* Effect.flip(sessions.save(impossible, message)))._tag).toBe("InvalidInput")
+        }
+      })
+    )
+
+    it.effect("ids and indexed keys follow the Text rule: refused, never changed or merged", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const high = fresh("\ud800")
+        const low = fresh("\udc00")
+        for (const input of [{ id: high }, { id: low }, { agentId: "\ud83d" }, { channel: "a\u0000" }]) {
+          const error = yield* Effect.flip(sessions.create(input))
+          expect(error._tag).toBe("InvalidInput")
+          expect(error.message).toMatch(/must be well-formed Unicode without U\+0000/)
+        }
+        expect(yield* sessions.find(high)).toEqual(Option.none())
+        expect(yield* sessions.find(low)).toEqual(Option.none())
+        expect((yield* Effect.flip(sessions.save(high, [])))._tag).toBe("InvalidInput")
+        expect((yield* Effect.flip(sessions.list({ agentId: "\udc00" })))._tag).toBe("InvalidInput")
+        const pair = fresh("emoji-\ud83d\ude00")
+        const created = yield* sessions.create({ id: pair, agentId: "\u{1f600}", title: "e\u0301" })
+        expect(created.id).toBe(pair)
+        expect(yield* sessions.get(pair)).toEqual(created)
+        expect((yield* sessions.list({ agentId: "\u{1f600}" })).items.map((s) => s.id)).toContain(pair)
+      })
+    )
+
+    it.effect("content round-trips verbatim, U+0000 and lone surrogates included", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const odd = "a\u0000b \ud83d \udc00 \\u0000 \u2028"
+        const metadata = { [odd]: odd, nested: { "\u0000": ["\ud800", odd] } }
+        const created = yield* sessions.create({ metadata })
+        expect(created.metadata).toEqual(metadata)
+        expect((yield* sessions.get(created.id)).metadata).toEqual(metadata)
+        const updated = yield* sessions.update(created.id, { metadata: { again: odd } })
+        expect((yield* sessions.get(created.id)).metadata).toEqual(updated.metadata)
+        const messages: Array<MessageInput> = [
+          { id: "m1", role: "user", parts: [{ type: "text", text: odd }], metadata: { [odd]: odd }, createdAt: 1 },
+          {
+            id: "m2",
+            role: "assistant",
+            parts: [
+              { type: "reasoning", text: odd, providerMetadata: { [odd]: odd } },
+              { type: "tool-call", toolCallId: "c", toolName: "read", input: { path: odd } }
+            ],
+            createdAt: 2
+          },
+          {
+            id: "m3",
+            role: "tool",
+            parts: [{ type: "tool-result", toolCallId: "c", toolName: "read", output: [odd, { [odd]: odd }] }],
+            createdAt: 3
+          }
+        ]
+        yield* sessions.save(created.id, messages)
+        const loaded = Option.getOrThrow(yield* sessions.load(created.id))
+        expect(loaded).toEqual(messages.map((m) => ({ ...m, createdAt: DateTime.unsafeMake(m.createdAt as number) })))
+      })
+    )
+
+    it.effect("expectedVersion and update options are validated: InvalidInput naming them, nothing written", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const created = yield* sessions.create({ title: "v1" })
+        for (const expectedVersion of BadInput.versions) {
+          const error = yield* Effect.flip(sessions.update(created.id, { title: "bad" }, { expectedVersion } as never))
+          expect(error).toMatchObject({ _tag: "InvalidInput", entity: "Session" })
+          expect(error.message).toMatch(/^options\.expectedVersion /)
+        }
+        for (const options of [new Date(), new Map(), null, 1, "x", [1]]) {
+          const error = yield* Effect.flip(sessions.update(created.id, { title: "bad" }, options as never))
+          expect(error.message).toMatch(/^options /)
+        }
+        expect(yield* sessions.get(created.id)).toEqual(created)
+        expect((yield* sessions.update(created.id, { title: "v2" }, { expectedVersion: 1 })).version).toBe(2)
+      })
+    )
+
+    it.effect("list options must be a plain object; an option error names the option", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        for (const options of [new Date(), new Map(), null, 42, "x", [], BadInput.throwingGetter("limit")]) {
+          expect(yield* Effect.flip(sessions.list(options as never))).toMatchObject({ _tag: "InvalidInput" })
+        }
+        expect((yield* Effect.flip(sessions.list({ limit: 5000 }))).message).toBe(
+          "options.limit must be a number between 1 and 1000, got 5000"
+        )
+        expect((yield* Effect.flip(sessions.list({ status: "gone" } as never))).message).toBe(
+          'options.status must be one of active | idle | closed, got "gone"'
+        )
+      })
+    )
+
+    it.effect("error messages name the path and the rule; a duplicate create says the id exists", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const id = fresh("words")
+        const robot = yield* Effect.flip(sessions.save(id, [{ role: "robot", parts: [] } as never]))
+        expect(robot.message).toBe('role must be one of system | user | assistant | tool, got "robot"')
+        const missing = yield* Effect.flip(
+          sessions.save(id, [text("user", "ok"), { role: "user", parts: [{ type: "tool-call" }] } as never])
+        )
+        expect(missing.message).toBe("messages[1].parts[0].toolCallId is missing")
+        const metadata = yield* Effect.flip(sessions.create({ metadata: { when: new Date(0) } as never }))
+        expect(metadata.message).toBe("metadata.when must be JSON, got a Date")
+        yield* sessions.create({ id })
+        const exists = yield* Effect.flip(sessions.create({ id }))
+        expect(exists).toMatchObject({ _tag: "Conflict", reason: "exists", expected: 0, actual: 1 })
+        expect(exists.message).toBe(`Session "${id}" already exists`)
+        yield* sessions.update(id, { title: "x" })
+        const stale = yield* Effect.flip(sessions.update(id, { title: "y" }, { expectedVersion: 1 }))
+        expect(stale).toMatchObject({ _tag: "Conflict", reason: "version", expected: 1, actual: 2 })
+      })
+    )
+
+    it.effect("update without expectedVersion never conflicts under contention (32 fibers x 10 updates)", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const created = yield* sessions.create({})
+        const outcomes = yield* Effect.forEach(
+          Array.from({ length: 32 }, (_, i) => i),
+          (i) =>
+            Effect.forEach(
+              Array.from({ length: 10 }, (_, j) => j),
+              (j) => Effect.either(sessions.update(created.id, { title: `${i}.${j}` }))
+            ),
+          { concurrency: "unbounded" }
+        )
+        const failures = outcomes.flat().filter((outcome) => outcome._tag === "Left")
+        expect(failures.length).toBe(0)
+        expect((yield* sessions.get(created.id)).version).toBe(1 + 32 * 10)
+      })
+    )
+
+    it.effect("generated bad input is InvalidInput and writes nothing", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const existing = yield* sessions.create({ agentId: fresh("bad-input") })
+        yield* sessions.save(existing.id, [text("user", "kept")])
+        const snapshot = Effect.map(
+          Effect.all([sessions.list({ limit: 1000, order: "desc" }), sessions.load(existing.id)]),
+          ([page, transcript]) => [page.items.map((s) => [s.id, s.version, s.messageCount]), transcript]
+        )
+        yield* BadInput.run(`SessionStore (${label})`, snapshot, [
+          BadInput.operation("create", NewSession, (input) => sessions.create(input as never)),
+          BadInput.operation("update", SessionPatch, (input) => sessions.update(existing.id, input as never), {
+            id: (id) => sessions.update(id as never, { title: "x" }),
+            options: {
+              schema: UpdateOptions,
+              run: (options) => sessions.update(existing.id, { title: "x" }, options as never)
+            }
+          }),
+          BadInput.operation(
+            "save",
+            Schema.Array(MessageInput),
+            (input) => sessions.save(existing.id, input as never),
+            {
+              id: (id) => sessions.save(id as never, [])
+            }
+          ),
+          BadInput.operation("list", SessionListOptions, (input) => sessions.list(input as never), {
+            optional: true
+          })
+        ])
       })
     )
 
