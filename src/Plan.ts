@@ -615,7 +615,8 @@ export const makeTemplateStore = (driver: TemplateDriver) => {
         }
         const outcome = yield* driver.write(row)
         if (outcome === "saved") return decodeTemplateRow(row)
-        // Saving by name, a template of that name created meanwhile is the one to version: read again.
+        // "stale": another save won, read again. "name-taken": a Conflict, unless this save found no template by
+        // its name; then one of that name was created meanwhile, and the next turn versions it.
         if (outcome === "name-taken" && (fields.id !== undefined || current !== undefined)) {
           const holder = yield* driver.getByName(fields.name)
           return yield* new Conflict({
