@@ -216,6 +216,52 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
       })
     )
 
+    it.effect("appendMany of 12,000 messages (past PostgreSQL's 65,535 bind parameters) is one atomic batch", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const conversation = yield* conversations.create({})
+        const stored = yield* conversations.appendMany(conversation.id, texts(12_000))
+        expect(stored.map((m) => m.seq)).toEqual(Array.from({ length: 12_000 }, (_, i) => i + 1))
+        expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 12_000, lastSeq: 12_000 })
+        const failed = yield* Effect.flip(
+          conversations.appendMany(conversation.id, [
+            ...texts(11_999, 20_000),
+            { ...text("user", "dup"), id: stored[5]!.id }
+          ])
+        )
+        expect(failed._tag).toBe("Conflict")
+        expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 12_000, lastSeq: 12_000 })
+        expect(bodies(yield* conversations.messages(conversation.id, { limit: 2 }))).toEqual(["m11999", "m12000"])
+      })
+    )
+
+    it.effect("create racing its session's delete is NotFound for the session, never a StorageError", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const conversations = yield* ConversationStore
+        const outcomes = yield* Effect.forEach(
+          Array.from({ length: 60 }, (_, i) => i),
+          () =>
+            Effect.gen(function* () {
+              const session = yield* sessions.create({})
+              const [created] = yield* Effect.all(
+                [Effect.either(conversations.create({ sessionId: session.id })), sessions.delete(session.id)],
+                { concurrency: "unbounded" }
+              )
+              if (created._tag === "Right") {
+                // Created first: the delete cascaded to it.
+                expect(yield* conversations.find(created.right.id)).toEqual(Option.none())
+                return "created"
+              }
+              expect(created.left).toMatchObject({ _tag: "NotFound", entity: "Session", id: session.id })
+              return "NotFound"
+            }),
+          { concurrency: 4 }
+        )
+        expect(outcomes.length).toBe(60)
+      })
+    )
+
     it.effect("concurrent appends get distinct gapless seqs", () =>
       Effect.gen(function* () {
         const conversations = yield* ConversationStore
