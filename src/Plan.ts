@@ -570,22 +570,26 @@ const decodeVars = decodeInput(templateEntity, TemplateVars)
 export const makeTemplateStore = (driver: TemplateDriver) => {
   /** The current row of the template with id (else name) `key`, or its `version` when given; `undefined` if none. */
   const resolve = (key: unknown, options: unknown) =>
-    Effect.flatMap(decodeVersionOptions(options), ({ version }) =>
-      byId(templateEntity, key, undefined, (key) =>
-        Effect.flatMap(driver.resolve(key), (current) =>
-          current === undefined || version === undefined || version === current.version
-            ? Effect.succeed(current)
-            : driver.version(current.id, version)
+    options === undefined
+      ? byId(templateEntity, key, undefined, driver.resolve)
+      : Effect.flatMap(decodeVersionOptions(options), ({ version }) =>
+          byId(templateEntity, key, undefined, (key) =>
+            Effect.flatMap(driver.resolve(key), (current) =>
+              current === undefined || version === undefined || version === current.version
+                ? Effect.succeed(current)
+                : driver.version(current.id, version)
+            )
+          )
         )
-      )
-    )
-  const required = (id: unknown, options?: unknown) => (row: TemplateRow | undefined) => {
-    if (row !== undefined) return Effect.succeed(row)
+  const notFound = (id: unknown, options: unknown) => {
     const version = (options as { version?: unknown } | undefined)?.version
-    return Effect.fail(
-      new NotFound({ entity: templateEntity, id: version === undefined ? String(id) : `${String(id)}@v${version}` })
-    )
+    return new NotFound({
+      entity: templateEntity,
+      id: version === undefined ? String(id) : `${String(id)}@v${version}`
+    })
   }
+  const required = (id: unknown, options?: unknown) => (row: TemplateRow | undefined) =>
+    row !== undefined ? Effect.succeed(row) : Effect.fail(notFound(id, options))
 
   return TemplateStore.of({
     save: Effect.fnUntraced(function* (input, options) {
@@ -660,18 +664,20 @@ export const makeTemplateStore = (driver: TemplateDriver) => {
       return toPage(rows, query, decodeTemplateRow, versionKey)
     }),
     delete: (id) => byId(templateEntity, id, undefined, driver.delete),
-    render: Effect.fnUntraced(function* (nameOrId, input, options) {
-      const vars = yield* readVars(input)
-      const row = yield* Effect.flatMap(resolve(nameOrId, options), required(nameOrId, options))
-      const { text, missing } = fill(parseJson(row.content) as string, vars)
-      if (missing.length > 0) {
-        return yield* new InvalidInput({
-          entity: templateEntity,
-          message: `vars is missing ${missing.join(", ")}`,
-          issues: missing.map((name) => ({ path: ["vars", name], message: "is missing" }))
+    render: (nameOrId, input, options) =>
+      Effect.flatMap(readVars(input), (vars) =>
+        Effect.flatMap(resolve(nameOrId, options), (row): Effect.Effect<string, NotFound | InvalidInput> => {
+          if (row === undefined) return Effect.fail(notFound(nameOrId, options))
+          const { text, missing } = fill(parseJson(row.content) as string, vars)
+          if (missing.length === 0) return Effect.succeed(text)
+          return Effect.fail(
+            new InvalidInput({
+              entity: templateEntity,
+              message: `vars is missing ${missing.join(", ")}`,
+              issues: missing.map((name) => ({ path: ["vars", name], message: "is missing" }))
+            })
+          )
         })
-      }
-      return text
-    })
+      )
   })
 }
