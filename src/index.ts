@@ -1,14 +1,40 @@
-/** effect-agent-stores: the data stores every AI-agent runtime needs, as Effect services. */
+/**
+ * effect-agent-stores: the data stores every AI-agent runtime needs, as Effect services. This module is the public
+ * contract: each store's Tag, Schemas, Driver interface and `make*Store`, the errors, and the shared shapes (pages,
+ * JSON, binary values). Kernel helpers the stores share internally are not exported.
+ */
 export * from "./AgentMemory.ts"
+export { Bytes, Vector } from "./Binary.ts"
+export { sha256Hex } from "./CanonicalJson.ts"
 export * from "./Config.ts"
 export * from "./Conversation.ts"
 export * from "./Errors.ts"
-export * from "./Id.ts"
-export * from "./Json.ts"
-export * from "./Message.ts"
-export * from "./Page.ts"
+export { uuidv7 } from "./Id.ts"
+export { Json, JsonObject, Text } from "./Json.ts"
+export {
+  Amount,
+  CostInfo,
+  Count,
+  ExecutionStats,
+  FilePart,
+  FinishReason,
+  ImagePart,
+  Message,
+  MessageId,
+  MessageInput,
+  MessageLimits,
+  MessageMetadata,
+  MessagePart,
+  MessageRole,
+  type MessageRow,
+  ReasoningPart,
+  TextPart,
+  TokenUsage,
+  ToolCallPart,
+  ToolResultPart
+} from "./Message.ts"
+export { defaultLimit, maxLimit, type Page, PageOptions, type PageQuery } from "./Page.ts"
 export * from "./Plan.ts"
-export * from "./Record.ts"
+export { UpdateOptions, Version } from "./Record.ts"
 export * from "./Session.ts"
 export * from "./Task.ts"
-export * from "./Time.ts"
