@@ -30,7 +30,7 @@ export const TaskPriority = Schema.Literal("low", "normal", "high", "urgent")
 export type TaskPriority = typeof TaskPriority.Type
 
 /** The statuses a task may move to from each status (`updateStatus`, `save`); staying in a status is allowed. */
-export const transitions: Readonly<Record<TaskStatus, ReadonlyArray<TaskStatus>>> = {
+export const taskTransitions: Readonly<Record<TaskStatus, ReadonlyArray<TaskStatus>>> = {
   pending: ["in_progress", "completed", "failed", "blocked", "cancelled"],
   in_progress: ["pending", "completed", "failed", "blocked", "cancelled"],
   blocked: ["pending", "in_progress", "failed", "cancelled"],
@@ -40,7 +40,7 @@ export const transitions: Readonly<Record<TaskStatus, ReadonlyArray<TaskStatus>>
 }
 
 /** Priorities as stored (a rank: higher is claimed first). */
-export const priorityRank: Readonly<Record<TaskPriority, number>> = { low: 0, normal: 1, high: 2, urgent: 3 }
+export const taskPriorityRank: Readonly<Record<TaskPriority, number>> = { low: 0, normal: 1, high: 2, urgent: 3 }
 const priorities: ReadonlyArray<TaskPriority> = ["low", "normal", "high", "urgent"]
 
 /**
@@ -70,7 +70,7 @@ export const Task = Schema.Struct({
 export type Task = typeof Task.Type
 
 /** The largest number of dependencies one task may have. */
-export const maxDependencies = 1000
+export const maxTaskDependencies = 1000
 
 /**
  * Input of `TaskStore.save`: the whole task as it should be. Absent optional fields are
@@ -84,7 +84,7 @@ export const TaskInput = Schema.Struct({
   description: Schema.String,
   status: Schema.optional(TaskStatus),
   parentId: Schema.optional(TaskId),
-  dependsOn: Schema.optional(Schema.Array(TaskId).pipe(Schema.maxItems(maxDependencies))),
+  dependsOn: Schema.optional(Schema.Array(TaskId).pipe(Schema.maxItems(maxTaskDependencies))),
   priority: Schema.optional(TaskPriority),
   assignedTo: Schema.optional(Key),
   iterations: Schema.optional(Schema.NonNegativeInt),
@@ -115,29 +115,30 @@ export const UpdateStatusOptions = Schema.Struct({
 export type UpdateStatusOptions = typeof UpdateStatusOptions.Encoded
 
 /** Input of `TaskStore.claimNext`. */
-export const ClaimOptions = Schema.Struct({
+export const ClaimNextOptions = Schema.Struct({
   agentId: Key,
   conversationId: Schema.optional(Key),
   planId: Schema.optional(Key)
 })
 /** Input of `TaskStore.claimNext`. */
-export type ClaimOptions = typeof ClaimOptions.Encoded
+export type ClaimNextOptions = typeof ClaimNextOptions.Encoded
 
 /** Input of `TaskStore.releaseStale`: in-progress tasks not written for `olderThan` (milliseconds or a `Duration`). */
-export const ReleaseOptions = Schema.Struct({
+export const ReleaseStaleOptions = Schema.Struct({
   olderThan: Schema.Union(Schema.NonNegativeInt, Schema.DurationFromSelf)
 })
 /** Input of `TaskStore.releaseStale`. */
-export type ReleaseOptions = typeof ReleaseOptions.Encoded
+export type ReleaseStaleOptions = typeof ReleaseStaleOptions.Encoded
 
 /** The task store. */
 export class TaskStore extends Context.Tag("effect-agent-stores/TaskStore")<
   TaskStore,
   {
     /**
-     * Creates the task, or replaces the stored one with the same id (`Conflict` if `expectedVersion` is stale,
-     * `NotFound`-free: an unknown id is created). A dependency or parent that does not exist, a dependency cycle,
-     * a parent cycle or an illegal status change is `InvalidInput`, nothing written.
+     * Creates the task (an unknown or absent id), or replaces the stored one with the same id: version + 1,
+     * `createdAt` kept; `Conflict` if `expectedVersion` is given and differs (an absent task has version 0), and
+     * without it no concurrent save is lost. A dependency or parent that does not exist, a dependency cycle, a
+     * parent cycle or an illegal status change is `InvalidInput`, nothing written.
      */
     readonly save: (
       input: TaskInput,
@@ -163,9 +164,11 @@ export class TaskStore extends Context.Tag("effect-agent-stores/TaskStore")<
      * Atomically moves the highest-priority, oldest `pending` task whose dependencies are all `completed` to
      * `in_progress`, assigned to `agentId`; `None` when no task is ready. Concurrent claimers never get the same task.
      */
-    readonly claimNext: (options: ClaimOptions) => Effect.Effect<Option.Option<Task>, InvalidInput | StorageError>
+    readonly claimNext: (options: ClaimNextOptions) => Effect.Effect<Option.Option<Task>, InvalidInput | StorageError>
     /** Returns in-progress tasks not written for `olderThan` to `pending`, unassigned; the tasks released. */
-    readonly releaseStale: (options: ReleaseOptions) => Effect.Effect<ReadonlyArray<Task>, InvalidInput | StorageError>
+    readonly releaseStale: (
+      options: ReleaseStaleOptions
+    ) => Effect.Effect<ReadonlyArray<Task>, InvalidInput | StorageError>
     /**
      * Deletes a task and its subtasks (recursively); dependents lose it from `dependsOn` (it no longer blocks them).
      * Unknown ids are a no-op.
@@ -292,7 +295,7 @@ const moved = (row: Timing, status: TaskStatus, now: number): Timing => {
 }
 
 const checkTransition = (from: string, to: TaskStatus): Effect.Effect<void, InvalidInput> =>
-  from === to || transitions[from as TaskStatus].includes(to)
+  from === to || taskTransitions[from as TaskStatus].includes(to)
     ? Effect.void
     : Effect.fail(InvalidInput.single(taskEntity, `cannot move from ${from} to ${to}`, ["status"]))
 
@@ -308,11 +311,11 @@ const decodeTaskList = decodeOptions(taskEntity, TaskListOptions)
 const decodeUpdateOptions = decodeOptions(taskEntity, UpdateOptions)
 const decodeStatusOptions = decodeOptions(taskEntity, UpdateStatusOptions)
 const decodeStatus = decodeInput(taskEntity, TaskStatus)
-const decodeClaim = decodeInput(taskEntity, ClaimOptions)
-const decodeRelease = decodeInput(taskEntity, ReleaseOptions)
+const decodeClaim = decodeInput(taskEntity, ClaimNextOptions)
+const decodeRelease = decodeInput(taskEntity, ReleaseStaleOptions)
 const decodeKey = decodeInput(taskEntity, Key)
 
-/** Builds a `TaskStore` over a driver: validation, ids, clock, versions, transitions and encoding live here. */
+/** Builds a `TaskStore` over a driver: validation, ids, clock, versions, taskTransitions and encoding live here. */
 export const makeTaskStore = (driver: TaskDriver) => {
   const get = (id: unknown) =>
     Effect.map(byId(taskEntity, id, undefined, driver.get), (row) =>
@@ -349,7 +352,7 @@ export const makeTaskStore = (driver: TaskDriver) => {
           description: fields.description,
           parentId: fields.parentId ?? null,
           dependsOn,
-          priority: priorityRank[fields.priority ?? "normal"],
+          priority: taskPriorityRank[fields.priority ?? "normal"],
           assignedTo: fields.assignedTo ?? null,
           summary: fields.summary ?? null,
           metadata: JSON.stringify(fields.metadata ?? {}),

@@ -6,8 +6,8 @@ import { expect, layer } from "@effect/vitest"
 import { DateTime, Duration, Effect, type Layer, Option, Schema, TestClock } from "effect"
 import { UpdateOptions } from "../../src/Record.ts"
 import {
-  ClaimOptions,
-  ReleaseOptions,
+  ClaimNextOptions,
+  ReleaseStaleOptions,
   TaskInput,
   TaskListOptions,
   TaskStatus,
@@ -339,8 +339,8 @@ export const suite = <E>(label: string, stores: Layer.Layer<TaskStore, E>) =>
             }
           }),
           BadInput.operation("list", Schema.UndefinedOr(TaskListOptions), (input) => tasks.list(input as never)),
-          BadInput.operation("claimNext", ClaimOptions, (input) => tasks.claimNext(input as never)),
-          BadInput.operation("releaseStale", ReleaseOptions, (input) => tasks.releaseStale(input as never)),
+          BadInput.operation("claimNext", ClaimNextOptions, (input) => tasks.claimNext(input as never)),
+          BadInput.operation("releaseStale", ReleaseStaleOptions, (input) => tasks.releaseStale(input as never)),
           BadInput.operation("deleteByConversation", Schema.String.pipe(Schema.minLength(1)), (input) =>
             tasks.deleteByConversation(input as never)
           ),
