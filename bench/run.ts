@@ -20,6 +20,9 @@
  * (steadier on a busy machine). To measure a setting on both sides alike:
  * `BENCH_PRAGMAS` (`;`-separated pragmas applied after the library's own) and
  * `BENCH_SETUP_SQL` (DDL run right after opening, e.g. another index).
+ * Then the PostgreSQL rows (`bench/pg.ts`, `BENCH_PG_REPS` default 5) against
+ * `DATABASE_URL` (default the local server), skipped with a note when it is
+ * unreachable.
  */
 import { Effect, Layer, Option } from "effect"
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -34,11 +37,14 @@ import type { StorageError } from "../src/Errors.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { type Baseline, extraPragmas, openBaseline } from "./baseline.ts"
+import { printPg, runPg } from "./pg.ts"
 
 /** One row of `bench/results.json`. */
 export interface Result {
   readonly workload: string
-  readonly backend: "sqlite" | "memory"
+  readonly backend: "sqlite" | "memory" | "postgres"
+  /** PostgreSQL rows: concurrent callers (pool 16 on both sides). */
+  readonly concurrency?: number
   readonly opsPerSec: number
   readonly baselineOpsPerSec: number
   /** Best library ops/s over best baseline ops/s. */
@@ -545,6 +551,19 @@ console.log(line(header))
 console.log(widths.map((w) => "-".repeat(w)).join("  "))
 for (const row of table) console.log(line(row))
 console.log(`(${elapsed.toFixed(1)} s)`)
+
+// PostgreSQL (bench/pg.ts): the same workloads through StoresPg and the raw `postgres` driver, at 1 and 16 callers.
+if (!scaleMode) {
+  const pgReps = Math.max(1, Number(process.env["BENCH_PG_REPS"] ?? 5))
+  try {
+    const pgResults = await runPg({ reps: pgReps })
+    console.log()
+    printPg(pgResults, pgReps)
+    for (const row of pgResults) results.push({ ...row, backend: "postgres" })
+  } catch (error) {
+    console.log(`\npostgres rows skipped: ${String(error)} (set DATABASE_URL to a reachable server)`)
+  }
+}
 
 /** `results.json` holds both modes' rows: this run replaces its own mode's rows and keeps the other's. */
 const resultsFile = fileURLToPath(new URL("./results.json", import.meta.url))
