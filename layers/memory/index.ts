@@ -1,4 +1,8 @@
-/** The in-memory layers, one per store, and the shared `MemoryDatabase`. */
+/** The in-memory layers, one module per store, and the shared `MemoryDatabase`. */
+export * as MemoryAgentMemoryStore from "./MemoryAgentMemoryStore.ts"
+export * as MemoryConfigStore from "./MemoryConfigStore.ts"
 export * as MemoryConversationStore from "./MemoryConversationStore.ts"
 export { MemoryDatabase } from "./MemoryDatabase.ts"
+export * as MemoryPlanStore from "./MemoryPlanStore.ts"
 export * as MemorySessionStore from "./MemorySessionStore.ts"
+export * as MemoryTaskStore from "./MemoryTaskStore.ts"

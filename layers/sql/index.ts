@@ -1,5 +1,10 @@
-/** The SQL layers, one per store (SQLite or PostgreSQL), and the embedded SQLite backend. */
+/** The SQL layers, one module per store (SQLite or PostgreSQL), and the two backends the library brings. */
+export * as PgDatabase from "./PgDatabase.ts"
+export * as SqlAgentMemoryStore from "./SqlAgentMemoryStore.ts"
+export * as SqlConfigStore from "./SqlConfigStore.ts"
 export * as SqlConversationStore from "./SqlConversationStore.ts"
 export * as SqliteDatabase from "./SqliteDatabase.ts"
+export * as SqlPlanStore from "./SqlPlanStore.ts"
 export * as SqlSessionStore from "./SqlSessionStore.ts"
+export * as SqlTaskStore from "./SqlTaskStore.ts"
 export type { SqlOptions } from "./Kit.ts"
