@@ -105,9 +105,17 @@ if (reachable !== undefined) {
           admin.unsafe(`SELECT id FROM "${tablePrefix}_sessions" WHERE id = $1 FOR UPDATE`, [session.id])
         )
         const error = yield* Effect.flip(sessions.update(session.id, { title: "late" }))
-        // The timed-out statement is cancelled on the server (asynchronously: give the cancel time to land
-        // before the lock goes; a statement that completes before its cancel arrives keeps its effect).
-        yield* Effect.sleep("1 second")
+        // The timed-out statement is cancelled on the server, asynchronously: wait until the server no longer runs
+        // it before the lock goes (a statement that completes before its cancel arrives keeps its effect).
+        const watcher = yield* Effect.acquireRelease(
+          Effect.sync(() => postgres(url, { max: 1, onnotice: () => {} })),
+          (watcher) => Effect.promise(() => watcher.end({ timeout: 1 }))
+        )
+        const waiting = () =>
+          watcher.unsafe(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1`, [
+            `UPDATE "${tablePrefix}_sessions"%`
+          ])
+        for (let i = 0; i < 100 && (yield* Effect.promise(waiting))[0]!.n > 0; i++) yield* Effect.sleep("100 millis")
         yield* Effect.promise(() => admin.unsafe("ROLLBACK"))
         expect(error).toBeInstanceOf(StorageError)
         expect((error as StorageError).operation).toBe("session.update")
