@@ -23,6 +23,17 @@ import type { PageQuery } from "../../src/Page.ts"
 import * as Kit from "./Kit.ts"
 import * as SqlSessionStore from "./SqlSessionStore.ts"
 
+const messagesTable = `CREATE TABLE IF NOT EXISTS {messages} (
+  conversation_id TEXT NOT NULL REFERENCES {conversations} (id) ON DELETE CASCADE,
+  seq BIGINT NOT NULL,
+  id TEXT NOT NULL,
+  role TEXT NOT NULL,
+  parts TEXT NOT NULL,
+  metadata TEXT,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (conversation_id, seq)
+)`
+
 /** The conversations and messages tables and their migrations (after the sessions table they reference). */
 export const schema: Kit.SqlSchema = {
   name: "conversations",
@@ -43,28 +54,7 @@ export const schema: Kit.SqlSchema = {
       )`,
       `CREATE INDEX IF NOT EXISTS {conversations_created} ON {conversations} (created_at, id)`,
       `CREATE INDEX IF NOT EXISTS {conversations_session} ON {conversations} (session_id, created_at, id)`,
-      {
-        sqlite: `CREATE TABLE IF NOT EXISTS {messages} (
-          conversation_id TEXT NOT NULL REFERENCES {conversations} (id) ON DELETE CASCADE,
-          seq BIGINT NOT NULL,
-          id TEXT NOT NULL,
-          role TEXT NOT NULL,
-          parts TEXT NOT NULL,
-          metadata TEXT,
-          created_at BIGINT NOT NULL,
-          PRIMARY KEY (conversation_id, seq)
-        ) WITHOUT ROWID`,
-        pg: `CREATE TABLE IF NOT EXISTS {messages} (
-          conversation_id TEXT NOT NULL REFERENCES {conversations} (id) ON DELETE CASCADE,
-          seq BIGINT NOT NULL,
-          id TEXT NOT NULL,
-          role TEXT NOT NULL,
-          parts TEXT NOT NULL,
-          metadata TEXT,
-          created_at BIGINT NOT NULL,
-          PRIMARY KEY (conversation_id, seq)
-        )`
-      },
+      { sqlite: `${messagesTable} WITHOUT ROWID`, pg: messagesTable },
       `CREATE UNIQUE INDEX IF NOT EXISTS {messages_id} ON {messages} (conversation_id, id)`
     ],
     // Tables made before JSON moved to text (jsonb cannot hold U+0000 or lone surrogates).
