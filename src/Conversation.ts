@@ -2,7 +2,7 @@
  * `ConversationStore`: conversation records (title, model, message count) and
  * their messages, appended with a gapless per-conversation `seq`.
  */
-import { Clock, Context, Effect, Option, Schema } from "effect"
+import { Chunk, Clock, Context, Effect, Option, Schema, Stream } from "effect"
 import { Conflict, type InvalidInput, NotFound, type StorageError } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
 import { JsonObject, parseJson, Text } from "./Json.ts"
@@ -17,7 +17,7 @@ import {
   type MessageRole,
   type MessageRow
 } from "./Message.ts"
-import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
+import { defaultLimit, maxLimit, type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
 import { byId, checkId, decodeInput, decodeOptions, patched, UpdateOptions, updateVersioned } from "./Record.ts"
 import { SessionId } from "./Session.ts"
 
@@ -76,15 +76,31 @@ export type ConversationListOptions = typeof ConversationListOptions.Encoded
 /**
  * Options of `messages`, by `seq`: `after` gives the first `limit` messages
  * after it; otherwise the last `limit` messages (before `before`, if given).
- * Results are always in ascending `seq`; no `limit` means all.
+ * Results are always in ascending `seq`. `limit` follows the rules of `list`:
+ * 1 to 1000 (`maxLimit`), default 100 (`defaultLimit`); to read a whole
+ * conversation, use `messagesStream`.
  */
 export const MessagesOptions = Schema.Struct({
-  limit: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(1))),
+  limit: Schema.optional(Schema.Int.pipe(Schema.between(1, maxLimit))),
   before: Schema.optional(Schema.Int),
   after: Schema.optional(Schema.Int)
 })
 /** Options of `messages`. */
 export type MessagesOptions = typeof MessagesOptions.Type
+
+/** Options of `messagesStream`: start after this `seq` (default: from the first message). */
+export const MessagesStreamOptions = Schema.Struct({
+  after: Schema.optional(Schema.Int)
+})
+/** Options of `messagesStream`. */
+export type MessagesStreamOptions = typeof MessagesStreamOptions.Type
+
+/** What a driver reads for `messages`: the validated `MessagesOptions` with the limit resolved. */
+export interface MessagesWindow {
+  readonly limit: number
+  readonly before?: number | undefined
+  readonly after?: number | undefined
+}
 
 /** A message as stored in a conversation. */
 export const StoredMessage = Schema.Struct({
@@ -131,11 +147,20 @@ export class ConversationStore extends Context.Tag("effect-agent-stores/Conversa
       id: string,
       messages: ReadonlyArray<MessageInput>
     ) => Effect.Effect<ReadonlyArray<StoredMessage>, NotFound | Conflict | InvalidInput | StorageError>
-    /** A window of messages by `seq` (see `MessagesOptions`). */
+    /** A window of messages by `seq`, at most `limit` (default 100, at most 1000; see `MessagesOptions`). */
     readonly messages: (
       id: string,
       options?: MessagesOptions
     ) => Effect.Effect<ReadonlyArray<StoredMessage>, NotFound | InvalidInput | StorageError>
+    /**
+     * Every message in ascending `seq` (after `after`, if given), read lazily a page of 100 at a time as the
+     * stream is pulled; messages appended while it runs are included. `NotFound` for an unknown conversation
+     * (also when it is deleted before the stream ends).
+     */
+    readonly messagesStream: (
+      id: string,
+      options?: MessagesStreamOptions
+    ) => Stream.Stream<StoredMessage, NotFound | InvalidInput | StorageError>
     /** Deletes every message; `messageCount` becomes 0 and later `seq`s continue from `lastSeq`. */
     readonly clear: (id: string) => Effect.Effect<void, NotFound | InvalidInput | StorageError>
   }
@@ -187,10 +212,10 @@ export interface ConversationDriver {
     rows: ReadonlyArray<MessageRow>,
     now: number
   ) => Effect.Effect<number | "missing" | "duplicate", StorageError>
-  /** The window of `MessagesOptions` in ascending seq, or `undefined` for an unknown conversation. */
+  /** The window in ascending seq (see `MessagesOptions`), or `undefined` for an unknown conversation. */
   readonly messages: (
     id: string,
-    options: MessagesOptions
+    window: MessagesWindow
   ) => Effect.Effect<ReadonlyArray<StoredMessageRow> | undefined, StorageError>
   /** Deletes all messages and zeroes `messageCount`; `false` for an unknown conversation. */
   readonly clear: (id: string, now: number) => Effect.Effect<boolean, StorageError>
@@ -237,6 +262,7 @@ const decodeNew = decodeInput(entity, NewConversation)
 const decodePatch = decodeInput(entity, ConversationPatch)
 const decodeList = decodeOptions(entity, ConversationListOptions)
 const decodeWindow = decodeOptions(entity, MessagesOptions)
+const decodeStreamOptions = decodeOptions(entity, MessagesStreamOptions)
 const decodeUpdateOptions = decodeOptions(entity, UpdateOptions)
 
 /** Builds a `ConversationStore` over a driver: validation, ids, clock, versions and encoding live here. */
@@ -277,6 +303,12 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
           : { id, role, parts, metadata, createdAt, conversationId, seq }
     }
     return stored
+  })
+
+  const messages = Effect.fnUntraced(function* (id: string, window: MessagesWindow) {
+    const rows = yield* byId(entity, id, undefined, (id) => driver.messages(id, window))
+    if (rows === undefined) return yield* new NotFound({ entity, id })
+    return rows.map((row) => decodeStored(id, row))
   })
 
   const getOrFail = (id: string) =>
@@ -342,10 +374,19 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
     appendMany: appendRows,
     messages: Effect.fnUntraced(function* (id, input) {
       const options = yield* decodeWindow(input)
-      const rows = yield* byId(entity, id, undefined, (id) => driver.messages(id, options))
-      if (rows === undefined) return yield* new NotFound({ entity, id })
-      return rows.map((row) => decodeStored(id, row))
+      return yield* messages(id, { ...options, limit: options.limit ?? defaultLimit })
     }),
+    messagesStream: (id, input) =>
+      Stream.unwrap(
+        Effect.map(decodeStreamOptions(input), (options) =>
+          Stream.paginateChunkEffect(options.after, (after) =>
+            Effect.map(messages(id, { after: after ?? 0, limit: defaultLimit }), (page) => {
+              const next = page.length < defaultLimit ? Option.none() : Option.some(page[page.length - 1]!.seq)
+              return [Chunk.unsafeFromArray(page), next] as const
+            })
+          )
+        )
+      ),
     clear: Effect.fnUntraced(function* (id) {
       const now = yield* Clock.currentTimeMillis
       if (!(yield* byId(entity, id, false, (id) => driver.clear(id, now)))) return yield* new NotFound({ entity, id })

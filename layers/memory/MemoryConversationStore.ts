@@ -101,11 +101,10 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => {
         const rows = messages.rows
         const from = options.after === undefined ? 0 : firstAfter(rows, options.after)
         const to = options.before === undefined ? rows.length : firstAfter(rows, options.before - 1)
-        const limit = options.limit ?? Math.max(0, to - from)
         const picked =
           options.after !== undefined
-            ? rows.slice(from, Math.min(to, from + limit))
-            : rows.slice(Math.max(from, to - limit), to)
+            ? rows.slice(from, Math.min(to, from + options.limit))
+            : rows.slice(Math.max(from, to - options.limit), to)
         return picked.map((row) => ({ ...row }))
       }),
     clear: (id, now) =>

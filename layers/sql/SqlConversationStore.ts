@@ -13,7 +13,7 @@ import {
   type ConversationRow,
   ConversationStore,
   makeConversationStore,
-  type MessagesOptions,
+  type MessagesWindow,
   type StoredMessageRow
 } from "../../src/Conversation.ts"
 import type { StorageError } from "../../src/Errors.ts"
@@ -135,17 +135,17 @@ const zero = Kit.stmt<[now: number, now: number, id: string], string>(
 const removeMessages = Kit.stmt<[id: string]>(`DELETE FROM {messages} WHERE conversation_id = ?`)
 const list = Kit.listing({ table: "conversations", columns, orderBy: ["created_at", "id"], decode })
 
-/** The statement of one shape of `messages` window: oldest first after `after`, else the newest `limit`. */
+/** The statement of one shape of `messages` window: the first `limit` after `after`, else the newest `limit`. */
 const windows = new Map<string, Kit.Stmt<Array<unknown>, StoredMessageRow>>()
-const windowOf = (options: MessagesOptions, oldestFirst: boolean) => {
-  const { after, before, limit } = options
-  const key = `${after !== undefined}${before !== undefined}${limit !== undefined}${oldestFirst}`
+const windowOf = (window: MessagesWindow) => {
+  const { after, before } = window
+  const key = `${after !== undefined}${before !== undefined}`
   let statement = windows.get(key)
   if (statement === undefined) {
     statement = Kit.stmt(
       `SELECT seq, id, role, parts, metadata, created_at FROM {messages} WHERE conversation_id = ?
         ${after === undefined ? "" : "AND seq > ?"} ${before === undefined ? "" : "AND seq < ?"}
-        ORDER BY seq ${oldestFirst ? "ASC" : "DESC"} ${limit === undefined ? "" : "LIMIT ?"}`,
+        ORDER BY seq ${after === undefined ? "DESC" : "ASC"} LIMIT ?`,
       decodeMessage
     )
     windows.set(key, statement)
@@ -216,15 +216,14 @@ export const ops = {
       onViolation: duplicate
     }
   ),
-  messages: Kit.op("conversation.messages", function* (id: string, options: MessagesOptions) {
-    const oldestFirst = options.after !== undefined || options.limit === undefined
+  messages: Kit.op("conversation.messages", function* (id: string, window: MessagesWindow) {
     const params: Array<unknown> = [id]
-    if (options.after !== undefined) params.push(options.after)
-    if (options.before !== undefined) params.push(options.before)
-    if (options.limit !== undefined) params.push(options.limit)
-    const rows = yield* Kit.all(windowOf(options, oldestFirst), ...params)
+    if (window.after !== undefined) params.push(window.after)
+    if (window.before !== undefined) params.push(window.before)
+    params.push(window.limit)
+    const rows = yield* Kit.all(windowOf(window), ...params)
     if (rows.length === 0 && (yield* Kit.one(exists, id)) === undefined) return undefined
-    return oldestFirst ? rows : [...rows].reverse()
+    return window.after === undefined ? [...rows].reverse() : rows
   }),
   clear: Kit.op(
     "conversation.clear",

@@ -3,12 +3,13 @@
  * Tests share one store per backend, so each uses its own conversations.
  */
 import { expect, layer } from "@effect/vitest"
-import { DateTime, Effect, Layer, Option, Schema, TestClock } from "effect"
+import { Chunk, DateTime, Effect, Layer, Option, Schema, Stream, TestClock } from "effect"
 import {
   ConversationListOptions,
   ConversationPatch,
   ConversationStore,
   MessagesOptions,
+  MessagesStreamOptions,
   NewConversation
 } from "../../src/Conversation.ts"
 import { MessageInput } from "../../src/Message.ts"
@@ -306,6 +307,87 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
       })
     )
 
+    it.effect("messages obeys the limits of list: the newest 100 by default, at most 1000", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const conversation = yield* conversations.create({})
+        yield* conversations.appendMany(conversation.id, texts(1_200))
+        const seqs = (options?: Parameters<typeof conversations.messages>[1]) =>
+          Effect.map(conversations.messages(conversation.id, options), (ms) => ms.map((m) => m.seq))
+        const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+        expect(yield* seqs()).toEqual(range(1_101, 1_200))
+        expect(yield* seqs({ after: 0 })).toEqual(range(1, 100))
+        expect(yield* seqs({ before: 51 })).toEqual(range(1, 50))
+        expect(yield* seqs({ limit: 1_000 })).toEqual(range(201, 1_200))
+        const tooMany = yield* Effect.flip(conversations.messages(conversation.id, { limit: 1_001 }))
+        expect(tooMany).toMatchObject({ _tag: "InvalidInput", entity: "Conversation" })
+        expect(tooMany.message).toMatch(/^options\.limit must be .*1000, got 1001/)
+      })
+    )
+
+    it.effect("messagesStream reads every message in seq order; unknown ids and bad options fail", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const conversation = yield* conversations.create({})
+        yield* conversations.appendMany(conversation.id, texts(1_234))
+        const seqs = (options?: MessagesStreamOptions) =>
+          Effect.map(Stream.runCollect(conversations.messagesStream(conversation.id, options)), (chunk) =>
+            Chunk.toReadonlyArray(chunk).map((m) => m.seq)
+          )
+        const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+        expect(yield* seqs()).toEqual(range(1, 1_234))
+        expect(yield* seqs({ after: 1_100 })).toEqual(range(1_101, 1_234))
+        expect(yield* seqs({ after: 1_234 })).toEqual([])
+        const all = yield* Stream.runCollect(conversations.messagesStream(conversation.id))
+        expect(Chunk.toReadonlyArray(all).slice(-3)).toEqual(
+          yield* conversations.messages(conversation.id, { limit: 3 })
+        )
+        const empty = yield* conversations.create({})
+        expect(Chunk.size(yield* Stream.runCollect(conversations.messagesStream(empty.id)))).toBe(0)
+        const id = fresh("none")
+        expect(yield* Effect.flip(Stream.runDrain(conversations.messagesStream(id)))).toMatchObject({
+          _tag: "NotFound",
+          entity: "Conversation",
+          id
+        })
+        for (const options of [{ after: 1.5 }, { after: "3" }, null, new Map()]) {
+          const error = yield* Effect.flip(
+            Stream.runDrain(conversations.messagesStream(conversation.id, options as never))
+          )
+          expect(error._tag).toBe("InvalidInput")
+        }
+      })
+    )
+
+    it.effect("messagesStream reads a page only when pulled: later appends are seen, a delete is NotFound", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const conversation = yield* conversations.create({})
+        yield* conversations.appendMany(conversation.id, texts(150))
+        const pull = yield* Stream.toPull(conversations.messagesStream(conversation.id))
+        const first = Chunk.toReadonlyArray(yield* pull).map((m) => m.seq)
+        expect(first[0]).toBe(1)
+        yield* conversations.appendMany(conversation.id, texts(60, 151))
+        const rest: Array<number> = []
+        for (;;) {
+          const next = yield* Effect.either(pull)
+          if (next._tag === "Left") {
+            expect(next.left).toEqual(Option.none())
+            break
+          }
+          rest.push(...Chunk.toReadonlyArray(next.right).map((m) => m.seq))
+        }
+        expect([...first, ...rest]).toEqual(Array.from({ length: 210 }, (_, i) => i + 1))
+
+        const doomed = yield* conversations.create({})
+        yield* conversations.appendMany(doomed.id, texts(150))
+        const pullDoomed = yield* Stream.toPull(conversations.messagesStream(doomed.id))
+        expect(Chunk.size(yield* pullDoomed)).toBeGreaterThan(0)
+        yield* conversations.delete(doomed.id)
+        expect(yield* Effect.flip(pullDoomed)).toEqual(Option.some(expect.objectContaining({ _tag: "NotFound" })))
+      }).pipe(Effect.scoped)
+    )
+
     it.effect("clear removes every message, zeroes messageCount and keeps seqs moving forward", () =>
       Effect.gen(function* () {
         const conversations = yield* ConversationStore
@@ -381,6 +463,7 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
             conversations.append(id as string, text("user", "x")),
             conversations.appendMany(id as string, []),
             conversations.messages(id as string),
+            Stream.runDrain(conversations.messagesStream(id as string)),
             conversations.clear(id as string)
           ]
           for (const attempt of attempts) {
@@ -503,7 +586,13 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           BadInput.operation("messages", MessagesOptions, (input) => conversations.messages(id, input as never), {
             id: (bad) => conversations.messages(bad as never),
             optional: true
-          })
+          }),
+          BadInput.operation(
+            "messagesStream",
+            MessagesStreamOptions,
+            (input) => Stream.runDrain(conversations.messagesStream(id, input as never)),
+            { id: (bad) => Stream.runDrain(conversations.messagesStream(bad as never)), optional: true }
+          )
         ])
       })
     )
