@@ -245,10 +245,15 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           { limit: 1001 },
           { offset: -1 },
           { cursor: "not-a-cursor" },
-          { order: "up" }
+          { order: "up" },
+          // Well-formed cursors no listing can have produced: U+0000 or a lone surrogate in the id, an unsafe
+          // number, the wrong arity. Every backend refuses them alike (PostgreSQL used to fail on U+0000).
+          ...[[1, "a\u0000b"], [1, "\ud800"], [2 ** 53, "a"], [1.5, "a"], [1], [1, "a", 2], ["1", "a"]].map((key) => ({
+            cursor: Buffer.from(JSON.stringify(key)).toString("base64url")
+          }))
         ]) {
           const error = yield* Effect.flip(sessions.list(options as never))
-          expect(error._tag).toBe("InvalidInput")
+          expect(error._tag, JSON.stringify(options)).toBe("InvalidInput")
         }
       })
     )
