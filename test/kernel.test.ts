@@ -2,8 +2,8 @@
  * The kernel pieces later stores build on: canonical JSON and hashing, binary
  * values (bytes and float32 vectors) on memory, SQLite and PostgreSQL, expiry
  * against `Clock`, and the lock, integrity and decode errors. PostgreSQL tests
- * use `DATABASE_URL` (default the local server); without a reachable server
- * they are skipped with the reason printed, and under CI (`CI` set) they fail.
+ * use `DATABASE_URL` (default the local server's `test` database, created when
+ * missing); without a usable server they are skipped with the reason printed, and under CI (`CI` set) they fail.
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlClient } from "@effect/sql/SqlClient"
@@ -15,6 +15,7 @@ import { Bytes, bytesToFloat32, copyBytes, float32ToBytes, Vector } from "../src
 import { canonicalJson, sha256Hex } from "../src/CanonicalJson.ts"
 import { DecodeError, IntegrityError, LockHeld, LockLost } from "../src/Errors.ts"
 import { expiresAtFrom, isExpired, notExpiredSql, unexpired } from "../src/Expiry.ts"
+import { pgReady, pgUrl } from "./pg.ts"
 
 const canonical = (value: unknown): string => Either.getOrThrow(canonicalJson(value))
 
@@ -328,18 +329,10 @@ describe("SQLite (better-sqlite3 through the layer's SqlClient)", () => {
   it.effect("an expired row is invisible to a read before any sweep", () => expiryOnSql.pipe(Effect.provide(sqlite)))
 })
 
-const pgUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const pg = PgClient.layer({ url: Redacted.make(pgUrl), connectTimeout: "3 seconds" })
-const pgUnreachable = await Effect.runPromise(
-  Effect.flatMap(SqlClient, (sql) => sql`SELECT 1`).pipe(Effect.provide(pg), Effect.scoped)
-).then(
-  () => undefined,
-  (error: unknown) => String(error)
-)
+const pgUnreachable = await pgReady("kernel PostgreSQL tests")
 
 if (pgUnreachable !== undefined) {
-  if (process.env.CI) throw new Error(`PostgreSQL at ${pgUrl} is not reachable under CI: ${pgUnreachable}`)
-  console.warn(`\n*** kernel PostgreSQL tests SKIPPED: no server reachable at ${pgUrl} (${pgUnreachable}) ***\n`)
   describe.skip("PostgreSQL", () => {
     it("needs a reachable server", () => {})
   })

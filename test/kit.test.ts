@@ -8,7 +8,6 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Fiber, Layer } from "effect"
-import { spawn } from "node:child_process"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -20,21 +19,12 @@ import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import type { PageQuery } from "../src/Page.ts"
 import * as Ledger from "./fixtures/ledger.ts"
+import { Child } from "./child.ts"
+import { pgReady, pgUrl } from "./pg.ts"
 
-const pgUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const pgPrefix = `k${process.pid}_${Date.now().toString(36)}`
 
-const pgReachable = await Effect.runPromise(
-  Effect.flatMap(SqlClient, (sql) => sql`SELECT 1`).pipe(
-    Effect.provide(PgDatabase.layer({ url: pgUrl, connectTimeout: "3 seconds" })),
-    Effect.scoped,
-    Effect.match({ onFailure: (error) => String(error), onSuccess: () => undefined })
-  )
-)
-if (pgReachable !== undefined) {
-  if (process.env.CI) throw new Error(`PostgreSQL at ${pgUrl} is not reachable under CI: ${pgReachable}`)
-  console.warn(`\n*** kit PostgreSQL tests SKIPPED: no server reachable at ${pgUrl} (${pgReachable}) ***\n`)
-}
+const pgReachable = await pgReady("kit PostgreSQL tests")
 
 afterAll(async () => {
   if (pgReachable !== undefined) return
@@ -191,21 +181,8 @@ describe("kit (sqlite, 4 processes on one file)", () => {
     const child = fileURLToPath(new URL("./fixtures/ledger-child.ts", import.meta.url))
     const processes = 4
     const each = 150
-    const exits = Array.from(
-      { length: processes },
-      (_, i) =>
-        new Promise<string>((resolve, reject) => {
-          const started = Date.now()
-          const proc = spawn(process.execPath, ["--import", "tsx", child, filename, `p${i}`, String(each)])
-          let output = ""
-          proc.stdout.on("data", (chunk) => (output += chunk))
-          proc.stderr.on("data", (chunk) => (output += chunk))
-          proc.on("close", (code) =>
-            code === 0
-              ? resolve(output)
-              : reject(new Error(`child ${i} exited ${code} after ${Date.now() - started} ms: ${output}`))
-          )
-        })
+    const exits = Array.from({ length: processes }, (_, i) =>
+      new Child(`ledger child p${i}`, child, [filename, `p${i}`, String(each)]).done(240_000)
     )
     const reading = Effect.gen(function* () {
       const ledger = yield* Ledger.Ledger
@@ -234,7 +211,7 @@ describe("kit (sqlite, 4 processes on one file)", () => {
     const seen = await Effect.runPromise(Effect.provide(reading, setup))
     await Promise.all(exits)
     expect(seen).toBe(processes * each)
-  }, 120_000)
+  }, 300_000)
 })
 
 describe("migrations", () => {

@@ -1,17 +1,19 @@
 /**
  * The contract suites on a real PostgreSQL (`DATABASE_URL`, default the local
- * server). Without a reachable server they are skipped with the reason
- * printed; under CI (`CI` set) an unreachable server fails the run instead.
+ * server's `test` database, created when missing). Without a usable server
+ * they are skipped with the reason printed; under CI (`CI` set) it fails the
+ * run instead.
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { afterAll, describe, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
 import { tablesOf } from "../layers/Registry.ts"
 import { StoresPg } from "../layers/Stores.ts"
+import postgres from "postgres"
+import { ensureDatabase, pgReady, pgUrl as url } from "./pg.ts"
 import { suites } from "./suites/index.ts"
 
-const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const tablePrefix = `t${process.pid}_${Date.now().toString(36)}`
 
 const withPg = <A>(f: (sql: SqlClient) => Effect.Effect<A, unknown>) =>
@@ -22,14 +24,9 @@ const withPg = <A>(f: (sql: SqlClient) => Effect.Effect<A, unknown>) =>
     )
   )
 
-const reachable = await withPg((sql) => sql`SELECT 1`).then(
-  () => undefined,
-  (error: unknown) => String(error)
-)
+const reachable = await pgReady("PostgreSQL suites")
 
 if (reachable !== undefined) {
-  if (process.env.CI) throw new Error(`PostgreSQL at ${url} is not reachable under CI: ${reachable}`)
-  console.warn(`\n*** PostgreSQL suites SKIPPED: no server reachable at ${url} (${reachable}) ***\n`)
   describe.skip("PostgreSQL", () => {
     it("needs a reachable server", () => {})
   })
@@ -42,4 +39,25 @@ if (reachable !== undefined) {
     )
   )
   suites("postgres", StoresPg({ url, tablePrefix }))
+
+  describe("the tests' database", () => {
+    it("is created when the server has none of that name", async () => {
+      const target = new URL(url)
+      const name = `agent_stores_${process.pid}_${Date.now().toString(36)}`
+      target.pathname = `/${name}`
+      const maintenance = new URL(url)
+      maintenance.pathname = "/postgres"
+      const admin = postgres(maintenance.toString(), { max: 1, onnotice: () => {} })
+      const exists = async () => (await admin`SELECT 1 FROM pg_database WHERE datname = ${name}`).length === 1
+      try {
+        expect(await exists()).toBe(false)
+        await ensureDatabase(target.toString())
+        expect(await exists()).toBe(true)
+        await ensureDatabase(target.toString())
+      } finally {
+        await admin.unsafe(`DROP DATABASE IF EXISTS "${name}"`)
+        await admin.end({ timeout: 1 })
+      }
+    })
+  })
 }

@@ -17,7 +17,6 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import Sqlite from "better-sqlite3"
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -26,80 +25,13 @@ import { fileURLToPath } from "node:url"
 import { migrationTables } from "../layers/Registry.ts"
 import { StoresPg, StoresSqlite } from "../layers/Stores.ts"
 import { ConversationStore, type Message, type MessageInput, SessionStore } from "../src/index.ts"
+import { Child } from "./child.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const childScript = join("test", "fixtures", "stores-child.ts")
 
-/** A child process running the fixture, with its stdout as lines. */
-class Child {
-  readonly process: ChildProcessWithoutNullStreams
-  readonly lines: Array<string> = []
-  /** When each line arrived (`performance.now()`). */
-  readonly times: Array<number> = []
-  stderr = ""
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  private waiters: Array<() => void> = []
-
-  constructor(args: ReadonlyArray<string>) {
-    this.process = spawn(process.execPath, ["--import", "tsx", childScript, ...args], { cwd: root, env: process.env })
-    let partial = ""
-    this.process.stdout.setEncoding("utf8")
-    this.process.stdout.on("data", (chunk: string) => {
-      const parts = (partial + chunk).split("\n")
-      partial = parts.pop()!
-      for (const line of parts) {
-        this.lines.push(line)
-        this.times.push(performance.now())
-      }
-      for (const wake of this.waiters.splice(0)) wake()
-    })
-    this.process.stderr.setEncoding("utf8")
-    this.process.stderr.on("data", (chunk: string) => {
-      this.stderr += chunk
-    })
-    this.exited = new Promise((resolve) => {
-      this.process.on("close", (code, signal) => {
-        for (const wake of this.waiters.splice(0)) wake()
-        resolve({ code, signal })
-      })
-    })
-  }
-
-  get running(): boolean {
-    return this.process.exitCode === null && this.process.signalCode === null
-  }
-
-  /** Resolves once a line satisfies `predicate`; rejects on timeout or exit. */
-  async waitFor(predicate: (line: string) => boolean, timeoutMs: number): Promise<string> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const found = this.lines.find(predicate)
-      if (found !== undefined) return found
-      if (!this.running) throw new Error(`child exited before the expected line; stderr:\n${this.stderr}`)
-      const left = deadline - Date.now()
-      if (left <= 0) {
-        throw new Error(`timed out after ${timeoutMs} ms; lines: ${this.lines.join("|")}; stderr:\n${this.stderr}`)
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left)
-        this.waiters.push(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
-    }
-  }
-
-  /** When `line` arrived. */
-  timeOf(line: string): number {
-    return this.times[this.lines.indexOf(line)]!
-  }
-
-  kill(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.running) this.process.kill("SIGKILL")
-    return this.exited
-  }
-}
+/** A child process running the fixture, from the project's root. */
+const spawnChild = (label: string, args: ReadonlyArray<string>) => new Child(label, childScript, args, { cwd: root })
 
 /** Runs `effect` with `layer` built for it alone (opened and closed around it). */
 const run = <A, E, R>(effect: Effect.Effect<A, E, R>, layer: Layer.Layer<R, unknown>): Promise<A> =>
@@ -229,9 +161,16 @@ describe("SQLite across processes", () => {
     const outcomes: Array<string> = []
     for (let iteration = 0; iteration < iterations; iteration++) {
       const firstGen = (iteration + 1) * 1_000
-      const child = new Child(["save-loop", filename, sessionId, String(firstGen), String(newSize), String(textBytes)])
+      const child = spawnChild(`crash child ${iteration}`, [
+        "save-loop",
+        filename,
+        sessionId,
+        String(firstGen),
+        String(newSize),
+        String(textBytes)
+      ])
       try {
-        await child.waitFor((line) => line === "ready", 15_000)
+        await child.waitFor((line) => line === "ready", 60_000, `"ready"`)
         if (iteration === 0) {
           // During (or just before) the child's first save, which keeps "old" alive.
           await sleep(Math.random() * 60)
@@ -240,11 +179,11 @@ describe("SQLite across processes", () => {
           // writes the WAL in the last ~20 % (≈ 15 ms here). So: watch the WAL during one save to learn how
           // long the writing lasts, then during the next one kill at a random point of that window.
           const warm = firstGen + 1
-          await child.waitFor((line) => line === `saving ${warm}`, 15_000)
+          await child.waitFor((line) => line === `saving ${warm}`, 60_000, `"saving ${warm}"`)
           const firstWrite = await walWrite(wal, () => child.lines.includes(`saved ${warm}`))
-          await child.waitFor((line) => line === `saved ${warm}`, 15_000)
+          await child.waitFor((line) => line === `saved ${warm}`, 60_000, `"saved ${warm}"`)
           const writing = Number.isNaN(firstWrite) ? 10 : Math.max(1, child.timeOf(`saved ${warm}`) - firstWrite)
-          await child.waitFor((line) => line === `saving ${warm + 1}`, 15_000)
+          await child.waitFor((line) => line === `saving ${warm + 1}`, 60_000, `"saving ${warm + 1}"`)
           const killAt = (await walWrite(wal, () => !child.running)) + Math.random() * writing * 0.9
           // Spin rather than sleep: a timer can fire many milliseconds late on a busy machine.
           while (performance.now() < killAt) {
@@ -286,7 +225,7 @@ describe("SQLite across processes", () => {
       previous = label
     }
     console.log(`crash iterations:\n  ${outcomes.join("\n  ")}`)
-  }, 60_000)
+  }, 600_000)
 
   describe("migrations when processes start at once", () => {
     /** Every schema's applied migrations, as `<schema table>/<name>` in schema then migration order. */
@@ -339,17 +278,20 @@ describe("SQLite across processes", () => {
      * to show up (once per round is a coin flip at best).
      */
     const race = async (backend: "sqlite" | "pg", rounds: ReadonlyArray<{ target: string; tablePrefix: string }>) => {
-      const children = Array.from({ length: processes }, (_, i) => new Child(["migrate", backend, String(i)]))
+      const children = Array.from({ length: processes }, (_, i) =>
+        spawnChild(`migrating child ${i} (${backend})`, ["migrate", backend, String(i)])
+      )
       try {
-        await Promise.all(children.map((child) => child.waitFor((line) => line === "loaded", 20_000)))
+        await Promise.all(children.map((child) => child.waitFor((line) => line === "loaded", 90_000, `"loaded"`)))
         for (const [round, { tablePrefix, target }] of rounds.entries()) {
           const go = `${JSON.stringify({ round, target, tablePrefix, startAt: Date.now() + 100 })}\n`
           for (const child of children) child.process.stdin.write(go)
-          await Promise.all(children.map((child) => child.waitFor((line) => line === `ok ${round}`, 20_000)))
+          await Promise.all(
+            children.map((child) => child.waitFor((line) => line === `ok ${round}`, 90_000, `"ok ${round}"`))
+          )
         }
         for (const child of children) child.process.stdin.write("exit\n")
-        const results = await Promise.all(children.map((child) => child.exited))
-        results.forEach((result, i) => expect(result.code, `child ${i} stderr:\n${children[i]!.stderr}`).toBe(0))
+        await Promise.all(children.map((child) => child.done(90_000)))
       } finally {
         await Promise.all(children.map((child) => child.kill()))
       }
@@ -389,7 +331,7 @@ describe("SQLite across processes", () => {
         }
         await run(everyoneWrote, StoresSqlite({ filename }))
       }
-    }, 60_000)
+    }, 600_000)
 
     it("PostgreSQL: every process succeeds and each migration is applied once", async (ctx) => {
       if (pgUnavailable !== undefined) {
@@ -444,6 +386,6 @@ describe("SQLite across processes", () => {
           PgClient.layer({ url: Redacted.make(pgUrl) })
         )
       }
-    }, 60_000)
+    }, 600_000)
   })
 })

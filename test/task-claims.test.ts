@@ -6,7 +6,6 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
-import { spawn } from "node:child_process"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -16,22 +15,13 @@ import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import * as SqlTaskStore from "../layers/sql/SqlTaskStore.ts"
 import { type Task, type TaskPriority, TaskStore } from "../src/Task.ts"
+import { Child } from "./child.ts"
+import { pgReady, pgUrl } from "./pg.ts"
 
 const count = 2_000
-const pgUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
 const pgPrefix = `c${process.pid}_${Date.now().toString(36)}`
 
-const pgReachable = await Effect.runPromise(
-  Effect.flatMap(SqlClient, (sql) => sql`SELECT 1`).pipe(
-    Effect.provide(PgDatabase.layer({ url: pgUrl, connectTimeout: "3 seconds" })),
-    Effect.scoped,
-    Effect.match({ onFailure: (error) => String(error), onSuccess: () => undefined })
-  )
-)
-if (pgReachable !== undefined) {
-  if (process.env.CI) throw new Error(`PostgreSQL at ${pgUrl} is not reachable under CI: ${pgReachable}`)
-  console.warn(`\n*** task-claims PostgreSQL test SKIPPED: no server reachable at ${pgUrl} (${pgReachable}) ***\n`)
-}
+const pgReachable = await pgReady("task-claims PostgreSQL test")
 
 afterAll(async () => {
   if (pgReachable !== undefined) return
@@ -173,18 +163,8 @@ describe("TaskStore.claimNext: 2,000 tasks with dependencies, 4 processes on one
     const { conversationId, made } = await Effect.runPromise(Effect.provide(seed, setup))
     const child = fileURLToPath(new URL("./fixtures/task-child.ts", import.meta.url))
     const outputs = await Promise.all(
-      Array.from(
-        { length: 4 },
-        (_, i) =>
-          new Promise<string>((resolve, reject) => {
-            const proc = spawn(process.execPath, ["--import", "tsx", child, filename, `process-${i}`, conversationId])
-            let output = ""
-            proc.stdout.on("data", (chunk) => (output += chunk))
-            proc.stderr.on("data", (chunk) => (output += chunk))
-            proc.on("close", (code) =>
-              code === 0 ? resolve(output) : reject(new Error(`child ${i} exited ${code}: ${output}`))
-            )
-          })
+      Array.from({ length: 4 }, (_, i) =>
+        new Child(`claiming child process-${i}`, child, [filename, `process-${i}`, conversationId]).done(270_000)
       )
     )
     const lines = outputs.map((output) => output.trim().split("\n"))
