@@ -20,7 +20,8 @@
  * (steadier on a busy machine). To measure a setting on both sides alike:
  * `BENCH_PRAGMAS` (`;`-separated pragmas applied after the library's own) and
  * `BENCH_SETUP_SQL` (DDL run right after opening, e.g. another index).
- * Then the PostgreSQL rows (`bench/pg.ts`, `BENCH_PG_REPS` default 5) against
+ * Then the PostgreSQL rows (`bench/pg.ts`) and the agent-work rows of both
+ * databases (`bench/agentWork.ts`), `BENCH_PG_REPS` (default 5) each, against
  * `DATABASE_URL` (default the local server), skipped with a note when it is
  * unreachable.
  */
@@ -37,6 +38,7 @@ import type { StorageError } from "../src/Errors.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { type Baseline, extraPragmas, openBaseline } from "./baseline.ts"
+import { printAgentWork, runAgentWork } from "./agentWork.ts"
 import { printPg, runPg } from "./pg.ts"
 
 /** One row of `bench/results.json`. */
@@ -560,6 +562,10 @@ if (!scaleMode) {
     console.log()
     printPg(pgResults, pgReps)
     for (const row of pgResults) results.push({ ...row, backend: "postgres" })
+    const workRows = await runAgentWork({ reps: pgReps })
+    console.log()
+    printAgentWork(workRows, pgReps)
+    results.push(...workRows)
   } catch (error) {
     console.log(`\npostgres rows skipped: ${String(error)} (set DATABASE_URL to a reachable server)`)
   }
