@@ -362,7 +362,12 @@ const clientRunner = <O extends Ops>(
       case "one":
         return Effect.map(rows, (rows) => (rows.length === 0 ? undefined : c.stmt.decode(rows[0]!)))
       case "all":
-        return Effect.map(rows, (rows) => rows.map(c.stmt.decode))
+        // A loop into a plain array: `map` on the driver's result (an Array subclass) builds another instance of it.
+        return Effect.map(rows, (rows) => {
+          const decoded: Array<unknown> = new Array(rows.length)
+          for (let i = 0; i < rows.length; i++) decoded[i] = c.stmt.decode(rows[i]!)
+          return decoded
+        })
       case "exec":
         return Effect.asVoid(rows)
     }
