@@ -12,7 +12,6 @@ import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import { Context, Duration, Effect, Layer, Option, Redacted, Scope, Stream } from "effect"
-import * as Net from "node:net"
 import postgres from "postgres"
 import { StorageError } from "../../src/Errors.ts"
 import * as CommitHooks from "./CommitHooks.ts"
@@ -87,43 +86,24 @@ const compiler = Statement.makeCompiler({
   }
 })
 
-/** Asks the server to cancel whatever the backend `pid` runs, on a connection of its own (the wire protocol's CancelRequest). */
-const sendCancel = (pool: Pool, backend: { readonly pid: number; readonly secret: number }) => {
-  const options = pool.options as unknown as {
-    readonly host: ReadonlyArray<string>
-    readonly port: ReadonlyArray<number>
-    readonly path: string | false
-  }
-  const socket =
-    typeof options.path === "string"
-      ? Net.connect(options.path)
-      : Net.connect(options.port[0] ?? 5432, options.host[0] ?? "localhost")
-  const message = Buffer.alloc(16)
-  message.writeInt32BE(16, 0)
-  message.writeInt32BE(80877102, 4)
-  message.writeInt32BE(backend.pid, 8)
-  message.writeInt32BE(backend.secret, 12)
-  socket.setTimeout(5_000, () => socket.destroy())
-  socket.on("error", () => socket.destroy())
-  socket.end(message)
-}
-
 interface PendingQuery<A> extends Promise<A> {
-  readonly active?: boolean
-  readonly state?: { readonly pid: number; readonly secret: number }
-  cancel(): void
+  /** The driver's canceller (what its `cancel()` calls, without dropping the promise). */
+  canceller: ((query: any) => Promise<void>) | null | undefined
 }
 
 /** Runs one porsager query; interrupting it dequeues it or cancels it on the server. */
-const run = <A>(pool: Pool, query: PendingQuery<A>, text: string) =>
+const run = <A>(query: PendingQuery<A>, text: string) =>
   Effect.async<A, SqlError>((resume) => {
     query.then(
       (result) => resume(Effect.succeed(result)),
       (cause) => resume(Effect.fail(new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (${text})` })))
     )
+    // The driver's own canceller: a queued query leaves the queue, a running one is cancelled on the server (a
+    // pipelined one as soon as it starts). Its promise is awaited nowhere, so a failure (server down) is dropped.
     return Effect.sync(() => {
-      if (query.state === undefined) query.cancel()
-      else if (query.active) sendCancel(pool, query.state)
+      const cancelled = query.canceller?.(query)
+      query.canceller = null
+      cancelled?.catch(() => {})
     })
   })
 
@@ -131,7 +111,6 @@ const describe = (cause: unknown) => (cause instanceof Error ? cause.message : S
 
 /** A `Connection` over the pool, or over one reserved connection inside a transaction. */
 const makeConnection = (
-  pool: Pool,
   sql: Pool,
   prepare: boolean,
   bound: <A>(effect: Effect.Effect<A, SqlError>, text: string) => Effect.Effect<A, SqlError>,
@@ -145,16 +124,15 @@ const makeConnection = (
   const connection: Connection = {
     execute: (text, params, transformRows) =>
       bound(
-        Effect.map(run(pool, query(text, params, prepare), text), (rows) =>
+        Effect.map(run(query(text, params, prepare), text), (rows) =>
           transformRows === undefined ? rows : transformRows(rows)
         ),
         text
       ),
-    executeRaw: (text, params) => bound(run(pool, query(text, params, prepare), text), text),
+    executeRaw: (text, params) => bound(run(query(text, params, prepare), text), text),
     executeValues: (text, params) =>
       bound(
         run(
-          pool,
           query(text, params, prepare).values() as unknown as PendingQuery<ReadonlyArray<ReadonlyArray<unknown>>>,
           text
         ),
@@ -163,7 +141,7 @@ const makeConnection = (
     // `withTransaction`'s statements (BEGIN, COMMIT, ROLLBACK, savepoints): the after-commit hooks follow them.
     executeUnprepared: (text, params, transformRows) =>
       bound(
-        Effect.map(run(pool, query(text, params, false), text), (rows) =>
+        Effect.map(run(query(text, params, false), text), (rows) =>
           transformRows === undefined ? rows : transformRows(rows)
         ),
         text
@@ -222,8 +200,8 @@ export const make = (
       }
     )
     const hooks = CommitHooks.make()
-    const connection = makeConnection(pool, pool, prepare, bound, hooks)
-    yield* run(pool, pool.unsafe("SELECT 1") as unknown as PendingQuery<unknown>, "SELECT 1").pipe(
+    const connection = makeConnection(pool, prepare, bound, hooks)
+    yield* run(pool.unsafe("SELECT 1") as unknown as PendingQuery<unknown>, "SELECT 1").pipe(
       Effect.timeoutFail({
         duration: connectTimeout,
         onTimeout: () => `no answer from the server within ${Duration.format(connectTimeout)}`
@@ -240,7 +218,7 @@ export const make = (
           }),
           (reserved) => Effect.sync(() => reserved.release())
         ),
-        (reserved) => makeConnection(pool, reserved, prepare, bound, hooks)
+        (reserved) => makeConnection(reserved, prepare, bound, hooks)
       ),
       compiler,
       spanAttributes: [["db.system.name", "postgresql"]]
