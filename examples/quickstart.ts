@@ -37,7 +37,9 @@ const program = Effect.gen(function* () {
   const transcript = yield* sessions.load(session.id)
   yield* Console.log(`saved and loaded a transcript of ${Option.getOrThrow(transcript).length} messages`)
 
-  const stale = yield* Effect.flip(sessions.update(session.id, { title: "Late edit" }, { expectedVersion: session.version + 1 }))
+  const stale = yield* Effect.flip(
+    sessions.update(session.id, { title: "Late edit" }, { expectedVersion: session.version + 1 })
+  )
   yield* Console.log(`a stale update fails as a value: ${stale._tag} (${stale.message})`)
 
   yield* sessions.update(session.id, { status: "closed" })
