@@ -38,6 +38,7 @@ import { mmapBytes, pageCacheKiB, SqliteDatabase } from "../layers/sql/SqliteDat
 import { type Stores, StoresPg, StoresSqlite } from "../layers/Stores.ts"
 import { TemplateStore } from "../src/Plan.ts"
 import { AgentStateStore, TaskStore, type TaskRow } from "../src/Task.ts"
+import { best, median } from "./stats.ts"
 
 /** One row of the agent-work table. */
 export interface Row {
@@ -421,12 +422,6 @@ const seed = Effect.gen(function* () {
   }
 })
 
-const best = (list: ReadonlyArray<number>) => Math.max(...list)
-const median = (list: ReadonlyArray<number>) => {
-  const sorted = [...list].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
 const round = (x: number) => Math.round(x * 100) / 100
 
 /** Every workload of `backend` at each of its concurrencies, alternating the sides `reps` times after a warm-up. */

@@ -22,6 +22,7 @@ import { ConversationStore } from "../src/Conversation.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { openPgBaseline, type PgBaseline } from "./pgBaseline.ts"
+import { best, median } from "./stats.ts"
 
 /** One row of the PostgreSQL table. */
 export interface PgResult {
@@ -254,12 +255,6 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
           }
         }
       }
-    }
-    const best = (list: ReadonlyArray<number>) => Math.max(...list)
-    const median = (list: ReadonlyArray<number>) => {
-      const sorted = [...list].sort((a, b) => a - b)
-      const mid = sorted.length >> 1
-      return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
     }
     const round = (x: number) => Math.round(x * 100) / 100
     return workloads.flatMap((workload) =>

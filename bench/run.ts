@@ -40,6 +40,7 @@ import { SessionStore } from "../src/Session.ts"
 import { type Baseline, extraPragmas, openBaseline } from "./baseline.ts"
 import { printAgentWork, runAgentWork } from "./agentWork.ts"
 import { printPg, runPg } from "./pg.ts"
+import { best, median } from "./stats.ts"
 
 /** One row of `bench/results.json`. */
 export interface Result {
@@ -480,13 +481,6 @@ for (let rep = 0; rep < reps; rep++) {
   }
 }
 const elapsed = (performance.now() - started) / 1000
-
-const best = (list: ReadonlyArray<number>) => Math.max(...list)
-const median = (list: ReadonlyArray<number>) => {
-  const sorted = [...list].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
 
 const rounded = (x: number) => Math.round(x * 1000) / 1000
 const opsOf = (workload: Workload, side: Side) => times.get(`${workload.name}|${side}`)
