@@ -9,7 +9,7 @@ import { Clock, Context, type DateTime, Effect, Either, Option, type ParseResult
 import { Conflict, DecodeError, InvalidInput, NotFound, type StorageError } from "./Errors.ts"
 import { Json, parseJson, Text } from "./Json.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
-import { byId, checkId, decodeOptions, decoder, UpdateOptions, Version } from "./Record.ts"
+import { byId, checkId, decodeOptions, decoder, thrownText, UpdateOptions, Version } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
 
 /** A document name: a non-empty Text (see `Json.ts`) up to 255 characters, e.g. `"app"` or `"agents/planner"`. */
@@ -118,14 +118,6 @@ const revisionOf = (row: ConfigRow): ConfigRevision => ({
   createdAt: utcFromMillis(row.createdAt),
   updatedAt: utcFromMillis(row.updatedAt)
 })
-
-const thrownText = (error: unknown): string => {
-  try {
-    return error instanceof Error ? error.message : String(error)
-  } catch {
-    return "an unprintable value"
-  }
-}
 
 const notASchema = (path: string) => InvalidInput.single(entity, "must be a Schema", [path])
 

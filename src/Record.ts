@@ -40,8 +40,8 @@ export const kindOf = (value: unknown): string => {
   }
 }
 
-/** The message of anything a getter or Proxy trap may throw. */
-const thrownText = (error: unknown): string => {
+/** The message of anything a getter or Proxy trap may throw (even one whose printing throws too). */
+export const thrownText = (error: unknown): string => {
   try {
     return error instanceof Error ? error.message : String(error)
   } catch {
