@@ -15,6 +15,7 @@ import { Context, Duration, Effect, Layer, Option, Redacted, Scope, Stream } fro
 import postgres from "postgres"
 import { StorageError } from "../../src/Errors.ts"
 import * as CommitHooks from "./CommitHooks.ts"
+import * as Wakeups from "../Wakeups.ts"
 
 /** Options of `layer`. */
 export interface PgDatabaseOptions {
@@ -166,6 +167,7 @@ export const make = (
     readonly client: Client.SqlClient
     readonly executor: PgExecutor["Type"]
     readonly hooks: CommitHooks.CommitHooks["Type"]
+    readonly wakeups: Wakeups.Wakeups["Type"]
   },
   StorageError,
   Scope.Scope | Reactivity.Reactivity
@@ -230,21 +232,50 @@ export const make = (
           return (transaction._tag === "Some" ? transaction.value[0] : connection).executeValues(text, params)
         })
     }
-    return { client, executor, hooks }
+    return { client, executor, hooks, wakeups: crossProcess(pool, hooks) }
   })
 
+/** The one PostgreSQL channel wake-ups travel on; the payload is the channel key. */
+const notifyChannel = "agent_stores_wakeups"
+
 /**
- * The PostgreSQL `SqlClient` (a pool) and its `PgExecutor`; build fails with
+ * Wake-ups across processes: after commit, this process's listeners are woken at once and a `NOTIFY` (not waited
+ * for) tells the others. The first `listen` opens the pool's `LISTEN` connection, which the driver re-opens after
+ * a loss; every listener is then woken, so changes made meanwhile are read.
+ */
+const crossProcess = (pool: Pool, hooks: CommitHooks.CommitHooks["Type"]): Wakeups.Wakeups["Type"] => {
+  let listening: Promise<unknown> | undefined
+  const startListening = Effect.promise(
+    () =>
+      (listening ??= pool
+        .listen(notifyChannel, Wakeups.wakeLocal, Wakeups.wakeAllLocal)
+        .catch(() => (listening = undefined)))
+  )
+  return {
+    wake: (channel) => {
+      const key = Wakeups.channelKey(channel)
+      return hooks.afterCommit(() => {
+        Wakeups.wakeLocal(key)
+        pool.unsafe("SELECT pg_notify($1, $2)", [notifyChannel, key]).catch(() => {})
+      })
+    },
+    listen: (channel) => Effect.zipRight(startListening, Wakeups.listenLocal(Wakeups.channelKey(channel)))
+  }
+}
+
+/**
+ * The PostgreSQL `SqlClient` (a pool), its `PgExecutor` and cross-process `Wakeups`; build fails with
  * `StorageError` when the server does not answer within `connectTimeout`.
  */
 export const layer = (
   options: PgDatabaseOptions
-): Layer.Layer<Client.SqlClient | PgExecutor | CommitHooks.CommitHooks, StorageError> =>
+): Layer.Layer<Client.SqlClient | PgExecutor | CommitHooks.CommitHooks | Wakeups.Wakeups, StorageError> =>
   Layer.scopedContext(
-    Effect.map(make(options), ({ client, executor, hooks }) =>
+    Effect.map(make(options), ({ client, executor, hooks, wakeups }) =>
       Context.make(Client.SqlClient, client).pipe(
         Context.add(PgExecutor, executor),
-        Context.add(CommitHooks.CommitHooks, hooks)
+        Context.add(CommitHooks.CommitHooks, hooks),
+        Context.add(Wakeups.Wakeups, wakeups)
       )
     )
   ).pipe(Layer.provide(Reactivity.layer))
