@@ -12,7 +12,8 @@ import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import { Context, Duration, Effect, Layer, Option, Redacted, Scope, Stream } from "effect"
-import postgres from "postgres"
+import { createRequire } from "node:module"
+import type postgres from "postgres"
 import { StorageError } from "../../src/Errors.ts"
 import * as CommitHooks from "./CommitHooks.ts"
 import * as Wakeups from "../Wakeups.ts"
@@ -41,6 +42,9 @@ export interface PgDatabaseOptions {
 }
 
 type Pool = postgres.Sql
+
+/** The \`postgres\` driver, loaded when a pool is first opened: importing the library never loads it. */
+const loadDriver = (): typeof postgres => createRequire(import.meta.url)("postgres")
 
 /**
  * The lean statement path beside the `SqlClient`: `values(text, params)` runs
@@ -179,7 +183,7 @@ export const make = (
     const url = typeof options.url === "string" ? options.url : Redacted.value(options.url)
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() =>
-        postgres(url, {
+        loadDriver()(url, {
           max: options.maxConnections ?? 10,
           prepare,
           connect_timeout: Duration.toSeconds(connectTimeout),

@@ -13,8 +13,9 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
-import Sqlite from "better-sqlite3"
+import type Sqlite from "better-sqlite3"
 import { Context, Effect, Layer, Option, Schedule, Stream } from "effect"
+import { createRequire } from "node:module"
 import { StorageError } from "../../src/Errors.ts"
 import * as CommitHooks from "./CommitHooks.ts"
 
@@ -64,6 +65,9 @@ export class SqliteDatabase extends Context.Tag("effect-agent-stores/SqliteDatab
 
 const compiler = Statement.makeCompilerSqlite()
 
+/** better-sqlite3, loaded when a database is first opened: importing the library never loads the native binding. */
+const loadDriver = (): typeof Sqlite => createRequire(import.meta.url)("better-sqlite3")
+
 /** Opens the connection, applies the pragmas and builds both services; closes the connection with the scope. */
 export const make = (options: SqliteOptions = {}) =>
   Effect.gen(function* () {
@@ -71,7 +75,7 @@ export const make = (options: SqliteOptions = {}) =>
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000
     const db = yield* Effect.acquireRelease(
       Effect.try({
-        try: () => new Sqlite(filename, { timeout: busyTimeoutMs }),
+        try: () => new (loadDriver())(filename, { timeout: busyTimeoutMs }),
         catch: (cause) => new StorageError({ backend: "sqlite", operation: "open", cause })
       }),
       (db) => Effect.sync(() => db.close())

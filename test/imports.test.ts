@@ -1,0 +1,48 @@
+/**
+ * Light imports: a memory-only user loads neither database driver, a
+ * PostgreSQL-only user does not load better-sqlite3 (drivers load when a
+ * layer first opens a database).
+ */
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { execFile } from "node:child_process"
+import { promisify } from "node:util"
+import postgres from "postgres"
+import { tablesOf } from "../layers/Registry.ts"
+import { pgReady, pgUrl } from "./pg.ts"
+
+const run = promisify(execFile)
+
+const child = (deny: string, ...args: Array<string>) =>
+  run(process.execPath, ["--import", "tsx", "test/fixtures/imports-child.ts", ...args], {
+    env: { ...process.env, DENY: deny },
+    timeout: 60_000
+  })
+
+describe("light imports", () => {
+  for (const entry of ["layers/memory/index.ts", "layers/index.ts"]) {
+    it(`StoresMemory from ${entry} loads neither better-sqlite3 nor postgres`, async () => {
+      const { stdout } = await child("better-sqlite3,postgres", entry, "memory")
+      expect(stdout.trim()).toBe("ok")
+    }, 60_000)
+  }
+
+  it("the check fails when a denied driver is loaded", async () => {
+    await expect(child("postgres", "layers/index.ts", "postgres", pgUrl, "unused")).rejects.toThrow(
+      'the driver "postgres" was loaded'
+    )
+  }, 60_000)
+})
+
+const unreachable = await pgReady("light imports on PostgreSQL")
+if (unreachable === undefined) {
+  const tablePrefix = `t${process.pid}_light`
+  afterAll(async () => {
+    const sql = postgres(pgUrl, { max: 1, onnotice: () => {} })
+    for (const table of tablesOf(tablePrefix)) await sql.unsafe(`DROP TABLE IF EXISTS "${table}" CASCADE`)
+    await sql.end({ timeout: 1 })
+  })
+  it("StoresPg from layers/index.ts does not load better-sqlite3", async () => {
+    const { stdout } = await child("better-sqlite3", "layers/index.ts", "postgres", pgUrl, tablePrefix)
+    expect(stdout.trim()).toBe("ok")
+  }, 60_000)
+}
