@@ -49,8 +49,10 @@ describe("Embeddings.layerLocal", () => {
         .map((text, i) => ({ text, score: cosine(query!, vectors[i]!) }))
         .sort((a, b) => b.score - a.score)
       expect(ranked[0]!.text).toBe("my order hasn't arrived")
-      const [orders] = yield* embeddings.embed(["Orders delayed"])
-      expect(cosine(orders!, vectors[2]!)).toBeGreaterThan(0.05)
+      // character n-grams: a different form of the word still ranks first
+      const [orders] = yield* embeddings.embed(["orders"])
+      const best = corpus.reduce((a, _, i) => (cosine(orders!, vectors[i]!) > cosine(orders!, vectors[a]!) ? i : a), 0)
+      expect(corpus[best]).toBe("my order hasn't arrived")
     }).pipe(Effect.provide(layerLocal())))
 
   it.effect("returns copies: mutating a result never changes the cache", () =>
