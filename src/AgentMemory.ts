@@ -13,6 +13,7 @@ import { Json, parseJson, Text } from "./Json.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
 import { checkId, decodeInput, decodeOptions, UpdateOptions } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
+import { traced } from "./Traced.ts"
 
 const text255 = Text.pipe(Schema.minLength(1), Schema.maxLength(255))
 
@@ -222,60 +223,64 @@ export const makeAgentMemoryStore = (driver: AgentMemoryDriver) => {
       return isExpired(row.expiresAt, yield* Clock.currentTimeMillis) ? undefined : decodeRow(row)
     })
 
-  return AgentMemoryStore.of({
-    put: Effect.fnUntraced(function* (input, options) {
-      const fields = yield* decodePut(input)
-      const { expectedVersion } = yield* decodeUpdateOptions(options)
-      const value = JSON.stringify(fields.value)
-      while (true) {
-        const current = yield* driver.get(fields.agentId, fields.key)
+  return traced(
+    "AgentMemoryStore",
+    driver,
+    AgentMemoryStore.of({
+      put: Effect.fnUntraced(function* (input, options) {
+        const fields = yield* decodePut(input)
+        const { expectedVersion } = yield* decodeUpdateOptions(options)
+        const value = JSON.stringify(fields.value)
+        while (true) {
+          const current = yield* driver.get(fields.agentId, fields.key)
+          const now = yield* Clock.currentTimeMillis
+          const live = current !== undefined && !isExpired(current.expiresAt, now) ? current : undefined
+          const actual = live?.version ?? 0
+          if (expectedVersion !== undefined && expectedVersion !== actual) {
+            return yield* new Conflict({
+              entity,
+              id: `${fields.agentId}/${fields.key}`,
+              expected: expectedVersion,
+              actual
+            })
+          }
+          const row: MemoryRecordRow = {
+            id: live?.id ?? uuidv7At(now),
+            agentId: fields.agentId,
+            kind: fields.kind ?? "long_term",
+            key: fields.key,
+            value,
+            expiresAt: yield* expiresAtFrom(fields.ttl as Duration.DurationInput | undefined),
+            createdAt: live?.createdAt ?? now,
+            updatedAt: live === undefined ? now : Math.max(now, live.updatedAt),
+            version: actual + 1
+          }
+          const written = current === undefined ? yield* driver.insert(row) : yield* driver.replace(row, current)
+          if (written) return decodeRow(row)
+        }
+      }),
+      get: (agentId, key) =>
+        Effect.flatMap(find(agentId, key), (record) =>
+          record === undefined ? Effect.fail(new NotFound({ entity, id: `${agentId}/${key}` })) : Effect.succeed(record)
+        ),
+      find: (agentId, key) => Effect.map(find(agentId, key), Option.fromNullable),
+      list: Effect.fnUntraced(function* (agentId, input) {
+        const agent = yield* checkPart(agentId, "agentId")
+        const options = yield* decodeList(input)
+        const query = yield* toPageQuery(entity, options)
+        if (agent === undefined) return toPage([], query, decodeRow)
         const now = yield* Clock.currentTimeMillis
-        const live = current !== undefined && !isExpired(current.expiresAt, now) ? current : undefined
-        const actual = live?.version ?? 0
-        if (expectedVersion !== undefined && expectedVersion !== actual) {
-          return yield* new Conflict({
-            entity,
-            id: `${fields.agentId}/${fields.key}`,
-            expected: expectedVersion,
-            actual
-          })
-        }
-        const row: MemoryRecordRow = {
-          id: live?.id ?? uuidv7At(now),
-          agentId: fields.agentId,
-          kind: fields.kind ?? "long_term",
-          key: fields.key,
-          value,
-          expiresAt: yield* expiresAtFrom(fields.ttl as Duration.DurationInput | undefined),
-          createdAt: live?.createdAt ?? now,
-          updatedAt: live === undefined ? now : Math.max(now, live.updatedAt),
-          version: actual + 1
-        }
-        const written = current === undefined ? yield* driver.insert(row) : yield* driver.replace(row, current)
-        if (written) return decodeRow(row)
-      }
-    }),
-    get: (agentId, key) =>
-      Effect.flatMap(find(agentId, key), (record) =>
-        record === undefined ? Effect.fail(new NotFound({ entity, id: `${agentId}/${key}` })) : Effect.succeed(record)
-      ),
-    find: (agentId, key) => Effect.map(find(agentId, key), Option.fromNullable),
-    list: Effect.fnUntraced(function* (agentId, input) {
-      const agent = yield* checkPart(agentId, "agentId")
-      const options = yield* decodeList(input)
-      const query = yield* toPageQuery(entity, options)
-      if (agent === undefined) return toPage([], query, decodeRow)
-      const now = yield* Clock.currentTimeMillis
-      const rows = yield* driver.list(agent, options, now, query)
-      return toPage(rows, query, decodeRow)
-    }),
-    delete: (agentId, key) =>
-      Effect.flatMap(checkAddress(agentId, key), (address) =>
-        address === undefined ? Effect.void : driver.delete(address.agentId, address.key)
-      ),
-    deleteExpired: Effect.fnUntraced(function* (options) {
-      const { batch } = yield* decodeDeleteExpired(options)
-      return yield* driver.deleteExpired(yield* Clock.currentTimeMillis, batch ?? 1000)
+        const rows = yield* driver.list(agent, options, now, query)
+        return toPage(rows, query, decodeRow)
+      }),
+      delete: (agentId, key) =>
+        Effect.flatMap(checkAddress(agentId, key), (address) =>
+          address === undefined ? Effect.void : driver.delete(address.agentId, address.key)
+        ),
+      deleteExpired: Effect.fnUntraced(function* (options) {
+        const { batch } = yield* decodeDeleteExpired(options)
+        return yield* driver.deleteExpired(yield* Clock.currentTimeMillis, batch ?? 1000)
+      })
     })
-  })
+  )
 }

@@ -11,6 +11,7 @@ import { Json, parseJson, Text } from "./Json.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
 import { byId, checkId, decodeOptions, decoder, thrownText, UpdateOptions, Version } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
+import { traced } from "./Traced.ts"
 
 /** A document name: a non-empty Text (see `Json.ts`) up to 255 characters, e.g. `"app"` or `"agents/planner"`. */
 export const ConfigName = Text.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("ConfigName"))
@@ -206,43 +207,47 @@ export const makeConfigStore = (driver: ConfigDriver) => {
       return row === undefined ? Option.none() : Option.some(yield* decodeDocument(schema, row))
     })
 
-  return ConfigStore.of({
-    save: (schema, name, value, options) =>
-      Effect.gen(function* () {
-        const key = yield* decodeName(name, ["name"])
-        const encoded = yield* encodeValue(schema, value)
-        const { expectedVersion } = yield* decodeUpdateOptions(options)
-        while (true) {
-          const current = yield* driver.latest(key)
-          const actual = current?.version ?? 0
-          if (expectedVersion !== undefined && expectedVersion !== actual) {
-            return yield* new Conflict({ entity, id: key, expected: expectedVersion, actual })
+  return traced(
+    "ConfigStore",
+    driver,
+    ConfigStore.of({
+      save: (schema, name, value, options) =>
+        Effect.gen(function* () {
+          const key = yield* decodeName(name, ["name"])
+          const encoded = yield* encodeValue(schema, value)
+          const { expectedVersion } = yield* decodeUpdateOptions(options)
+          while (true) {
+            const current = yield* driver.latest(key)
+            const actual = current?.version ?? 0
+            if (expectedVersion !== undefined && expectedVersion !== actual) {
+              return yield* new Conflict({ entity, id: key, expected: expectedVersion, actual })
+            }
+            const now = yield* Clock.currentTimeMillis
+            const row: ConfigRow = {
+              name: key,
+              version: actual + 1,
+              value: encoded.json,
+              createdAt: current?.createdAt ?? now,
+              updatedAt: current === undefined ? now : Math.max(now, current.updatedAt)
+            }
+            if (yield* driver.insert(row)) return { ...revisionOf(row), value: encoded.value }
           }
-          const now = yield* Clock.currentTimeMillis
-          const row: ConfigRow = {
-            name: key,
-            version: actual + 1,
-            value: encoded.json,
-            createdAt: current?.createdAt ?? now,
-            updatedAt: current === undefined ? now : Math.max(now, current.updatedAt)
-          }
-          if (yield* driver.insert(row)) return { ...revisionOf(row), value: encoded.value }
-        }
-      }),
-    get: (schema, name, options) =>
-      Effect.flatMap(find(schema, name, options), (document) =>
-        Option.isSome(document) ? Effect.succeed(document.value) : new NotFound({ entity, id: name })
-      ),
-    find: (schema, name, options) => find(schema, name, options),
-    history: (name, options) =>
-      Effect.gen(function* () {
-        const key = yield* checkId(entity, name)
-        const page = yield* decodePageOptions(options)
-        const query = yield* toPageQuery(entity, page, ["number"])
-        if (key === undefined) return toPage([], query, revisionOf)
-        const rows = yield* driver.history(key, query)
-        return toPage(rows, query, revisionOf, (row) => [row.version])
-      }),
-    delete: (name) => byId(entity, name, undefined, driver.delete)
-  })
+        }),
+      get: (schema, name, options) =>
+        Effect.flatMap(find(schema, name, options), (document) =>
+          Option.isSome(document) ? Effect.succeed(document.value) : new NotFound({ entity, id: name })
+        ),
+      find: (schema, name, options) => find(schema, name, options),
+      history: (name, options) =>
+        Effect.gen(function* () {
+          const key = yield* checkId(entity, name)
+          const page = yield* decodePageOptions(options)
+          const query = yield* toPageQuery(entity, page, ["number"])
+          if (key === undefined) return toPage([], query, revisionOf)
+          const rows = yield* driver.history(key, query)
+          return toPage(rows, query, revisionOf, (row) => [row.version])
+        }),
+      delete: (name) => byId(entity, name, undefined, driver.delete)
+    })
+  )
 }

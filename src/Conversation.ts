@@ -20,6 +20,7 @@ import {
 import { defaultLimit, maxLimit, type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
 import { byId, checkId, decodeInput, decodeOptions, patched, UpdateOptions, updateVersioned } from "./Record.ts"
 import { SessionId } from "./Session.ts"
+import { traced } from "./Traced.ts"
 
 /** A conversation id: a non-empty Text (see `Json.ts`) up to 255 characters; UUIDv7 when generated. */
 export const ConversationId = Text.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("ConversationId"))
@@ -316,80 +317,90 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
       conversation === undefined ? Effect.fail(new NotFound({ entity, id })) : Effect.succeed(conversation)
     )
 
-  return ConversationStore.of({
-    create: Effect.fnUntraced(function* (input) {
-      const fields = yield* decodeNew(input)
-      const now = yield* Clock.currentTimeMillis
-      const row: ConversationRow = {
-        id: fields.id ?? uuidv7At(now),
-        sessionId: fields.sessionId ?? null,
-        title: fields.title ?? null,
-        model: fields.model ?? null,
-        metadata: JSON.stringify(fields.metadata ?? {}),
-        messageCount: 0,
-        lastSeq: 0,
-        createdAt: now,
-        updatedAt: now,
-        version: 1
-      }
-      const result = yield* driver.insert(row)
-      if (result === "inserted") return decodeRow(row)
-      if (result === "no-session") return yield* new NotFound({ entity: "Session", id: row.sessionId! })
-      const existing = yield* driver.get(row.id)
-      return yield* new Conflict({ entity, id: row.id, expected: 0, actual: existing?.version ?? 0, reason: "exists" })
-    }),
-    get: getOrFail,
-    find: (id) => Effect.map(get(id), Option.fromNullable),
-    update: Effect.fnUntraced(function* (id, input, options) {
-      const key = yield* checkId(entity, id)
-      const patch = yield* decodePatch(input)
-      const { expectedVersion } = yield* decodeUpdateOptions(options)
-      if (key === undefined) return yield* new NotFound({ entity, id })
-      const row = yield* updateVersioned({
-        entity,
-        id: key,
-        expectedVersion,
-        read: driver.get(key),
-        next: (current) =>
-          Effect.map(Clock.currentTimeMillis, (now): ConversationRow => ({
-            ...current,
-            title: patched(patch.title, current.title),
-            model: patched(patch.model, current.model),
-            metadata: patch.metadata === undefined ? current.metadata : JSON.stringify(patch.metadata),
-            updatedAt: Math.max(now, current.updatedAt),
-            version: current.version + 1
-          })),
-        write: driver.update
-      })
-      return decodeRow(row)
-    }),
-    list: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeList(input)
-      const query = yield* toPageQuery(entity, options)
-      const rows = yield* driver.list(options, query)
-      return toPage(rows, query, decodeRow)
-    }),
-    delete: (id) => byId(entity, id, undefined, driver.delete),
-    append: (id, message) => Effect.map(appendRows(id, [message]), (stored) => stored[0]!),
-    appendMany: appendRows,
-    messages: Effect.fnUntraced(function* (id, input) {
-      const options = yield* decodeWindow(input)
-      return yield* messages(id, { ...options, limit: options.limit ?? defaultLimit })
-    }),
-    messagesStream: (id, input) =>
-      Stream.unwrap(
-        Effect.map(decodeStreamOptions(input), (options) =>
-          Stream.paginateChunkEffect(options.after, (after) =>
-            Effect.map(messages(id, { after: after ?? 0, limit: defaultLimit }), (page) => {
-              const next = page.length < defaultLimit ? Option.none() : Option.some(page[page.length - 1]!.seq)
-              return [Chunk.unsafeFromArray(page), next] as const
-            })
+  return traced(
+    "ConversationStore",
+    driver,
+    ConversationStore.of({
+      create: Effect.fnUntraced(function* (input) {
+        const fields = yield* decodeNew(input)
+        const now = yield* Clock.currentTimeMillis
+        const row: ConversationRow = {
+          id: fields.id ?? uuidv7At(now),
+          sessionId: fields.sessionId ?? null,
+          title: fields.title ?? null,
+          model: fields.model ?? null,
+          metadata: JSON.stringify(fields.metadata ?? {}),
+          messageCount: 0,
+          lastSeq: 0,
+          createdAt: now,
+          updatedAt: now,
+          version: 1
+        }
+        const result = yield* driver.insert(row)
+        if (result === "inserted") return decodeRow(row)
+        if (result === "no-session") return yield* new NotFound({ entity: "Session", id: row.sessionId! })
+        const existing = yield* driver.get(row.id)
+        return yield* new Conflict({
+          entity,
+          id: row.id,
+          expected: 0,
+          actual: existing?.version ?? 0,
+          reason: "exists"
+        })
+      }),
+      get: getOrFail,
+      find: (id) => Effect.map(get(id), Option.fromNullable),
+      update: Effect.fnUntraced(function* (id, input, options) {
+        const key = yield* checkId(entity, id)
+        const patch = yield* decodePatch(input)
+        const { expectedVersion } = yield* decodeUpdateOptions(options)
+        if (key === undefined) return yield* new NotFound({ entity, id })
+        const row = yield* updateVersioned({
+          entity,
+          id: key,
+          expectedVersion,
+          read: driver.get(key),
+          next: (current) =>
+            Effect.map(Clock.currentTimeMillis, (now): ConversationRow => ({
+              ...current,
+              title: patched(patch.title, current.title),
+              model: patched(patch.model, current.model),
+              metadata: patch.metadata === undefined ? current.metadata : JSON.stringify(patch.metadata),
+              updatedAt: Math.max(now, current.updatedAt),
+              version: current.version + 1
+            })),
+          write: driver.update
+        })
+        return decodeRow(row)
+      }),
+      list: Effect.fnUntraced(function* (input) {
+        const options = yield* decodeList(input)
+        const query = yield* toPageQuery(entity, options)
+        const rows = yield* driver.list(options, query)
+        return toPage(rows, query, decodeRow)
+      }),
+      delete: (id) => byId(entity, id, undefined, driver.delete),
+      append: (id, message) => Effect.map(appendRows(id, [message]), (stored) => stored[0]!),
+      appendMany: appendRows,
+      messages: Effect.fnUntraced(function* (id, input) {
+        const options = yield* decodeWindow(input)
+        return yield* messages(id, { ...options, limit: options.limit ?? defaultLimit })
+      }),
+      messagesStream: (id, input) =>
+        Stream.unwrap(
+          Effect.map(decodeStreamOptions(input), (options) =>
+            Stream.paginateChunkEffect(options.after, (after) =>
+              Effect.map(messages(id, { after: after ?? 0, limit: defaultLimit }), (page) => {
+                const next = page.length < defaultLimit ? Option.none() : Option.some(page[page.length - 1]!.seq)
+                return [Chunk.unsafeFromArray(page), next] as const
+              })
+            )
           )
-        )
-      ),
-    clear: Effect.fnUntraced(function* (id) {
-      const now = yield* Clock.currentTimeMillis
-      if (!(yield* byId(entity, id, false, (id) => driver.clear(id, now)))) return yield* new NotFound({ entity, id })
+        ),
+      clear: Effect.fnUntraced(function* (id) {
+        const now = yield* Clock.currentTimeMillis
+        if (!(yield* byId(entity, id, false, (id) => driver.clear(id, now)))) return yield* new NotFound({ entity, id })
+      })
     })
-  })
+  )
 })

@@ -18,6 +18,7 @@ import { JsonObject, parseJson, Text } from "./Json.ts"
 import { type KeyShape, type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
 import { byId, checkId, decodeInput, decodeOptions, isPlainObject, kindOf, UpdateOptions, Version } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
+import { traced } from "./Traced.ts"
 
 const Key = Text.pipe(Schema.minLength(1), Schema.maxLength(255))
 
@@ -242,102 +243,106 @@ export const makePlanStore = (driver: PlanDriver) => {
       row === undefined ? undefined : decodePlanRow(row)
     )
 
-  return PlanStore.of({
-    save: Effect.fnUntraced(function* (input, options) {
-      const fields = yield* decodePlanInput(input)
-      const { expectedVersion } = yield* decodeUpdateOptions(options)
-      const now = yield* Clock.currentTimeMillis
-      const seen = new Map<string, number>()
-      const steps: Array<PlanStep> = []
-      for (const [i, step] of (fields.steps ?? []).entries()) {
-        const stepId = step.id ?? uuidv7At(now)
-        const first = seen.get(stepId)
-        if (first !== undefined) {
-          return yield* InvalidInput.single(planEntity, `must be unique, steps[${first}] has it too`, [
-            "steps",
-            i,
-            "id"
-          ])
+  return traced(
+    "PlanStore",
+    driver,
+    PlanStore.of({
+      save: Effect.fnUntraced(function* (input, options) {
+        const fields = yield* decodePlanInput(input)
+        const { expectedVersion } = yield* decodeUpdateOptions(options)
+        const now = yield* Clock.currentTimeMillis
+        const seen = new Map<string, number>()
+        const steps: Array<PlanStep> = []
+        for (const [i, step] of (fields.steps ?? []).entries()) {
+          const stepId = step.id ?? uuidv7At(now)
+          const first = seen.get(stepId)
+          if (first !== undefined) {
+            return yield* InvalidInput.single(planEntity, `must be unique, steps[${first}] has it too`, [
+              "steps",
+              i,
+              "id"
+            ])
+          }
+          seen.set(stepId, i)
+          steps.push(stepOf(stepId, step.description, step.status ?? "pending", step.result))
         }
-        seen.set(stepId, i)
-        steps.push(stepOf(stepId, step.description, step.status ?? "pending", step.result))
-      }
-      const fresh: PlanRow = {
-        id: fields.id ?? uuidv7At(now),
-        conversationId: fields.conversationId,
-        title: fields.title,
-        description: contentText(fields.description),
-        steps: JSON.stringify(steps),
-        status: fields.status ?? "draft",
-        metadata: JSON.stringify(fields.metadata ?? {}),
-        createdAt: now,
-        updatedAt: now,
-        version: 1
-      }
-      while (true) {
-        if (fields.id !== undefined) {
-          const replaced = yield* driver.modify(fresh.id, (current) =>
-            expectedVersion !== undefined && current.version !== expectedVersion
-              ? Either.left(stale(current.id, expectedVersion, current.version))
-              : Either.right({
-                  ...fresh,
-                  createdAt: current.createdAt,
-                  updatedAt: Math.max(now, current.updatedAt),
-                  version: current.version + 1
-                })
-          )
-          if (replaced !== undefined) return decodePlanRow(yield* replaced)
-        }
-        if (expectedVersion !== undefined) return yield* stale(fresh.id, expectedVersion, 0)
-        if (yield* driver.insert(fresh)) return decodePlanRow(fresh)
-        // The id was taken meanwhile: a given id is replaced on the next turn; a generated one cannot be.
-        if (fields.id === undefined) {
-          return yield* new Conflict({ entity: planEntity, id: fresh.id, expected: 0, actual: 1, reason: "exists" })
-        }
-      }
-    }),
-    get: (id) =>
-      Effect.flatMap(get(id), (plan) =>
-        plan === undefined ? Effect.fail(new NotFound({ entity: planEntity, id })) : Effect.succeed(plan)
-      ),
-    find: (id) => Effect.map(get(id), Option.fromNullable),
-    list: Effect.fnUntraced(function* (input) {
-      const options = yield* decodePlanList(input)
-      const query = yield* toPageQuery(planEntity, options)
-      const rows = yield* driver.list(options, query)
-      return toPage(rows, query, decodePlanRow)
-    }),
-    delete: (id) => byId(planEntity, id, undefined, driver.delete),
-    updateStep: Effect.fnUntraced(function* (planId, stepId, input, options) {
-      const key = yield* checkId(planEntity, planId)
-      if (typeof stepId !== "string") {
-        return yield* InvalidInput.single("PlanStep", `must be a string, got ${kindOf(stepId)}`, ["stepId"])
-      }
-      const patch = yield* decodeStepPatch(input)
-      const { expectedVersion } = yield* decodeUpdateOptions(options)
-      if (key === undefined) return yield* new NotFound({ entity: planEntity, id: planId })
-      const now = yield* Clock.currentTimeMillis
-      const result = yield* driver.modify(key, (current): Either.Either<PlanRow, NotFound | Conflict> => {
-        if (expectedVersion !== undefined && current.version !== expectedVersion) {
-          return Either.left(stale(key, expectedVersion, current.version))
-        }
-        const steps = parseJson(current.steps) as Array<PlanStep>
-        const index = steps.findIndex((step) => step.id === stepId)
-        if (index < 0) return Either.left(new NotFound({ entity: "PlanStep", id: stepId }))
-        const step = steps[index]!
-        const result = patch.result === undefined ? step.result : (patch.result ?? undefined)
-        steps[index] = stepOf(step.id, patch.description ?? step.description, patch.status ?? step.status, result)
-        return Either.right({
-          ...current,
+        const fresh: PlanRow = {
+          id: fields.id ?? uuidv7At(now),
+          conversationId: fields.conversationId,
+          title: fields.title,
+          description: contentText(fields.description),
           steps: JSON.stringify(steps),
-          updatedAt: Math.max(now, current.updatedAt),
-          version: current.version + 1
+          status: fields.status ?? "draft",
+          metadata: JSON.stringify(fields.metadata ?? {}),
+          createdAt: now,
+          updatedAt: now,
+          version: 1
+        }
+        while (true) {
+          if (fields.id !== undefined) {
+            const replaced = yield* driver.modify(fresh.id, (current) =>
+              expectedVersion !== undefined && current.version !== expectedVersion
+                ? Either.left(stale(current.id, expectedVersion, current.version))
+                : Either.right({
+                    ...fresh,
+                    createdAt: current.createdAt,
+                    updatedAt: Math.max(now, current.updatedAt),
+                    version: current.version + 1
+                  })
+            )
+            if (replaced !== undefined) return decodePlanRow(yield* replaced)
+          }
+          if (expectedVersion !== undefined) return yield* stale(fresh.id, expectedVersion, 0)
+          if (yield* driver.insert(fresh)) return decodePlanRow(fresh)
+          // The id was taken meanwhile: a given id is replaced on the next turn; a generated one cannot be.
+          if (fields.id === undefined) {
+            return yield* new Conflict({ entity: planEntity, id: fresh.id, expected: 0, actual: 1, reason: "exists" })
+          }
+        }
+      }),
+      get: (id) =>
+        Effect.flatMap(get(id), (plan) =>
+          plan === undefined ? Effect.fail(new NotFound({ entity: planEntity, id })) : Effect.succeed(plan)
+        ),
+      find: (id) => Effect.map(get(id), Option.fromNullable),
+      list: Effect.fnUntraced(function* (input) {
+        const options = yield* decodePlanList(input)
+        const query = yield* toPageQuery(planEntity, options)
+        const rows = yield* driver.list(options, query)
+        return toPage(rows, query, decodePlanRow)
+      }),
+      delete: (id) => byId(planEntity, id, undefined, driver.delete),
+      updateStep: Effect.fnUntraced(function* (planId, stepId, input, options) {
+        const key = yield* checkId(planEntity, planId)
+        if (typeof stepId !== "string") {
+          return yield* InvalidInput.single("PlanStep", `must be a string, got ${kindOf(stepId)}`, ["stepId"])
+        }
+        const patch = yield* decodeStepPatch(input)
+        const { expectedVersion } = yield* decodeUpdateOptions(options)
+        if (key === undefined) return yield* new NotFound({ entity: planEntity, id: planId })
+        const now = yield* Clock.currentTimeMillis
+        const result = yield* driver.modify(key, (current): Either.Either<PlanRow, NotFound | Conflict> => {
+          if (expectedVersion !== undefined && current.version !== expectedVersion) {
+            return Either.left(stale(key, expectedVersion, current.version))
+          }
+          const steps = parseJson(current.steps) as Array<PlanStep>
+          const index = steps.findIndex((step) => step.id === stepId)
+          if (index < 0) return Either.left(new NotFound({ entity: "PlanStep", id: stepId }))
+          const step = steps[index]!
+          const result = patch.result === undefined ? step.result : (patch.result ?? undefined)
+          steps[index] = stepOf(step.id, patch.description ?? step.description, patch.status ?? step.status, result)
+          return Either.right({
+            ...current,
+            steps: JSON.stringify(steps),
+            updatedAt: Math.max(now, current.updatedAt),
+            version: current.version + 1
+          })
         })
+        if (result === undefined) return yield* new NotFound({ entity: planEntity, id: key })
+        return decodePlanRow(yield* result)
       })
-      if (result === undefined) return yield* new NotFound({ entity: planEntity, id: key })
-      return decodePlanRow(yield* result)
     })
-  })
+  )
 }
 
 // ---------------------------------------------------------------------------
@@ -591,93 +596,97 @@ export const makeTemplateStore = (driver: TemplateDriver) => {
   const required = (id: unknown, options?: unknown) => (row: TemplateRow | undefined) =>
     row !== undefined ? Effect.succeed(row) : Effect.fail(notFound(id, options))
 
-  return TemplateStore.of({
-    save: Effect.fnUntraced(function* (input, options) {
-      const fields = yield* decodeTemplateInput(input)
-      const { expectedVersion } = yield* decodeTemplateUpdate(options)
-      const description = contentText(fields.description)
-      const content = JSON.stringify(fields.content)
-      const variables = JSON.stringify(templateVariables(fields.content))
-      while (true) {
-        const current = fields.id !== undefined ? yield* driver.get(fields.id) : yield* driver.getByName(fields.name)
-        const actual = current?.version ?? 0
-        if (expectedVersion !== undefined && actual !== expectedVersion) {
-          const id = current?.id ?? fields.id ?? fields.name
-          return yield* new Conflict({ entity: templateEntity, id, expected: expectedVersion, actual })
-        }
-        const now = yield* Clock.currentTimeMillis
-        const row: TemplateRow = {
-          id: current?.id ?? fields.id ?? uuidv7At(now),
-          name: fields.name,
-          description,
-          content,
-          variables,
-          category: fields.category ?? null,
-          createdAt: current?.createdAt ?? now,
-          updatedAt: current === undefined ? now : Math.max(now, current.updatedAt),
-          version: actual + 1
-        }
-        const outcome = yield* driver.write(row)
-        if (outcome === "saved") return decodeTemplateRow(row)
-        // "stale": another save won, read again. "name-taken": a Conflict, unless this save found no template by
-        // its name; then one of that name was created meanwhile, and the next turn versions it.
-        if (outcome === "name-taken" && (fields.id !== undefined || current !== undefined)) {
-          const holder = yield* driver.getByName(fields.name)
-          return yield* new Conflict({
-            entity: templateEntity,
-            id: fields.name,
-            expected: 0,
-            actual: holder?.version ?? 0,
-            reason: "exists"
-          })
-        }
-      }
-    }),
-    get: (id, options) =>
-      Effect.flatMap(decodeVersionOptions(options), ({ version }) =>
-        byId(templateEntity, id, undefined, (key) =>
-          version === undefined ? driver.get(key) : driver.version(key, version)
-        )
-      ).pipe(Effect.flatMap(required(id, options)), Effect.map(decodeTemplateRow)),
-    find: (id) =>
-      Effect.map(byId(templateEntity, id, undefined, driver.get), (row) =>
-        row === undefined ? Option.none() : Option.some(decodeTemplateRow(row))
-      ),
-    getByName: (name) =>
-      Effect.flatMap(byId(templateEntity, name, undefined, driver.getByName), required(name)).pipe(
-        Effect.map(decodeTemplateRow)
-      ),
-    list: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeTemplateList(input)
-      const query = yield* toPageQuery(templateEntity, options, byName)
-      const rows = yield* driver.list(options, query)
-      return toPage(rows, query, decodeTemplateRow, nameKey)
-    }),
-    history: Effect.fnUntraced(function* (nameOrId, input) {
-      const options = yield* decodeHistoryOptions(input)
-      const query = yield* toPageQuery(templateEntity, options, byVersion)
-      const current = yield* Effect.flatMap(
-        byId(templateEntity, nameOrId, undefined, driver.resolve),
-        required(nameOrId)
-      )
-      const rows = yield* driver.history(current.id, query)
-      return toPage(rows, query, decodeTemplateRow, versionKey)
-    }),
-    delete: (id) => byId(templateEntity, id, undefined, driver.delete),
-    render: (nameOrId, input, options) =>
-      Effect.flatMap(readVars(input), (vars) =>
-        Effect.flatMap(resolve(nameOrId, options), (row): Effect.Effect<string, NotFound | InvalidInput> => {
-          if (row === undefined) return Effect.fail(notFound(nameOrId, options))
-          const { text, missing } = fill(parseJson(row.content) as string, vars)
-          if (missing.length === 0) return Effect.succeed(text)
-          return Effect.fail(
-            new InvalidInput({
+  return traced(
+    "TemplateStore",
+    driver,
+    TemplateStore.of({
+      save: Effect.fnUntraced(function* (input, options) {
+        const fields = yield* decodeTemplateInput(input)
+        const { expectedVersion } = yield* decodeTemplateUpdate(options)
+        const description = contentText(fields.description)
+        const content = JSON.stringify(fields.content)
+        const variables = JSON.stringify(templateVariables(fields.content))
+        while (true) {
+          const current = fields.id !== undefined ? yield* driver.get(fields.id) : yield* driver.getByName(fields.name)
+          const actual = current?.version ?? 0
+          if (expectedVersion !== undefined && actual !== expectedVersion) {
+            const id = current?.id ?? fields.id ?? fields.name
+            return yield* new Conflict({ entity: templateEntity, id, expected: expectedVersion, actual })
+          }
+          const now = yield* Clock.currentTimeMillis
+          const row: TemplateRow = {
+            id: current?.id ?? fields.id ?? uuidv7At(now),
+            name: fields.name,
+            description,
+            content,
+            variables,
+            category: fields.category ?? null,
+            createdAt: current?.createdAt ?? now,
+            updatedAt: current === undefined ? now : Math.max(now, current.updatedAt),
+            version: actual + 1
+          }
+          const outcome = yield* driver.write(row)
+          if (outcome === "saved") return decodeTemplateRow(row)
+          // "stale": another save won, read again. "name-taken": a Conflict, unless this save found no template by
+          // its name; then one of that name was created meanwhile, and the next turn versions it.
+          if (outcome === "name-taken" && (fields.id !== undefined || current !== undefined)) {
+            const holder = yield* driver.getByName(fields.name)
+            return yield* new Conflict({
               entity: templateEntity,
-              message: `vars is missing ${missing.join(", ")}`,
-              issues: missing.map((name) => ({ path: ["vars", name], message: "is missing" }))
+              id: fields.name,
+              expected: 0,
+              actual: holder?.version ?? 0,
+              reason: "exists"
             })
+          }
+        }
+      }),
+      get: (id, options) =>
+        Effect.flatMap(decodeVersionOptions(options), ({ version }) =>
+          byId(templateEntity, id, undefined, (key) =>
+            version === undefined ? driver.get(key) : driver.version(key, version)
           )
-        })
-      )
-  })
+        ).pipe(Effect.flatMap(required(id, options)), Effect.map(decodeTemplateRow)),
+      find: (id) =>
+        Effect.map(byId(templateEntity, id, undefined, driver.get), (row) =>
+          row === undefined ? Option.none() : Option.some(decodeTemplateRow(row))
+        ),
+      getByName: (name) =>
+        Effect.flatMap(byId(templateEntity, name, undefined, driver.getByName), required(name)).pipe(
+          Effect.map(decodeTemplateRow)
+        ),
+      list: Effect.fnUntraced(function* (input) {
+        const options = yield* decodeTemplateList(input)
+        const query = yield* toPageQuery(templateEntity, options, byName)
+        const rows = yield* driver.list(options, query)
+        return toPage(rows, query, decodeTemplateRow, nameKey)
+      }),
+      history: Effect.fnUntraced(function* (nameOrId, input) {
+        const options = yield* decodeHistoryOptions(input)
+        const query = yield* toPageQuery(templateEntity, options, byVersion)
+        const current = yield* Effect.flatMap(
+          byId(templateEntity, nameOrId, undefined, driver.resolve),
+          required(nameOrId)
+        )
+        const rows = yield* driver.history(current.id, query)
+        return toPage(rows, query, decodeTemplateRow, versionKey)
+      }),
+      delete: (id) => byId(templateEntity, id, undefined, driver.delete),
+      render: (nameOrId, input, options) =>
+        Effect.flatMap(readVars(input), (vars) =>
+          Effect.flatMap(resolve(nameOrId, options), (row): Effect.Effect<string, NotFound | InvalidInput> => {
+            if (row === undefined) return Effect.fail(notFound(nameOrId, options))
+            const { text, missing } = fill(parseJson(row.content) as string, vars)
+            if (missing.length === 0) return Effect.succeed(text)
+            return Effect.fail(
+              new InvalidInput({
+                entity: templateEntity,
+                message: `vars is missing ${missing.join(", ")}`,
+                issues: missing.map((name) => ({ path: ["vars", name], message: "is missing" }))
+              })
+            )
+          })
+        )
+    })
+  )
 }

@@ -17,6 +17,7 @@ import {
 } from "./Message.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
 import { byId, checkId, decodeInput, decodeOptions, patched, UpdateOptions, updateVersioned } from "./Record.ts"
+import { traced } from "./Traced.ts"
 
 /**
  * A session id: a non-empty Text (well-formed Unicode without U+0000, see `Json.ts`) up to 255
@@ -207,88 +208,98 @@ export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriv
   const get = (id: unknown) =>
     Effect.map(byId(entity, id, undefined, driver.get), (row) => (row === undefined ? undefined : decodeRow(row)))
 
-  return SessionStore.of({
-    create: Effect.fnUntraced(function* (input) {
-      const fields = yield* decodeNew(input)
-      const now = yield* Clock.currentTimeMillis
-      const row: SessionRow = {
-        id: fields.id ?? uuidv7At(now),
-        agentId: fields.agentId ?? null,
-        channel: fields.channel ?? null,
-        title: fields.title ?? null,
-        status: fields.status ?? "active",
-        metadata: JSON.stringify(fields.metadata ?? {}),
-        messageCount: 0,
-        createdAt: now,
-        updatedAt: now,
-        version: 1
-      }
-      if (yield* driver.insert(row)) return decodeRow(row)
-      const existing = yield* driver.get(row.id)
-      return yield* new Conflict({ entity, id: row.id, expected: 0, actual: existing?.version ?? 0, reason: "exists" })
-    }),
-    get: (id) =>
-      Effect.flatMap(get(id), (session) =>
-        session === undefined ? Effect.fail(new NotFound({ entity, id })) : Effect.succeed(session)
-      ),
-    find: (id) => Effect.map(get(id), Option.fromNullable),
-    update: Effect.fnUntraced(function* (id, input, options) {
-      const key = yield* checkId(entity, id)
-      const patch = yield* decodePatch(input)
-      const { expectedVersion } = yield* decodeUpdateOptions(options)
-      if (key === undefined) return yield* new NotFound({ entity, id })
-      const row = yield* updateVersioned({
-        entity,
-        id: key,
-        expectedVersion,
-        read: driver.get(key),
-        next: (current) =>
-          Effect.map(Clock.currentTimeMillis, (now): SessionRow => ({
-            ...current,
-            agentId: patched(patch.agentId, current.agentId),
-            channel: patched(patch.channel, current.channel),
-            title: patched(patch.title, current.title),
-            status: patch.status ?? current.status,
-            metadata: patch.metadata === undefined ? current.metadata : JSON.stringify(patch.metadata),
-            updatedAt: Math.max(now, current.updatedAt),
-            version: current.version + 1
-          })),
-        write: driver.update
+  return traced(
+    "SessionStore",
+    driver,
+    SessionStore.of({
+      create: Effect.fnUntraced(function* (input) {
+        const fields = yield* decodeNew(input)
+        const now = yield* Clock.currentTimeMillis
+        const row: SessionRow = {
+          id: fields.id ?? uuidv7At(now),
+          agentId: fields.agentId ?? null,
+          channel: fields.channel ?? null,
+          title: fields.title ?? null,
+          status: fields.status ?? "active",
+          metadata: JSON.stringify(fields.metadata ?? {}),
+          messageCount: 0,
+          createdAt: now,
+          updatedAt: now,
+          version: 1
+        }
+        if (yield* driver.insert(row)) return decodeRow(row)
+        const existing = yield* driver.get(row.id)
+        return yield* new Conflict({
+          entity,
+          id: row.id,
+          expected: 0,
+          actual: existing?.version ?? 0,
+          reason: "exists"
+        })
+      }),
+      get: (id) =>
+        Effect.flatMap(get(id), (session) =>
+          session === undefined ? Effect.fail(new NotFound({ entity, id })) : Effect.succeed(session)
+        ),
+      find: (id) => Effect.map(get(id), Option.fromNullable),
+      update: Effect.fnUntraced(function* (id, input, options) {
+        const key = yield* checkId(entity, id)
+        const patch = yield* decodePatch(input)
+        const { expectedVersion } = yield* decodeUpdateOptions(options)
+        if (key === undefined) return yield* new NotFound({ entity, id })
+        const row = yield* updateVersioned({
+          entity,
+          id: key,
+          expectedVersion,
+          read: driver.get(key),
+          next: (current) =>
+            Effect.map(Clock.currentTimeMillis, (now): SessionRow => ({
+              ...current,
+              agentId: patched(patch.agentId, current.agentId),
+              channel: patched(patch.channel, current.channel),
+              title: patched(patch.title, current.title),
+              status: patch.status ?? current.status,
+              metadata: patch.metadata === undefined ? current.metadata : JSON.stringify(patch.metadata),
+              updatedAt: Math.max(now, current.updatedAt),
+              version: current.version + 1
+            })),
+          write: driver.update
+        })
+        return decodeRow(row)
+      }),
+      list: Effect.fnUntraced(function* (input) {
+        const options = yield* decodeList(input)
+        const query = yield* toPageQuery(entity, options)
+        const rows = yield* driver.list(options, query)
+        return toPage(rows, query, decodeRow)
+      }),
+      delete: (id) => byId(entity, id, undefined, driver.delete),
+      load: (id) =>
+        Effect.map(byId(entity, id, undefined, driver.load), (transcript) =>
+          transcript === undefined
+            ? Option.none()
+            : Option.some((parseJson(transcript) as Array<MessageRow>).map(decodeMessageRow))
+        ),
+      save: Effect.fnUntraced(function* (id, messages) {
+        const sessionId = yield* decodeId(id, ["id"])
+        const now = yield* Clock.currentTimeMillis
+        const { rows } = yield* encodeMessages(entity, messages, now, limits)
+        const row: SessionRow = {
+          id: sessionId,
+          agentId: null,
+          channel: null,
+          title: null,
+          status: "active",
+          metadata: "{}",
+          messageCount: rows.length,
+          createdAt: now,
+          updatedAt: now,
+          version: 1
+        }
+        if ((yield* driver.save(row, transcriptJson(rows))) === "closed") {
+          return yield* new SessionError({ sessionId, reason: "the session is closed" })
+        }
       })
-      return decodeRow(row)
-    }),
-    list: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeList(input)
-      const query = yield* toPageQuery(entity, options)
-      const rows = yield* driver.list(options, query)
-      return toPage(rows, query, decodeRow)
-    }),
-    delete: (id) => byId(entity, id, undefined, driver.delete),
-    load: (id) =>
-      Effect.map(byId(entity, id, undefined, driver.load), (transcript) =>
-        transcript === undefined
-          ? Option.none()
-          : Option.some((parseJson(transcript) as Array<MessageRow>).map(decodeMessageRow))
-      ),
-    save: Effect.fnUntraced(function* (id, messages) {
-      const sessionId = yield* decodeId(id, ["id"])
-      const now = yield* Clock.currentTimeMillis
-      const { rows } = yield* encodeMessages(entity, messages, now, limits)
-      const row: SessionRow = {
-        id: sessionId,
-        agentId: null,
-        channel: null,
-        title: null,
-        status: "active",
-        metadata: "{}",
-        messageCount: rows.length,
-        createdAt: now,
-        updatedAt: now,
-        version: 1
-      }
-      if ((yield* driver.save(row, transcriptJson(rows))) === "closed") {
-        return yield* new SessionError({ sessionId, reason: "the session is closed" })
-      }
     })
-  })
+  )
 })

@@ -10,6 +10,7 @@ import { Json, JsonObject, parseJson, Text } from "./Json.ts"
 import { byCreatedAt, type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
 import { byId, checkId, decodeInput, decodeOptions, UpdateOptions, updateVersioned } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
+import { traced } from "./Traced.ts"
 
 /** A task id: a non-empty Text (see `Json.ts`) up to 255 characters; UUIDv7 when generated. */
 export const TaskId = Text.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("TaskId"))
@@ -327,111 +328,115 @@ export const makeTaskStore = (driver: TaskDriver) => {
     return Effect.fail(InvalidInput.single(taskEntity, rule, [path]))
   }
 
-  return TaskStore.of({
-    save: Effect.fnUntraced(function* (input, options) {
-      const fields = yield* decodeTask(input)
-      const { expectedVersion } = yield* decodeUpdateOptions(options)
-      const dependsOn: Array<string> = Array.from(new Set(fields.dependsOn ?? []))
-      const now = yield* Clock.currentTimeMillis
-      const id = fields.id ?? uuidv7At(now)
-      if (dependsOn.includes(id)) return yield* refuse("dependency-cycle")
-      if (fields.parentId === id) return yield* refuse("parent-cycle")
-      while (true) {
-        const current = yield* driver.get(id)
-        const actual = current?.version ?? 0
-        if (expectedVersion !== undefined && actual !== expectedVersion) {
-          return yield* new Conflict({ entity: taskEntity, id, expected: expectedVersion, actual })
+  return traced(
+    "TaskStore",
+    driver,
+    TaskStore.of({
+      save: Effect.fnUntraced(function* (input, options) {
+        const fields = yield* decodeTask(input)
+        const { expectedVersion } = yield* decodeUpdateOptions(options)
+        const dependsOn: Array<string> = Array.from(new Set(fields.dependsOn ?? []))
+        const now = yield* Clock.currentTimeMillis
+        const id = fields.id ?? uuidv7At(now)
+        if (dependsOn.includes(id)) return yield* refuse("dependency-cycle")
+        if (fields.parentId === id) return yield* refuse("parent-cycle")
+        while (true) {
+          const current = yield* driver.get(id)
+          const actual = current?.version ?? 0
+          if (expectedVersion !== undefined && actual !== expectedVersion) {
+            return yield* new Conflict({ entity: taskEntity, id, expected: expectedVersion, actual })
+          }
+          const status = fields.status ?? (current?.status as TaskStatus | undefined) ?? "pending"
+          if (current !== undefined) yield* checkTransition(current.status, status)
+          const timing = moved(current ?? created, status, now)
+          const next: TaskRow = {
+            id,
+            conversationId: fields.conversationId,
+            planId: fields.planId ?? null,
+            description: fields.description,
+            parentId: fields.parentId ?? null,
+            dependsOn,
+            priority: taskPriorityRank[fields.priority ?? "normal"],
+            assignedTo: fields.assignedTo ?? null,
+            summary: fields.summary ?? null,
+            metadata: JSON.stringify(fields.metadata ?? {}),
+            ...timing,
+            iterations: fields.iterations ?? timing.iterations,
+            createdAt: current?.createdAt ?? now,
+            updatedAt: Math.max(now, current?.updatedAt ?? now),
+            version: actual + 1
+          }
+          const mode =
+            current === undefined
+              ? "insert"
+              : next.parentId === current.parentId && sameList(dependsOn, current.dependsOn)
+                ? "update"
+                : "relink"
+          const result = yield* driver.write(next, mode)
+          if (typeof result === "object") return decodeTaskRow(result)
+          if (result !== undefined && result !== "exists") return yield* refuse(result)
+          // Lost a race (created, updated or deleted meanwhile): read again; with `expectedVersion` that is a Conflict.
         }
-        const status = fields.status ?? (current?.status as TaskStatus | undefined) ?? "pending"
-        if (current !== undefined) yield* checkTransition(current.status, status)
-        const timing = moved(current ?? created, status, now)
-        const next: TaskRow = {
-          id,
-          conversationId: fields.conversationId,
-          planId: fields.planId ?? null,
-          description: fields.description,
-          parentId: fields.parentId ?? null,
-          dependsOn,
-          priority: taskPriorityRank[fields.priority ?? "normal"],
-          assignedTo: fields.assignedTo ?? null,
-          summary: fields.summary ?? null,
-          metadata: JSON.stringify(fields.metadata ?? {}),
-          ...timing,
-          iterations: fields.iterations ?? timing.iterations,
-          createdAt: current?.createdAt ?? now,
-          updatedAt: Math.max(now, current?.updatedAt ?? now),
-          version: actual + 1
+      }),
+      get: (id) =>
+        Effect.flatMap(get(id), (task) =>
+          task === undefined ? Effect.fail(new NotFound({ entity: taskEntity, id })) : Effect.succeed(task)
+        ),
+      find: (id) => Effect.map(get(id), Option.fromNullable),
+      list: Effect.fnUntraced(function* (input) {
+        const options = yield* decodeTaskList(input)
+        const query = yield* toPageQuery(taskEntity, options, byCreatedAt)
+        return toPage(yield* driver.list(options, query), query, decodeTaskRow)
+      }),
+      updateStatus: Effect.fnUntraced(function* (id, input, options) {
+        const key = yield* checkId(taskEntity, id)
+        const status = yield* decodeStatus(input, ["status"])
+        const { expectedVersion, summary } = yield* decodeStatusOptions(options)
+        if (key === undefined) return yield* new NotFound({ entity: taskEntity, id })
+        const row = yield* updateVersioned({
+          entity: taskEntity,
+          id: key,
+          expectedVersion,
+          read: driver.get(key),
+          next: (current) =>
+            Effect.gen(function* () {
+              yield* checkTransition(current.status, status)
+              const now = yield* Clock.currentTimeMillis
+              return {
+                ...current,
+                ...moved(current, status, now),
+                summary: summary ?? current.summary,
+                updatedAt: Math.max(now, current.updatedAt),
+                version: current.version + 1
+              }
+            }),
+          write: (next) =>
+            Effect.map(driver.write(next, "update"), (result) => (typeof result === "object" ? result : undefined))
+        })
+        return decodeTaskRow(row)
+      }),
+      claimNext: Effect.fnUntraced(function* (input) {
+        const options = yield* decodeClaim(input)
+        const now = yield* Clock.currentTimeMillis
+        const row = yield* driver.claim(options.agentId, options.conversationId, options.planId, now)
+        return row === undefined ? Option.none() : Option.some(decodeTaskRow(row))
+      }),
+      releaseStale: Effect.fnUntraced(function* (input) {
+        const { olderThan } = yield* decodeRelease(input)
+        const millis = typeof olderThan === "number" ? olderThan : Duration.toMillis(olderThan)
+        if (!Number.isFinite(millis)) {
+          return yield* InvalidInput.single(taskEntity, "must be a finite duration", ["olderThan"])
         }
-        const mode =
-          current === undefined
-            ? "insert"
-            : next.parentId === current.parentId && sameList(dependsOn, current.dependsOn)
-              ? "update"
-              : "relink"
-        const result = yield* driver.write(next, mode)
-        if (typeof result === "object") return decodeTaskRow(result)
-        if (result !== undefined && result !== "exists") return yield* refuse(result)
-        // Lost a race (created, updated or deleted meanwhile): read again; with `expectedVersion` that is a Conflict.
-      }
-    }),
-    get: (id) =>
-      Effect.flatMap(get(id), (task) =>
-        task === undefined ? Effect.fail(new NotFound({ entity: taskEntity, id })) : Effect.succeed(task)
-      ),
-    find: (id) => Effect.map(get(id), Option.fromNullable),
-    list: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeTaskList(input)
-      const query = yield* toPageQuery(taskEntity, options, byCreatedAt)
-      return toPage(yield* driver.list(options, query), query, decodeTaskRow)
-    }),
-    updateStatus: Effect.fnUntraced(function* (id, input, options) {
-      const key = yield* checkId(taskEntity, id)
-      const status = yield* decodeStatus(input, ["status"])
-      const { expectedVersion, summary } = yield* decodeStatusOptions(options)
-      if (key === undefined) return yield* new NotFound({ entity: taskEntity, id })
-      const row = yield* updateVersioned({
-        entity: taskEntity,
-        id: key,
-        expectedVersion,
-        read: driver.get(key),
-        next: (current) =>
-          Effect.gen(function* () {
-            yield* checkTransition(current.status, status)
-            const now = yield* Clock.currentTimeMillis
-            return {
-              ...current,
-              ...moved(current, status, now),
-              summary: summary ?? current.summary,
-              updatedAt: Math.max(now, current.updatedAt),
-              version: current.version + 1
-            }
-          }),
-        write: (next) =>
-          Effect.map(driver.write(next, "update"), (result) => (typeof result === "object" ? result : undefined))
-      })
-      return decodeTaskRow(row)
-    }),
-    claimNext: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeClaim(input)
-      const now = yield* Clock.currentTimeMillis
-      const row = yield* driver.claim(options.agentId, options.conversationId, options.planId, now)
-      return row === undefined ? Option.none() : Option.some(decodeTaskRow(row))
-    }),
-    releaseStale: Effect.fnUntraced(function* (input) {
-      const { olderThan } = yield* decodeRelease(input)
-      const millis = typeof olderThan === "number" ? olderThan : Duration.toMillis(olderThan)
-      if (!Number.isFinite(millis)) {
-        return yield* InvalidInput.single(taskEntity, "must be a finite duration", ["olderThan"])
-      }
-      const now = yield* Clock.currentTimeMillis
-      const rows = yield* driver.release(now - millis, now)
-      return rows.map(decodeTaskRow)
-    }),
-    delete: (id) => byId(taskEntity, id, undefined, (key) => driver.delete("id", key)),
-    deleteByConversation: (conversationId) =>
-      Effect.flatMap(decodeKey(conversationId, ["conversationId"]), (key) => driver.delete("conversation", key)),
-    deleteByPlan: (planId) => Effect.flatMap(decodeKey(planId, ["planId"]), (key) => driver.delete("plan", key))
-  })
+        const now = yield* Clock.currentTimeMillis
+        const rows = yield* driver.release(now - millis, now)
+        return rows.map(decodeTaskRow)
+      }),
+      delete: (id) => byId(taskEntity, id, undefined, (key) => driver.delete("id", key)),
+      deleteByConversation: (conversationId) =>
+        Effect.flatMap(decodeKey(conversationId, ["conversationId"]), (key) => driver.delete("conversation", key)),
+      deleteByPlan: (planId) => Effect.flatMap(decodeKey(planId, ["planId"]), (key) => driver.delete("plan", key))
+    })
+  )
 }
 
 // ---------------------------------------------------------------------------
@@ -603,33 +608,37 @@ export const makeAgentStateStore = (driver: AgentStateDriver) => {
       if (stored !== undefined) return decodeAgentStateRow(stored)
     }
   })
-  return AgentStateStore.of({
-    save: (input, options) => save(input, options),
-    get,
-    find: (agentId) => Effect.map(find(agentId), Option.fromNullable),
-    list: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeStateList(input)
-      const query = yield* toPageQuery(stateEntity, options, byCreatedAt)
-      const rows = yield* driver.list(options, query)
-      return toPage(rows, query, decodeAgentStateRow, (row) => [row.createdAt, row.agentId])
-    }),
-    delete: (agentId) => byId(stateEntity, agentId, undefined, driver.delete),
-    getAs: (schema, agentId) =>
-      Effect.flatMap(get(agentId), (state) =>
-        Effect.mapError(Schema.decodeUnknown(schema)(state.context), (error) =>
-          DecodeError.fromParseError(stateEntity, state.agentId, error)
-        ).pipe(Effect.map((context) => ({ ...state, context })))
-      ),
-    saveAs: (schema, input, options) =>
-      Effect.gen(function* () {
-        const { context, ...rest } = yield* decodeAsInput(input)
-        const encoded = yield* Effect.try({
-          try: () => Schema.encodeUnknownEither(schema)(context),
-          catch: (error) => InvalidInput.single(stateEntity, `could not be encoded: ${String(error)}`, ["context"])
+  return traced(
+    "AgentStateStore",
+    driver,
+    AgentStateStore.of({
+      save: (input, options) => save(input, options),
+      get,
+      find: (agentId) => Effect.map(find(agentId), Option.fromNullable),
+      list: Effect.fnUntraced(function* (input) {
+        const options = yield* decodeStateList(input)
+        const query = yield* toPageQuery(stateEntity, options, byCreatedAt)
+        const rows = yield* driver.list(options, query)
+        return toPage(rows, query, decodeAgentStateRow, (row) => [row.createdAt, row.agentId])
+      }),
+      delete: (agentId) => byId(stateEntity, agentId, undefined, driver.delete),
+      getAs: (schema, agentId) =>
+        Effect.flatMap(get(agentId), (state) =>
+          Effect.mapError(Schema.decodeUnknown(schema)(state.context), (error) =>
+            DecodeError.fromParseError(stateEntity, state.agentId, error)
+          ).pipe(Effect.map((context) => ({ ...state, context })))
+        ),
+      saveAs: (schema, input, options) =>
+        Effect.gen(function* () {
+          const { context, ...rest } = yield* decodeAsInput(input)
+          const encoded = yield* Effect.try({
+            try: () => Schema.encodeUnknownEither(schema)(context),
+            catch: (error) => InvalidInput.single(stateEntity, `could not be encoded: ${String(error)}`, ["context"])
+          })
+          if (Either.isLeft(encoded)) return yield* InvalidInput.fromParseError(stateEntity, encoded.left, ["context"])
+          const state = yield* save({ ...rest, context: encoded.right }, options)
+          return { ...state, context: context as never }
         })
-        if (Either.isLeft(encoded)) return yield* InvalidInput.fromParseError(stateEntity, encoded.left, ["context"])
-        const state = yield* save({ ...rest, context: encoded.right }, options)
-        return { ...state, context: context as never }
-      })
-  })
+    })
+  )
 }

@@ -23,6 +23,7 @@ import type Sqlite from "better-sqlite3"
 import { Context, Effect, Layer, Option } from "effect"
 import { StorageError } from "../../src/Errors.ts"
 import type { PageQuery } from "../../src/Page.ts"
+import { spanAttributes } from "../../src/Traced.ts"
 import { PgExecutor } from "./PgDatabase.ts"
 import { SqliteDatabase } from "./SqliteDatabase.ts"
 
@@ -415,7 +416,7 @@ export const driver = <O extends Ops>(ops: O): Effect.Effect<DriverOf<O>, Storag
   Effect.gen(function* () {
     const { prefix } = yield* SqlTables
     const sqlite = yield* Effect.serviceOption(SqliteDatabase)
-    if (Option.isSome(sqlite)) return sqliteRunner(ops, sqlite.value, prefix)
+    if (Option.isSome(sqlite)) return withAttributes(sqliteRunner(ops, sqlite.value, prefix), "sqlite", prefix)
     const sql = (yield* SqlClient).withoutTransforms()
     const dialect = dialectOf(sql)
     if (dialect === undefined) {
@@ -425,7 +426,16 @@ export const driver = <O extends Ops>(ops: O): Effect.Effect<DriverOf<O>, Storag
     const values: Values = Option.isSome(executor)
       ? executor.value.values
       : (text, params) => sql.unsafe(text, params as Array<any>).values
-    return clientRunner(ops, sql, values, prefix, dialect)
+    return withAttributes(clientRunner(ops, sql, values, prefix, dialect), dialect, prefix)
+  })
+
+/** `driver` carrying its backend and table prefix for its store's operation spans. */
+const withAttributes = <D extends object>(driver: D, dialect: Dialect, prefix: string): D =>
+  Object.assign(driver, {
+    [spanAttributes]: {
+      "db.system.name": dialect === "pg" ? "postgresql" : "sqlite",
+      "agent_stores.table_prefix": prefix
+    }
   })
 
 // ---------------------------------------------------------------------------
