@@ -104,12 +104,15 @@ export interface Batch<A, C> {
  * default 1 second, in case a wake was lost). Pulled: rows are read only as
  * fast as the stream is consumed.
  */
-export const follow = <A, C, E, R>(wakeups: Wakeups["Type"], options: {
-  readonly channel: string
-  readonly start: C
-  readonly read: (cursor: C) => Effect.Effect<Batch<A, C>, E, R>
-  readonly poll?: Duration.DurationInput
-}): Stream.Stream<A, E, R> =>
+export const follow = <A, C, E, R>(
+  wakeups: Wakeups["Type"],
+  options: {
+    readonly channel: string
+    readonly start: C
+    readonly read: (cursor: C) => Effect.Effect<Batch<A, C>, E, R>
+    readonly poll?: Duration.DurationInput
+  }
+): Stream.Stream<A, E, R> =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
       const next = yield* wakeups.listen(options.channel)

@@ -62,7 +62,8 @@ export const onEveryBackend = async <I>(store: StoreLayers<I>, register: (backen
   afterAll(async () => {
     const sql = postgres(pgUrl, { max: 1, onnotice: () => {} })
     try {
-      for (const table of tablesOf(tablePrefix, store.schemas)) await sql.unsafe(`DROP TABLE IF EXISTS "${table}" CASCADE`)
+      for (const table of tablesOf(tablePrefix, store.schemas))
+        await sql.unsafe(`DROP TABLE IF EXISTS "${table}" CASCADE`)
     } finally {
       await sql.end({ timeout: 1 })
     }
@@ -72,4 +73,3 @@ export const onEveryBackend = async <I>(store: StoreLayers<I>, register: (backen
     layer: store.sql({ tablePrefix }).pipe(Layer.provide(PgDatabase.layer({ url: pgUrl })))
   })
 }
-
