@@ -7,10 +7,12 @@
  * event log (`EventStore`'s `project` rebuilds it from events), so it may be
  * overwritten and deleted freely.
  */
-import { Context, type DateTime, type Effect, type Option, Schema } from "effect"
-import type { Conflict, DecodeError, InvalidInput, NotFound, StorageError } from "./Errors.ts"
-import { Text } from "./Json.ts"
-import { type Page, PageOptions } from "./Page.ts"
+import { Clock, Context, type DateTime, Effect, Either, Option, type ParseResult, Schema } from "effect"
+import { Conflict, DecodeError, InvalidInput, NotFound, type StorageError } from "./Errors.ts"
+import { Json, parseJson, Text } from "./Json.ts"
+import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
+import { byId, decodeOptions, decoder, thrownText } from "./Record.ts"
+import { utcFromMillis } from "./Time.ts"
 
 // ---------------------------------------------------------------------------
 // StateStore
@@ -96,3 +98,219 @@ export class StateStore extends Context.Tag("effect-agent-stores/StateStore")<
     ) => Effect.Effect<StateEntry<A>, Conflict | InvalidInput | StorageError>
   }
 >() {}
+
+/** An entry as a driver stores it: the value as JSON text, times in epoch milliseconds. */
+export interface StateRow {
+  readonly key: string
+  readonly value: string
+  readonly version: number
+  readonly createdAt: number
+  readonly updatedAt: number
+}
+
+/** What a backend implements for `StateStore`; everything else lives in `makeStateStore`. */
+export interface StateDriver {
+  /** The row of `key`. */
+  readonly get: (key: string) => Effect.Effect<StateRow | undefined, StorageError>
+  /**
+   * Creates `key` at version 1 (times `now`) or sets its value at the next version (`updatedAt` the later of
+   * `now` and the stored one), in one atomic step; the row as stored.
+   */
+  readonly upsert: (key: string, value: string, now: number) => Effect.Effect<StateRow, StorageError>
+  /** Creates `key` at version 1 unless it exists (then `undefined`). */
+  readonly insert: (key: string, value: string, now: number) => Effect.Effect<StateRow | undefined, StorageError>
+  /** Sets `key`'s value at the next version if it is at `version` (else `undefined`); as `upsert` for times. */
+  readonly update: (
+    key: string,
+    value: string,
+    now: number,
+    version: number
+  ) => Effect.Effect<StateRow | undefined, StorageError>
+  /** Deletes `key` (only at `version` when given); whether a row was deleted. */
+  readonly delete: (key: string, version: number | undefined) => Effect.Effect<boolean, StorageError>
+  /** The rows after `page.after` (a `[key]` keyset) in `page.order` whose key starts with `prefix` (when given). */
+  readonly list: (prefix: string | undefined, page: PageQuery) => Effect.Effect<ReadonlyArray<StateRow>, StorageError>
+}
+
+const stateEntity = "State"
+
+const decodeKey = decoder(stateEntity, StateKey)
+const decodeValue = decoder(stateEntity, Json)
+const decodeWriteOptions = decodeOptions(stateEntity, StateWriteOptions)
+const decodeListOptions = decodeOptions(stateEntity, StateListOptions)
+
+const entryOf = (row: StateRow): StateEntry => ({
+  key: row.key as StateKey,
+  value: parseJson(row.value),
+  version: row.version,
+  createdAt: utcFromMillis(row.createdAt),
+  updatedAt: utcFromMillis(row.updatedAt)
+})
+
+const notASchema = (entity: string) => InvalidInput.single(entity, "must be a Schema", ["schema"])
+
+/** The functions `setAs` and `getAs` need of a caller's Schema, built once per Schema (parsers are costly to build). */
+interface Codec {
+  readonly check: (value: unknown, path: ReadonlyArray<string | number>) => Either.Either<unknown, InvalidInput>
+  readonly encode: (value: unknown) => Either.Either<unknown, ParseResult.ParseError>
+  readonly decode: (value: unknown) => Either.Either<unknown, ParseResult.ParseError>
+}
+
+const codecs = new WeakMap<Schema.Schema.Any, Codec>()
+
+const codecOf = (entity: string, schema: Schema.Schema.Any): Codec => {
+  let codec = codecs.get(schema)
+  if (codec === undefined) {
+    codec = {
+      check: decoder(entity, Schema.typeSchema(schema)),
+      encode: Schema.encodeUnknownEither(schema as Schema.Schema<unknown, unknown>),
+      decode: Schema.decodeUnknownEither(schema as Schema.Schema<unknown, unknown>)
+    }
+    codecs.set(schema, codec)
+  }
+  return codec
+}
+
+/**
+ * `value` checked against `schema`'s type, encoded to JSON, and that JSON decoded back (so what is stored always
+ * decodes with the Schema it was stored with); otherwise `InvalidInput`, also when the Schema throws.
+ */
+export const encodeWithSchema = <A, I>(
+  entity: string,
+  schema: Schema.Schema<A, I, never>,
+  value: A,
+  path: ReadonlyArray<string | number>
+): Either.Either<{ readonly json: unknown; readonly value: A }, InvalidInput> => {
+  if (!Schema.isSchema(schema)) return Either.left(notASchema(entity))
+  const codec = codecOf(entity, schema)
+  const checked = codec.check(value, path)
+  if (Either.isLeft(checked)) return Either.left(checked.left)
+  try {
+    const encoded = codec.encode(checked.right)
+    if (Either.isLeft(encoded)) return Either.left(InvalidInput.fromParseError(entity, encoded.left, path))
+    const json = decoder(entity, Json)(encoded.right, path)
+    if (Either.isLeft(json)) return Either.left(json.left)
+    const decoded = codec.decode(json.right)
+    if (Either.isLeft(decoded)) return Either.left(InvalidInput.fromParseError(entity, decoded.left, path))
+    return Either.right({ json: json.right, value: decoded.right as A })
+  } catch (error) {
+    return Either.left(InvalidInput.single(entity, `could not be encoded: ${thrownText(error)}`, path))
+  }
+}
+
+/** A stored JSON value of record `id` decoded with the caller's `schema`: `DecodeError` naming the field otherwise. */
+export const decodeWithSchema = <A, I>(
+  entity: string,
+  schema: Schema.Schema<A, I, never>,
+  id: string,
+  value: unknown
+): Either.Either<A, DecodeError> => {
+  try {
+    const decoded = codecOf(entity, schema).decode(value)
+    return Either.isLeft(decoded)
+      ? Either.left(DecodeError.fromParseError(entity, id, decoded.left))
+      : Either.right(decoded.right as A)
+  } catch (error) {
+    const rule = `could not be decoded: ${thrownText(error)}`
+    return Either.left(
+      new DecodeError({
+        entity,
+        id,
+        message: `stored ${entity} "${id}" does not match its schema: ${rule}`,
+        issues: [{ path: [], message: rule }]
+      })
+    )
+  }
+}
+
+/** Builds a `StateStore` over a driver: validation, versions, clock and encoding live here. */
+export const makeStateStore = (driver: StateDriver) => {
+  const find = (key: unknown) =>
+    Effect.map(byId(stateEntity, key, undefined, driver.get), (row) =>
+      row === undefined ? Option.none<StateEntry>() : Option.some(entryOf(row))
+    )
+
+  const get = (key: unknown) =>
+    Effect.flatMap(find(key), (entry) =>
+      Option.isSome(entry) ? Effect.succeed(entry.value) : new NotFound({ entity: stateEntity, id: key as string })
+    )
+
+  /** Writes the JSON text `json` (already validated) under the validated `key`. */
+  const write = (key: string, json: string, expectedVersion: number | undefined) =>
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      if (expectedVersion === undefined) return yield* driver.upsert(key, json, now)
+      while (true) {
+        const written =
+          expectedVersion === 0
+            ? yield* driver.insert(key, json, now)
+            : yield* driver.update(key, json, now, expectedVersion)
+        if (written !== undefined) return written
+        const actual = (yield* driver.get(key))?.version ?? 0
+        // Deleted and created again between the two reads: the write may succeed now.
+        if (actual !== expectedVersion) {
+          return yield* new Conflict({ entity: stateEntity, id: key, expected: expectedVersion, actual })
+        }
+      }
+    })
+
+  const set = (key: unknown, value: unknown, options: unknown) =>
+    Effect.gen(function* () {
+      const k = yield* decodeKey(key, ["key"])
+      const json = yield* decodeValue(value, ["value"])
+      const { expectedVersion } = yield* decodeWriteOptions(options)
+      return entryOf(yield* write(k, JSON.stringify(json), expectedVersion))
+    })
+
+  const findAs = <A, I>(schema: StateSchema<A, I>, key: unknown) =>
+    Effect.gen(function* () {
+      if (!Schema.isSchema(schema)) return yield* notASchema(stateEntity)
+      const entry = yield* find(key)
+      if (Option.isNone(entry)) return Option.none<StateEntry<A>>()
+      const value = yield* decodeWithSchema(stateEntity, schema, entry.value.key, entry.value.value)
+      return Option.some<StateEntry<A>>({ ...entry.value, value })
+    })
+
+  return StateStore.of({
+    get,
+    find,
+    set,
+    delete: (key, options) =>
+      Effect.gen(function* () {
+        const { expectedVersion } = yield* decodeWriteOptions(options)
+        const k = yield* byId(stateEntity, key, undefined, Effect.succeed)
+        if (expectedVersion === undefined) {
+          if (k !== undefined) yield* driver.delete(k, undefined)
+          return
+        }
+        while (true) {
+          if (k !== undefined && expectedVersion > 0 && (yield* driver.delete(k, expectedVersion))) return
+          const actual = k === undefined ? 0 : ((yield* driver.get(k))?.version ?? 0)
+          if (actual !== expectedVersion) {
+            return yield* new Conflict({ entity: stateEntity, id: key as string, expected: expectedVersion, actual })
+          }
+          if (actual === 0) return
+        }
+      }),
+    list: (options) =>
+      Effect.gen(function* () {
+        const { prefix, ...paging } = yield* decodeListOptions(options)
+        const query = yield* toPageQuery(stateEntity, paging, ["string"])
+        const rows = yield* driver.list(prefix === "" ? undefined : prefix, query)
+        return toPage(rows, query, entryOf, (row) => [row.key])
+      }),
+    getAs: (schema, key) =>
+      Effect.flatMap(findAs(schema, key), (entry) =>
+        Option.isSome(entry) ? Effect.succeed(entry.value) : new NotFound({ entity: stateEntity, id: key })
+      ),
+    findAs,
+    setAs: (schema, key, value, options) =>
+      Effect.gen(function* () {
+        const k = yield* decodeKey(key, ["key"])
+        const encoded = yield* encodeWithSchema(stateEntity, schema, value, ["value"])
+        const { expectedVersion } = yield* decodeWriteOptions(options)
+        const row = yield* write(k, JSON.stringify(encoded.json), expectedVersion)
+        return { ...entryOf(row), value: encoded.value }
+      })
+  })
+}
