@@ -25,7 +25,7 @@
  * `DATABASE_URL` (default the local server), skipped with a note when it is
  * unreachable.
  */
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Tracer } from "effect"
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -253,6 +253,17 @@ const appendOne = (name: string, message: (i: number) => MessageInput): Workload
   }
 })
 
+/** A tracer that makes every span and exports none: what the stores' operation spans cost once a tracer is installed. */
+const nativeTracer = Effect.runSync(Effect.tracer)
+const spanMaking = Tracer.make({ span: (...args) => nativeTracer.span(...args), context: nativeTracer.context })
+
+/** `workload` with a tracer installed on the library side (the default tracer makes no store spans). */
+const spansOn = (workload: Workload): Workload => ({
+  ...workload,
+  name: `${workload.name}, spans on`,
+  library: Effect.withTracer(workload.library, spanMaking)
+})
+
 const workloads: ReadonlyArray<Workload> = [
   {
     name: "W0 create session",
@@ -281,6 +292,7 @@ const workloads: ReadonlyArray<Workload> = [
     }
   },
   appendOne("W1 append", message),
+  spansOn(appendOne("W1 append", message)),
   appendOne("W1 append, custom metadata", customMessage),
   {
     name: "W2 appendMany(100)",
