@@ -1,0 +1,409 @@
+/**
+ * `LockStore`: named coordination locks held as leases with fencing tokens.
+ *
+ * A lease lives for its `ttl` unless refreshed; once expired, anyone may take
+ * the key over. Every acquisition gets a fencing `token` from the kernel's
+ * counters (one counter per key, bumped in the acquiring transaction), so
+ * tokens of one key strictly increase across holders, processes and restarts:
+ * a resource guarded by the lock rejects writes carrying a token lower than the
+ * last one it saw, which makes a paused holder harmless.
+ *
+ * Which clock judges expiry (`LockStore.clock`): the caller's Effect `Clock` in
+ * memory and on SQLite (one host; `TestClock` drives it), the database's clock
+ * by default on PostgreSQL (see `SqlLockStore.ts`): app hosts with skewed
+ * clocks then agree on when a lease expires.
+ */
+import { Clock, Context, Deferred, Duration, Effect, Either, Exit, Fiber, Option, Random, Schema } from "effect"
+import { DurationText } from "./AgentMemory.ts"
+import { InvalidInput, LockHeld, LockLost, type StorageError } from "./Errors.ts"
+import { Text } from "./Json.ts"
+import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
+import { checkId, decodeInput, decodeOptions } from "./Record.ts"
+import { utcFromMillis } from "./Time.ts"
+
+const text255 = Text.pipe(Schema.minLength(1), Schema.maxLength(255))
+
+/** A lock key: a non-empty Text (see `Json.ts`) up to 255 characters, e.g. `"deploy/prod"`. */
+export const LockKey = text255
+/** Who holds a lease: a non-empty Text up to 255 characters (an agent, process or host id). */
+export const LockOwner = text255
+
+/** A fencing token: a positive safe integer, strictly increasing per key. */
+export const FencingToken = Schema.Number.pipe(
+  Schema.filter((n) => (Number.isSafeInteger(n) && n >= 1) || `must be a positive integer, got ${n}`, {
+    identifier: "FencingToken"
+  })
+)
+
+/** The longest lease or wait: 366 days. */
+export const maxLockMillis = 366 * 24 * 60 * 60 * 1000
+
+/** The milliseconds of a duration input (a `Duration`, milliseconds or text), `NaN` when it is none. */
+const millisOf = (input: unknown): number => {
+  if (typeof input === "number" && !(input >= 0)) return Number.NaN
+  try {
+    return Duration.toMillis(Duration.decode(input as Duration.DurationInput))
+  } catch {
+    return Number.NaN
+  }
+}
+
+const durationInput = (identifier: string, min: number) =>
+  Schema.Union(Schema.DurationFromSelf, Schema.Number, DurationText).pipe(
+    Schema.filter(
+      (input) => {
+        const millis = millisOf(input)
+        return (
+          (millis >= min && millis <= maxLockMillis) ||
+          `must be a duration from ${min} ms to 366 days, got ${Number.isNaN(millis) ? "an invalid one" : `${millis} ms`}`
+        )
+      },
+      { identifier }
+    )
+  )
+
+/** How long a lease lives: a `Duration`, milliseconds or duration text (`"30 seconds"`), from 1 ms to 366 days. */
+export const LockTtl = durationInput("LockTtl", 1)
+/** How long a lease lives. */
+export type LockTtl = typeof LockTtl.Encoded
+
+/** How long `acquire` waits for a held key: a `Duration`, milliseconds or text, 0 (the default: no wait) to 366 days. */
+export const LockWait = durationInput("LockWait", 0)
+
+/** A lease: `owner` holds `key` under fencing `token` from `acquiredAt` until `expiresAt` unless refreshed. */
+export const Lease = Schema.Struct({
+  key: LockKey,
+  owner: LockOwner,
+  token: FencingToken,
+  acquiredAt: Schema.DateTimeUtcFromNumber,
+  expiresAt: Schema.DateTimeUtcFromNumber
+})
+/** A lease. */
+export type Lease = typeof Lease.Type
+
+/** What `release` and `refresh` read of a lease: its key, owner and token (a whole `Lease` is accepted). */
+export const LeaseRef = Schema.Struct({ key: LockKey, owner: LockOwner, token: FencingToken })
+/** What `release` and `refresh` read of a lease. */
+export type LeaseRef = typeof LeaseRef.Type
+
+/** Options of `acquire`: the `owner`, the lease's `ttl`, and how long to `wait` for a held key (default: not). */
+export const AcquireOptions = Schema.Struct({ owner: LockOwner, ttl: LockTtl, wait: Schema.optional(LockWait) })
+/** Options of `acquire`. */
+export type AcquireOptions = typeof AcquireOptions.Encoded
+
+/**
+ * Options of `withLock`: those of `acquire`, plus how often the lease is refreshed while the effect runs
+ * (`refreshEvery`, default a third of `ttl`, at most `ttl`).
+ */
+export const WithLockOptions = Schema.Struct({ ...AcquireOptions.fields, refreshEvery: Schema.optional(LockTtl) })
+/** Options of `withLock`. */
+export type WithLockOptions = typeof WithLockOptions.Encoded
+
+/** Options of `list`: paging (by key) plus a key `prefix`. */
+export const LockListOptions = Schema.Struct({
+  ...PageOptions.fields,
+  prefix: Schema.optional(Text.pipe(Schema.maxLength(255)))
+})
+/** Options of `list`. */
+export type LockListOptions = typeof LockListOptions.Encoded
+
+/** Options of `releaseExpired`: at most `batch` (1 to 10,000, default 1,000) leases per call. */
+export const ReleaseExpiredOptions = Schema.Struct({
+  batch: Schema.optional(Schema.Int.pipe(Schema.between(1, 10_000)))
+})
+/** Options of `releaseExpired`. */
+export type ReleaseExpiredOptions = typeof ReleaseExpiredOptions.Encoded
+
+/**
+ * The clock that judges expiry: `"caller"`, the Effect `Clock` of the calling fiber (memory, SQLite, and
+ * PostgreSQL when asked), or `"database"`, the database server's (PostgreSQL's default).
+ */
+export type LockClock = "caller" | "database"
+
+/** The lock store. */
+export class LockStore extends Context.Tag("effect-agent-stores/LockStore")<
+  LockStore,
+  {
+    /** Which clock judges expiry (`acquiredAt` and `expiresAt` are read from it). */
+    readonly clock: LockClock
+    /**
+     * Takes `key` for `owner` for `ttl` with the next fencing token; a key whose lease has expired is taken over.
+     * A key held by a live lease (any owner, this one too: leases are not re-entrant) fails with `LockHeld`, or
+     * with `wait` is retried with jittered backoff until the wait is over.
+     */
+    readonly acquire: (
+      key: string,
+      options: AcquireOptions
+    ) => Effect.Effect<Lease, LockHeld | InvalidInput | StorageError>
+    /**
+     * Releases `lease`. `LockLost` when it no longer holds its key: expired (its row is removed anyway) or taken
+     * over by another acquisition.
+     */
+    readonly release: (lease: LeaseRef) => Effect.Effect<void, LockLost | InvalidInput | StorageError>
+    /** Extends `lease` to `ttl` from now (same token); `LockLost` when it expired or was taken over. */
+    readonly refresh: (lease: LeaseRef, ttl: LockTtl) => Effect.Effect<Lease, LockLost | InvalidInput | StorageError>
+    /** Whether `key` is held by a live lease. */
+    readonly isLocked: (key: string) => Effect.Effect<boolean, InvalidInput | StorageError>
+    /** The live lease on `key`, if any. */
+    readonly find: (key: string) => Effect.Effect<Option.Option<Lease>, InvalidInput | StorageError>
+    /** The live leases, by key (`order: "desc"` reversed), filtered by key `prefix`. */
+    readonly list: (options?: LockListOptions) => Effect.Effect<Page<Lease>, InvalidInput | StorageError>
+    /** Removes up to `batch` expired leases (they are already free to take); returns how many. */
+    readonly releaseExpired: (options?: ReleaseExpiredOptions) => Effect.Effect<number, InvalidInput | StorageError>
+    /**
+     * Runs `effect` (or `effect(lease)`, to read the fencing token) holding `key`: acquires as `acquire` does,
+     * refreshes the lease in the background every `refreshEvery`, and interrupts `effect` with `LockLost` when
+     * the lease is lost (a refresh finds it taken over, or no refresh succeeded within `ttl` of the last
+     * success). The lease is released on success, failure and interruption; when its release after a success
+     * finds it lost, the result is `LockLost`.
+     */
+    readonly withLock: <A, E, R>(
+      key: string,
+      effect: Effect.Effect<A, E, R> | ((lease: Lease) => Effect.Effect<A, E, R>),
+      options: WithLockOptions
+    ) => Effect.Effect<A, E | LockHeld | LockLost | InvalidInput | StorageError, R>
+  }
+>() {}
+
+/** A lease as a driver stores it: times in epoch milliseconds of the store's clock. */
+export interface LockRow {
+  readonly key: string
+  readonly owner: string
+  readonly token: number
+  readonly acquiredAt: number
+  readonly expiresAt: number
+}
+
+/** What one acquisition attempt found: it `acquired` the key, found it `held`, or lost a race (`undefined`). */
+export type AcquireOutcome =
+  { readonly _tag: "acquired"; readonly row: LockRow } | { readonly _tag: "held"; readonly row: LockRow } | undefined
+
+/**
+ * What a backend implements for `LockStore`; everything else lives in `makeLockStore`. `now` is the caller's
+ * `Clock` time, or `null` with the database clock (the backend reads its own).
+ */
+export interface LockDriver {
+  readonly clock: LockClock
+  /**
+   * One attempt, atomic: a live lease on `key` is `held`; otherwise bumps the key's fencing counter and writes
+   * the lease `[now, now + ttl)`. `undefined` when another attempt changed the key meanwhile.
+   */
+  readonly acquire: (
+    key: string,
+    owner: string,
+    now: number | null,
+    ttl: number
+  ) => Effect.Effect<AcquireOutcome, StorageError>
+  /** Deletes the lease `(key, owner, token)`; whether it existed and was live at `now`. */
+  readonly release: (
+    key: string,
+    owner: string,
+    token: number,
+    now: number | null
+  ) => Effect.Effect<boolean, StorageError>
+  /** Sets the live lease `(key, owner, token)` to expire at `now + ttl`; the lease, or `undefined` when lost. */
+  readonly refresh: (
+    key: string,
+    owner: string,
+    token: number,
+    now: number | null,
+    ttl: number
+  ) => Effect.Effect<LockRow | undefined, StorageError>
+  /** The lease on `key` live at `now`. */
+  readonly get: (key: string, now: number | null) => Effect.Effect<LockRow | undefined, StorageError>
+  /** One page of the leases live at `now`, keys starting with `prefix`, ordered by key. */
+  readonly list: (
+    prefix: string | undefined,
+    now: number | null,
+    page: PageQuery
+  ) => Effect.Effect<ReadonlyArray<LockRow>, StorageError>
+  /** Deletes up to `batch` leases expired at `now`; returns how many. */
+  readonly releaseExpired: (now: number | null, batch: number) => Effect.Effect<number, StorageError>
+}
+
+/** The name of the kernel counter that issues `key`'s fencing tokens. */
+export const tokenCounter = (key: string): string => `lock/${key}`
+
+const entity = "Lock"
+
+/** A stored lease as the domain's `Lease`. */
+export const leaseOf = (row: LockRow): Lease => ({
+  key: row.key,
+  owner: row.owner,
+  token: row.token,
+  acquiredAt: utcFromMillis(row.acquiredAt),
+  expiresAt: utcFromMillis(row.expiresAt)
+})
+
+const decodeKey = decodeInput(entity, LockKey)
+const decodeAcquire = decodeInput(entity, AcquireOptions)
+const decodeWithLock = decodeInput(entity, WithLockOptions)
+const decodeRef = decodeInput(entity, LeaseRef)
+const decodeTtl = decodeInput(entity, LockTtl)
+const decodeList = decodeOptions(entity, LockListOptions)
+const decodeReleaseExpired = decodeOptions(entity, ReleaseExpiredOptions)
+
+/** The first and longest pause between two attempts of a waiting `acquire`, in milliseconds. */
+const firstBackoff = 2
+const maxBackoff = 100
+
+/** Builds a `LockStore` over a driver: validation, clock, waiting, fencing and `withLock` live here. */
+export const makeLockStore = (driver: LockDriver) => {
+  const now: Effect.Effect<number | null> = driver.clock === "caller" ? Clock.currentTimeMillis : Effect.succeed(null)
+
+  /**
+   * Attempts until acquired or the wait is over; also returns `sent`, the caller's Clock time just before the
+   * successful attempt (the lease cannot have started earlier: `withLock` counts its validity from there).
+   */
+  const acquireTimed = (key: string, owner: string, ttl: number, wait: number) =>
+    Effect.gen(function* () {
+      const start = yield* Clock.currentTimeMillis
+      const deadline = start + wait
+      let backoff = firstBackoff
+      while (true) {
+        const sent = yield* Clock.currentTimeMillis
+        const outcome = yield* driver.acquire(key, owner, driver.clock === "caller" ? sent : null, ttl)
+        if (outcome === undefined) continue
+        if (outcome._tag === "acquired") return { lease: leaseOf(outcome.row), sent }
+        const t = yield* Clock.currentTimeMillis
+        if (t >= deadline) {
+          return yield* new LockHeld({ key, owner: outcome.row.owner, expiresAt: outcome.row.expiresAt })
+        }
+        let pause = Math.min(backoff, deadline - t)
+        // On the caller's clock the holder's expiry is known: no need to sleep past it.
+        if (driver.clock === "caller") pause = Math.min(pause, Math.max(1, outcome.row.expiresAt - t))
+        pause = Math.max(1, Math.round(pause * (0.5 + (yield* Random.next))))
+        yield* Effect.sleep(Duration.millis(Math.min(pause, Math.max(1, deadline - t))))
+        backoff = Math.min(backoff * 2, maxBackoff)
+      }
+    })
+
+  const release = (ref: LeaseRef) =>
+    Effect.flatMap(now, (t) => driver.release(ref.key, ref.owner, ref.token, t)).pipe(
+      Effect.flatMap((held) =>
+        held ? Effect.void : Effect.fail(new LockLost({ key: ref.key, owner: ref.owner, token: ref.token }))
+      )
+    )
+
+  /**
+   * Keeps `lease` alive: refreshes it every `every` ms; completes (the lease lost) when a refresh finds it lost,
+   * or when no refresh succeeded before `ttl` after the last success (a failing backend is retried meanwhile).
+   */
+  const keep = (lease: Lease, sent: number, ttl: number, every: number) =>
+    Effect.gen(function* () {
+      let validUntil = sent + ttl
+      let next = sent + every
+      while (true) {
+        const t = yield* Clock.currentTimeMillis
+        if (t >= validUntil) return
+        if (t < next) {
+          yield* Effect.sleep(Duration.millis(Math.min(next, validUntil) - t))
+          continue
+        }
+        const result = yield* Effect.flatMap(now, (n) =>
+          driver.refresh(lease.key, lease.owner, lease.token, n === null ? null : t, ttl)
+        ).pipe(Effect.timeoutOption(Duration.millis(validUntil - t)), Effect.either)
+        if (Either.isLeft(result)) {
+          next = t + Math.min(every, 50)
+          continue
+        }
+        if (Option.isNone(result.right) || result.right.value === undefined) return
+        validUntil = t + ttl
+        next = t + every
+      }
+    })
+
+  return LockStore.of({
+    clock: driver.clock,
+    acquire: (key, options) =>
+      Effect.gen(function* () {
+        const k = yield* decodeKey(key, ["key"])
+        const { owner, ttl, wait } = yield* decodeAcquire(options, ["options"])
+        const { lease } = yield* acquireTimed(
+          k,
+          owner,
+          Math.ceil(millisOf(ttl)),
+          wait === undefined ? 0 : millisOf(wait)
+        )
+        return lease
+      }),
+    release: (lease) => Effect.flatMap(decodeRef(lease, ["lease"]), release),
+    refresh: (lease, ttl) =>
+      Effect.gen(function* () {
+        const ref = yield* decodeRef(lease, ["lease"])
+        const millis = Math.ceil(millisOf(yield* decodeTtl(ttl, ["ttl"])))
+        const row = yield* driver.refresh(ref.key, ref.owner, ref.token, yield* now, millis)
+        if (row === undefined) return yield* new LockLost({ key: ref.key, owner: ref.owner, token: ref.token })
+        return leaseOf(row)
+      }),
+    isLocked: (key) =>
+      Effect.flatMap(checkId(entity, key), (k) =>
+        k === undefined
+          ? Effect.succeed(false)
+          : Effect.map(
+              Effect.flatMap(now, (t) => driver.get(k, t)),
+              (row) => row !== undefined
+            )
+      ),
+    find: (key) =>
+      Effect.flatMap(checkId(entity, key), (k) =>
+        k === undefined
+          ? Effect.succeed(Option.none())
+          : Effect.map(
+              Effect.flatMap(now, (t) => driver.get(k, t)),
+              (row) => Option.map(Option.fromNullable(row), leaseOf)
+            )
+      ),
+    list: (options) =>
+      Effect.gen(function* () {
+        const decoded = yield* decodeList(options)
+        const query = yield* toPageQuery(entity, decoded, ["string"])
+        const rows = yield* driver.list(decoded.prefix, yield* now, query)
+        return toPage(rows, query, leaseOf, (row) => [row.key])
+      }),
+    releaseExpired: (options) =>
+      Effect.gen(function* () {
+        const { batch } = yield* decodeReleaseExpired(options)
+        return yield* driver.releaseExpired(yield* now, batch ?? 1000)
+      }),
+    withLock: <A, E, R>(
+      key: string,
+      effect: Effect.Effect<A, E, R> | ((lease: Lease) => Effect.Effect<A, E, R>),
+      options: WithLockOptions
+    ) =>
+      Effect.gen(function* () {
+        const k = yield* decodeKey(key, ["key"])
+        const { owner, refreshEvery, ttl, wait } = yield* decodeWithLock(options, ["options"])
+        if (!Effect.isEffect(effect) && typeof effect !== "function") {
+          return yield* InvalidInput.single(entity, "must be an Effect or a function returning one", ["effect"])
+        }
+        const ttlMillis = Math.ceil(millisOf(ttl))
+        const every = Math.max(
+          1,
+          Math.min(
+            ttlMillis,
+            refreshEvery === undefined ? Math.floor(ttlMillis / 3) : Math.ceil(millisOf(refreshEvery))
+          )
+        )
+        const waitMillis = wait === undefined ? 0 : millisOf(wait)
+        return yield* Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function* () {
+            const { lease, sent } = yield* restore(acquireTimed(k, owner, ttlMillis, waitMillis))
+            const lost = yield* Deferred.make<void>()
+            const keeper = yield* Effect.fork(
+              restore(Effect.zipRight(keep(lease, sent, ttlMillis, every), Deferred.succeed(lost, undefined)))
+            )
+            const body = Effect.isEffect(effect) ? effect : Effect.suspend(() => effect(lease))
+            const lockLost = new LockLost({ key: lease.key, owner: lease.owner, token: lease.token })
+            const exit = yield* Effect.exit(
+              restore(Effect.raceFirst(body, Effect.zipRight(Deferred.await(lost), Effect.fail(lockLost))))
+            )
+            yield* Fiber.interrupt(keeper)
+            const released = yield* Effect.exit(release(lease))
+            if (Exit.isSuccess(exit) && Exit.isFailure(released)) return yield* Effect.failCause(released.cause)
+            return yield* exit
+          })
+        )
+      })
+  })
+}
