@@ -18,7 +18,9 @@ export class Embeddings extends Context.Tag("effect-agent-stores/Embeddings")<
     /** The length of every vector `embed` returns. */
     readonly dimension: number
     /** One vector per text, in input order; each a fresh `Float32Array` the caller owns. */
-    readonly embed: (texts: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Float32Array>, InvalidInput | StorageError>
+    readonly embed: (
+      texts: ReadonlyArray<string>
+    ) => Effect.Effect<ReadonlyArray<Float32Array>, InvalidInput | StorageError>
   }
 >() {}
 
@@ -54,7 +56,8 @@ export class LruCache {
 const checkTexts = (texts: unknown): Effect.Effect<ReadonlyArray<string>, InvalidInput> =>
   Effect.suspend(() => {
     try {
-      if (!Array.isArray(texts)) return Effect.fail(InvalidInput.single(entity, `must be an array, got ${kindOf(texts)}`))
+      if (!Array.isArray(texts))
+        return Effect.fail(InvalidInput.single(entity, `must be an array, got ${kindOf(texts)}`))
       const out: Array<string> = []
       for (let i = 0; i < texts.length; i++) {
         const text: unknown = texts[i]
@@ -113,7 +116,9 @@ export const cached = (options: {
                 new StorageError({
                   backend: entity,
                   operation: "embed",
-                  cause: new Error(`the model returned a vector of ${vector.length} values, expected ${options.dimension}`)
+                  cause: new Error(
+                    `the model returned a vector of ${vector.length} values, expected ${options.dimension}`
+                  )
                 })
               )
             }

@@ -1,0 +1,542 @@
+/**
+ * The `VectorStore` contract, run against every backend: `suite(label, layer)`.
+ * Tests share one store per backend, so each uses its own collection names.
+ * The property test compares every backend with a reference implementation
+ * of search, count and filtered delete over plain arrays.
+ */
+import { expect, layer } from "@effect/vitest"
+import { Effect, FastCheck as fc, Layer, Schema } from "effect"
+import { JsonObject } from "../../src/Json.ts"
+import {
+  CollectionName,
+  CountOptions,
+  CreateCollectionOptions,
+  SearchOptions,
+  VectorDocuments,
+  type VectorSearchResult,
+  VectorStore
+} from "../../src/Vector.ts"
+import { jsonEquals, valueAt } from "../../src/VectorFilter.ts"
+import * as BadInput from "./BadInput.ts"
+
+let counter = 0
+const fresh = (name: string) => `${name}-${Date.now().toString(36)}-${++counter}`
+
+const uuidv7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+
+const v = (...values: Array<number>) => Float32Array.from(values)
+const ids = (results: ReadonlyArray<{ readonly id: string }>) => results.map((r) => r.id)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reference implementation over plain arrays (written independently of the store's compiled filters)
+
+type Doc = { id: string; vector: Array<number>; metadata: Record<string, unknown>; content?: string }
+
+const refEq = (value: unknown, operand: unknown): boolean =>
+  (operand === null && value === undefined) ||
+  jsonEquals(value, operand) ||
+  (Array.isArray(value) && value.some((item) => jsonEquals(item, operand)))
+
+const refCompare = (value: unknown, op: string, operand: unknown): boolean => {
+  const one = (x: unknown) => {
+    if (typeof x !== typeof operand || (typeof x !== "number" && typeof x !== "string")) return false
+    const a = x as number
+    const b = operand as number
+    return op === "$gt" ? a > b : op === "$gte" ? a >= b : op === "$lt" ? a < b : a <= b
+  }
+  return Array.isArray(value) ? value.some(one) : one(value)
+}
+
+const isOperators = (x: unknown): x is Record<string, unknown> =>
+  typeof x === "object" &&
+  x !== null &&
+  !Array.isArray(x) &&
+  Object.keys(x).length > 0 &&
+  Object.keys(x).every((k) => k.startsWith("$"))
+
+const refField = (value: unknown, condition: unknown): boolean => {
+  if (!isOperators(condition)) return refEq(value, condition)
+  return Object.entries(condition).every(([op, operand]) => {
+    switch (op) {
+      case "$eq":
+        return refEq(value, operand)
+      case "$ne":
+        return !refEq(value, operand)
+      case "$in":
+        return (operand as Array<unknown>).some((o) => refEq(value, o))
+      case "$nin":
+        return !(operand as Array<unknown>).some((o) => refEq(value, o))
+      case "$exists":
+        return (value !== undefined) === operand
+      case "$not":
+        return !refField(value, operand)
+      default:
+        return refCompare(value, op, operand)
+    }
+  })
+}
+
+const refMatches = (filter: Record<string, unknown>, metadata: Record<string, unknown>): boolean =>
+  Object.entries(filter).every(([key, condition]) => {
+    if (key === "$and") return (condition as Array<any>).every((f) => refMatches(f, metadata))
+    if (key === "$or") return (condition as Array<any>).some((f) => refMatches(f, metadata))
+    if (key === "$nor") return !(condition as Array<any>).some((f) => refMatches(f, metadata))
+    if (key === "$not") return !refMatches(condition as any, metadata)
+    return refField(valueAt(metadata, key.split(".")), condition)
+  })
+
+const refScore = (metric: string, q: Array<number>, x: Array<number>): number => {
+  let dot = 0
+  let qq = 0
+  let xx = 0
+  let dd = 0
+  for (let i = 0; i < q.length; i++) {
+    dot += q[i]! * x[i]!
+    qq += q[i]! * q[i]!
+    xx += x[i]! * x[i]!
+    dd += (q[i]! - x[i]!) ** 2
+  }
+  if (metric === "dot") return dot
+  if (metric === "euclidean") return 1 / (1 + Math.sqrt(dd))
+  return qq === 0 || xx === 0 ? 0 : dot / (Math.sqrt(qq) * Math.sqrt(xx))
+}
+
+const refSearch = (
+  docs: ReadonlyArray<Doc>,
+  metric: string,
+  q: Array<number>,
+  options: { topK: number; filter?: Record<string, unknown>; minScore?: number }
+) =>
+  docs
+    .filter((d) => options.filter === undefined || refMatches(options.filter, d.metadata))
+    .map((d) => ({ id: d.id, score: refScore(metric, q, d.vector) }))
+    .filter((r) => options.minScore === undefined || r.score >= options.minScore)
+    .sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .slice(0, options.topK)
+
+// random data: small integer vectors (exact arithmetic, many ties) and metadata from a small domain
+const dimension = 3
+const scalar = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom("x", "y", "z"), fc.boolean(), fc.constant(null))
+const metadataArb = fc.record(
+  {
+    a: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom("x", "y")),
+    b: fc.boolean(),
+    c: scalar,
+    n: fc.record({ x: fc.integer({ min: 0, max: 3 }) }, { requiredKeys: [] }),
+    tags: fc.array(fc.constantFrom("x", "y", "z"), { maxLength: 3 })
+  },
+  { requiredKeys: [] }
+)
+const docsArb = fc.uniqueArray(
+  fc.record({
+    id: fc.stringMatching(/^[a-e]{1,3}$/),
+    vector: fc.array(fc.integer({ min: -3, max: 3 }), { minLength: dimension, maxLength: dimension }),
+    metadata: metadataArb
+  }),
+  { selector: (d) => d.id, maxLength: 40 }
+)
+const fields = ["a", "b", "c", "n.x", "n", "tags", "tags.0", "missing"]
+const fieldCondition: fc.Arbitrary<unknown> = fc.oneof(
+  scalar,
+  fc.record({ $eq: scalar }),
+  fc.record({ $ne: scalar }),
+  fc.record({
+    [`$gt`]: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom("x", "y"))
+  }),
+  fc
+    .record(
+      {
+        $gte: fc.integer({ min: 0, max: 3 }),
+        $lt: fc.oneof(fc.integer({ min: 0, max: 4 }), fc.constant("y"))
+      },
+      { requiredKeys: [] }
+    )
+    .filter((r) => Object.keys(r).length > 0),
+  fc.record({ $lte: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constant("x")) }),
+  fc.record({ $in: fc.array(scalar, { maxLength: 3 }) }),
+  fc.record({ $nin: fc.array(scalar, { maxLength: 3 }) }),
+  fc.record({ $exists: fc.boolean() }),
+  fc.record({ $not: fc.oneof(scalar, fc.record({ $in: fc.array(scalar, { maxLength: 2 }) })) }),
+  fc.constant({ x: 1 })
+)
+const filterArb: fc.Arbitrary<Record<string, unknown>> = fc.letrec((tie) => ({
+  filter: fc.oneof(
+    { depthSize: "small", withCrossShrink: true },
+    fc.dictionary(fc.constantFrom(...fields), fieldCondition, { minKeys: 0, maxKeys: 2 }),
+    fc.record({ $and: fc.array(tie("filter"), { minLength: 1, maxLength: 2 }) }),
+    fc.record({ $or: fc.array(tie("filter"), { minLength: 1, maxLength: 2 }) }),
+    fc.record({ $nor: fc.array(tie("filter"), { minLength: 1, maxLength: 2 }) }),
+    fc.record({ $not: tie("filter") })
+  )
+})).filter as fc.Arbitrary<Record<string, unknown>>
+const caseArb = fc.record({
+  docs: docsArb,
+  metric: fc.constantFrom<"cosine" | "dot" | "euclidean">("cosine", "dot", "euclidean"),
+  query: fc.array(fc.integer({ min: -3, max: 3 }), { minLength: dimension, maxLength: dimension }),
+  topK: fc.integer({ min: 1, max: 12 }),
+  filter: fc.option(filterArb, { nil: undefined }),
+  minScore: fc.option(fc.constantFrom(-2, 0, 0.3, 0.5), { nil: undefined })
+})
+
+/** Runs the `VectorStore` contract against `stores`. */
+export const suite = <E>(label: string, stores: Layer.Layer<VectorStore, E>) =>
+  layer(stores, { timeout: "120 seconds" })(`VectorStore (${label})`, (it) => {
+    it.effect("collections: create, describe, list, drop (with their vectors)", () =>
+      Effect.gen(function* () {
+        const store = yield* VectorStore
+        const name = fresh("docs")
+        const info = yield* store.createCollection(name, { dimension: 3 })
+        expect(info).toEqual({ name, dimension: 3, metric: "cosine", count: 0 })
+        const duplicate = yield* Effect.flip(store.createCollection(name, { dimension: 3 }))
+        expect(duplicate).toMatchObject({ _tag: "Conflict", reason: "exists", id: name })
+        yield* store.upsert(name, [
+          { id: "a", vector: v(1, 0, 0) },
+          { id: "b", vector: [0, 1, 0] }
+        ])
+        expect(yield* store.describeCollection(name)).toEqual({ name, dimension: 3, metric: "cosine", count: 2 })
+        const other = fresh("docs")
+        yield* store.createCollection(other, { dimension: 2, metric: "euclidean" })
+        const listed = (yield* store.listCollections()).filter((c) => c.name === name || c.name === other)
+        expect(listed).toEqual(
+          [
+            { name, dimension: 3, metric: "cosine", count: 2 },
+            { name: other, dimension: 2, metric: "euclidean", count: 0 }
+          ].sort((a, b) => (a.name < b.name ? -1 : 1))
+        )
+        expect(yield* store.dropCollection(name)).toBe(true)
+        expect(yield* store.dropCollection(name)).toBe(false)
+        expect(yield* Effect.flip(store.describeCollection(name))).toMatchObject({ _tag: "NotFound", id: name })
+        expect(yield* Effect.flip(store.search(name, [1, 0, 0]))).toMatchObject({ _tag: "NotFound" })
+        expect(yield* Effect.flip(store.upsert(name, [{ id: "c", vector: [1, 0, 0] }]))).toMatchObject({
+          _tag: "NotFound"
+        })
+        // re-created under the same name: the old vectors are gone
+        yield* store.createCollection(name, { dimension: 3, metric: "dot" })
+        expect(yield* store.get(name, ["a", "b"])).toEqual([])
+        expect(yield* store.count(name)).toBe(0)
+        expect(yield* store.search(name, [1, 0, 0])).toEqual([])
+      })
+    )
+
+    it.effect("upsert and get round-trip vectors, metadata and content verbatim", () =>
+      Effect.gen(function* () {
+        const store = yield* VectorStore
+        const name = fresh("roundtrip")
+        yield* store.createCollection(name, { dimension: 4, metric: "dot" })
+        const vector = v(0.1, -2.5e-7, 3.4028234663852886e38, -0)
+        const content = "nul \u0000 lone \ud800 emoji 😀"
+        const metadata = { text: "a\u0000b", nested: { list: [1, "two", null, { deep: true }] }, n: 1.5 }
+        const written = yield* store.upsert(name, [{ id: "x", vector, metadata, content }, { vector: [1, 2, 3, 4] }])
+        expect(written[0]).toBe("x")
+        expect(written[1]).toMatch(uuidv7)
+        const [x, y] = yield* store.get(name, ["x", written[1]!, "unknown"])
+        expect(x!.id).toBe("x")
+        expect(Array.from(x!.vector)).toEqual(Array.from(vector))
+        expect(Object.is(x!.vector[3], -0)).toBe(true)
+        expect(x!.metadata).toEqual(metadata)
+        expect(x!.content).toBe(content)
+        expect(y).toEqual({ id: written[1], vector: v(1, 2, 3, 4), metadata: {} })
+        expect("content" in y!).toBe(false)
+        // copies in and out: mutating the caller's arrays never changes the store
+        vector[0] = 99
+        x!.vector[1] = 99
+        ;(x!.metadata as any).n = 99
+        const [again] = yield* store.get(name, ["x"])
+        expect(again!.vector[0]).toBeCloseTo(0.1, 6)
+        expect(again!.vector[1]).toBeCloseTo(-2.5e-7, 12)
+        expect(again!.metadata).toEqual(metadata)
+        const [hit] = yield* store.search(name, [0, 0, 0, 1], { topK: 1, filter: { n: 1.5 }, includeVectors: true })
+        expect(hit).toMatchObject({ id: "x", metadata, content })
+        ;(hit!.metadata as any).n = 5
+        hit!.vector![0] = 5
+        expect((yield* store.get(name, ["x"]))[0]).toEqual(again)
+        // an upsert replaces every field; the last duplicate of a batch wins
+        yield* store.upsert(name, [
+          { id: "x", vector: [1, 1, 1, 1], metadata: { v: 1 }, content: "first" },
+          { id: "x", vector: [2, 2, 2, 2], metadata: { v: 2 } }
+        ])
+        expect(yield* store.get(name, ["x"])).toEqual([{ id: "x", vector: v(2, 2, 2, 2), metadata: { v: 2 } }])
+        expect(yield* store.count(name)).toBe(2)
+        // get keeps the order asked, once per id
+        expect(ids(yield* store.get(name, [written[1]!, "x", "x"]))).toEqual([written[1], "x"])
+      })
+    )
+
+    it.effect("search orders by score, ties by id; topK, minScore and includeVectors", () =>
+      Effect.gen(function* () {
+        const store = yield* VectorStore
+        const name = fresh("order")
+        yield* store.createCollection(name, { dimension: 2 })
+        yield* store.upsert(name, [
+          { id: "c", vector: [1, 0] },
+          { id: "a", vector: [2, 0] },
+          { id: "b", vector: [1, 1] },
+          { id: "d", vector: [0, 1] },
+          { id: "e", vector: [-1, 0] },
+          { id: "z", vector: [0, 0] }
+        ])
+        const all = yield* store.search(name, [1, 0], { topK: 10 })
+        expect(ids(all)).toEqual(["a", "c", "b", "d", "z", "e"])
+        expect(all.map((r) => r.score)).toEqual([1, 1, Math.SQRT1_2 / 1, 0, 0, -1].map((s) => expect.closeTo(s, 6)))
+        expect(all[0]!.vector).toBeUndefined()
+        expect(ids(yield* store.search(name, [1, 0], { topK: 2 }))).toEqual(["a", "c"])
+        expect(ids(yield* store.search(name, [1, 0], { minScore: 0.5 }))).toEqual(["a", "c", "b"])
+        const [top] = yield* store.search(name, [1, 0], { topK: 1, includeVectors: true })
+        expect(top!.vector).toEqual(v(2, 0))
+        expect((yield* store.search(name, [1, 0])).length).toBe(6)
+      })
+    )
+
+    it.effect("metrics: cosine, dot and euclidean (1 / (1 + distance))", () =>
+      Effect.gen(function* () {
+        const store = yield* VectorStore
+        const docs = [
+          { id: "near", vector: [1, 1] },
+          { id: "long", vector: [10, 10] },
+          { id: "far", vector: [-3, 4] }
+        ]
+        const scores = (results: ReadonlyArray<VectorSearchResult>) =>
+          Object.fromEntries(results.map((r) => [r.id, Number(r.score.toFixed(6))]))
+        for (const metric of ["cosine", "dot", "euclidean"] as const) {
+          const name = fresh(metric)
+          yield* store.createCollection(name, { dimension: 2, metric })
+          yield* store.upsert(name, docs)
+          const results = yield* store.search(name, [1, 1])
+          if (metric === "cosine") {
+            expect(scores(results)).toEqual({ near: 1, long: 1, far: Number((1 / (5 * Math.SQRT2)).toFixed(6)) })
+            expect(ids(results)).toEqual(["long", "near", "far"])
+          } else if (metric === "dot") {
+            expect(scores(results)).toEqual({ near: 2, long: 20, far: 1 })
+            expect(ids(results)).toEqual(["long", "near", "far"])
+          } else {
+            expect(scores(results)).toEqual({
+              near: 1,
+              long: Number((1 / (1 + 9 * Math.SQRT2)).toFixed(6)),
+              far: Number((1 / (1 + Math.sqrt(25))).toFixed(6))
+            })
+            expect(ids(results)).toEqual(["near", "far", "long"])
+          }
+        }
+      })
+    )
+
+    it.effect("filters: Mongo-style operators over dotted paths, applied inside the scan", () =>
+      Effect.gen(function* () {
+        const store = yield* VectorStore
+        const name = fresh("filters")
+        yield* store.createCollection(name, { dimension: 2 })
+        const docs = Array.from({ length: 50 }, (_, i) => ({
+          id: `d${String(i).padStart(2, "0")}`,
+          vector: [1, i / 100],
+          metadata: {
+            i,
+            kind: i % 2 === 0 ? "even" : "odd",
+            user: { id: `u${i % 5}` },
+            tags: i % 10 === 0 ? ["round"] : [],
+            ...(i % 3 === 0 ? { three: true } : {})
+          }
+        }))
+        yield* store.upsert(name, docs)
+        const search = (filter: Record<string, unknown>, topK = 100) =>
+          Effect.map(store.search(name, [1, 0], { topK, filter }), (r) =>
+            r.map((x) => x.metadata.i as number).sort((a, b) => a - b)
+          )
+        // topK is never lost to post-filtering: the 3 best of the rare matches
+        expect(yield* search({ tags: "round" }, 3)).toEqual([0, 10, 20])
+        expect(yield* search({ "user.id": "u3", i: { $gte: 20 } })).toEqual([23, 28, 33, 38, 43, 48])
+        expect(yield* search({ i: { $gt: 45 } })).toEqual([46, 47, 48, 49])
+        expect(yield* search({ i: { $lt: 2 } })).toEqual([0, 1])
+        expect(yield* search({ i: { $lte: 1, $ne: 0 } })).toEqual([1])
+        expect(yield* search({ i: { $in: [3, 4, "5"] } })).toEqual([3, 4])
+        expect(yield* search({ i: { $nin: [...Array(48).keys()] } })).toEqual([48, 49])
+        expect((yield* search({ three: { $exists: true } })).length).toBe(17)
+        expect((yield* search({ three: { $exists: false } })).length).toBe(33)
+        expect(yield* search({ $or: [{ i: 1 }, { i: 2 }], kind: "odd" })).toEqual([1])
+        expect(yield* search({ $and: [{ i: { $gte: 40 } }, { $not: { kind: "odd" } }] })).toEqual([40, 42, 44, 46, 48])
+        expect(yield* search({ $nor: [{ i: { $lt: 47 } }, { i: 48 }] })).toEqual([47, 49])
+        expect(yield* search({ i: { $not: { $lt: 48 } } })).toEqual([48, 49])
+        expect(yield* search({ three: null, i: { $lt: 5 } })).toEqual([1, 2, 4])
+        expect(yield* search({ "tags.0": "round", i: { $lt: 15 } })).toEqual([0, 10])
+        expect(yield* search({ user: { id: "u1" }, i: { $lt: 10 } })).toEqual([1, 6])
+        // a value of the wrong type never breaks the query: it does not match
+        expect(yield* search({ i: { $gt: "a" } })).toEqual([])
+        expect(yield* search({ kind: { $lt: 5 } })).toEqual([])
+        expect(yield* search({ "kind.deep.path": 1 })).toEqual([])
+        expect(yield* search({ "i.0": 1 })).toEqual([])
+        expect((yield* search({})).length).toBe(50)
+        expect(yield* store.count(name, { filter: { kind: "even" } })).toBe(25)
+        expect(yield* store.count(name, {})).toBe(50)
+        // malformed filters are InvalidInput
+        for (const filter of [
+          { i: { $gt: [1] } },
+          { i: { $in: 3 } },
+          { i: { $exists: "yes" } },
+          { i: { $regex: "x" } },
+          { i: { $gt: 1, plain: 2 } },
+          { $or: [] },
+          { $and: {} },
+          { $where: "1" },
+          { "a..b": 1 },
+          { $not: [1] },
+          { i: { $nin: null } }
+        ]) {
+          const error = yield* Effect.flip(store.search(name, [1, 0], { filter }))
+          expect(error).toMatchObject({ _tag: "InvalidInput" })
+          expect(yield* Effect.flip(store.count(name, { filter }))).toMatchObject({ _tag: "InvalidInput" })
+          expect(yield* Effect.flip(store.delete(name, { filter }))).toMatchObject({ _tag: "InvalidInput" })
+        }
+        const error = yield* Effect.flip(store.search(name, [1, 0], { filter: { i: { $in: 3 } } }))
+        expect(error.message).toBe("options.filter.i.$in must be an array, got number")
+        expect(yield* store.count(name)).toBe(50)
+      })
+    )
+
+    it.effect("delete by ids and by filter; count", () =>
+      Effect.gen(function* () {
+        const store = yield* VectorStore
+        const name = fresh("delete")
+        yield* store.createCollection(name, { dimension: 1 })
+        yield* store.upsert(
+          name,
+          Array.from({ length: 10 }, (_, i) => ({ id: `k${i}`, vector: [i + 1], metadata: { i } }))
+        )
+        expect(yield* store.delete(name, ["k0", "k1", "k1", "nope", ""])).toBe(2)
+        expect(yield* store.delete(name, { filter: { i: { $gte: 7 } } })).toBe(3)
+        expect(yield* store.delete(name, { filter: { i: { $gte: 7 } } })).toBe(0)
+        expect(yield* store.count(name)).toBe(5)
+        expect(ids(yield* store.search(name, [1], { topK: 10 })).sort()).toEqual(["k2", "k3", "k4", "k5", "k6"])
+        expect(yield* store.delete(name, [])).toBe(0)
+        expect(yield* Effect.flip(store.delete(fresh("none"), ["k2"]))).toMatchObject({ _tag: "NotFound" })
+      })
+    )
+
+    it.effect("wrong dimension, NaN, Infinity: InvalidInput, nothing written (a batch is all or none)", () =>
+      Effect.gen(function* () {
+        const store = yield* VectorStore
+        const name = fresh("invalid")
+        yield* store.createCollection(name, { dimension: 3 })
+        yield* store.upsert(name, [{ id: "keep", vector: [1, 2, 3] }])
+        const bad: ReadonlyArray<unknown> = [
+          [1, 2],
+          [1, 2, 3, 4],
+          [1, Number.NaN, 3],
+          v(1, Number.POSITIVE_INFINITY, 3),
+          [1, 1e39, 3],
+          [1, "2", 3],
+          new Float64Array([1, 2, 3]),
+          "1,2,3",
+          null
+        ]
+        for (const vector of bad) {
+          const error = yield* Effect.flip(
+            store.upsert(name, [
+              { id: "new", vector: [0, 0, 1] },
+              { id: "keep", vector: vector as never }
+            ])
+          )
+          expect(error).toMatchObject({ _tag: "InvalidInput" })
+          const query = yield* Effect.flip(store.search(name, vector as never))
+          expect(query).toMatchObject({ _tag: "InvalidInput" })
+        }
+        const wrong = yield* Effect.flip(store.upsert(name, [{ vector: [1, 2] }]))
+        expect(wrong.message).toBe("documents[0].vector must have 3 values, got 2")
+        expect(yield* store.get(name, ["keep", "new"])).toEqual([{ id: "keep", vector: v(1, 2, 3), metadata: {} }])
+        expect(yield* store.count(name)).toBe(1)
+        for (const options of [{ dimension: 0 }, { dimension: 1.5 }, { dimension: 3, metric: "l2" }, {}, null]) {
+          const error = yield* Effect.flip(store.createCollection(fresh("bad"), options as never))
+          expect(error).toMatchObject({ _tag: "InvalidInput" })
+        }
+        for (const collection of ["", "\u0000", 42, null]) {
+          const error = yield* Effect.flip(store.createCollection(collection as never, { dimension: 1 }))
+          expect(error).toMatchObject({ _tag: "InvalidInput" })
+        }
+        for (const options of [{ topK: 0 }, { topK: 1.5 }, { minScore: Number.NaN }, { includeVectors: 1 }, 5]) {
+          const error = yield* Effect.flip(store.search(name, [1, 2, 3], options as never))
+          expect(error).toMatchObject({ _tag: "InvalidInput" })
+        }
+        expect(yield* Effect.flip(store.search(fresh("unknown"), [1]))).toMatchObject({ _tag: "NotFound" })
+        expect(yield* Effect.flip(store.describeCollection(42 as never))).toMatchObject({ _tag: "InvalidInput" })
+        expect(yield* Effect.flip(store.get(name, [1] as never))).toMatchObject({ _tag: "InvalidInput" })
+        expect(yield* Effect.flip(store.delete(name, "keep" as never))).toMatchObject({ _tag: "InvalidInput" })
+        expect(yield* store.count(name)).toBe(1)
+      })
+    )
+
+    it.effect("property: search, count and filtered delete equal a reference over plain arrays", () =>
+      Effect.gen(function* () {
+        const store = yield* VectorStore
+        const cases = fc.sample(caseArb, { numRuns: 60, seed: 12 })
+        for (const c of cases) {
+          const name = fresh("prop")
+          yield* store.createCollection(name, { dimension, metric: c.metric })
+          // written in two batches, with a replaced and a deleted record, so the scan copies see updates
+          const half = Math.floor(c.docs.length / 2)
+          yield* store.upsert(
+            name,
+            c.docs.slice(0, half).map((d) => ({ ...d, vector: d.vector.map((x) => -x) }))
+          )
+          yield* store.search(name, c.query)
+          yield* store.upsert(name, c.docs)
+          yield* store.upsert(name, [{ id: "zz-gone", vector: [1, 1, 1] }])
+          yield* store.delete(name, ["zz-gone"])
+          const docs: Array<Doc> = c.docs
+          const options = {
+            topK: c.topK,
+            ...(c.filter === undefined ? {} : { filter: c.filter }),
+            ...(c.minScore === undefined ? {} : { minScore: c.minScore })
+          }
+          const expected = refSearch(docs, c.metric, c.query, options)
+          const actual = yield* store.search(name, c.query, options)
+          const context = JSON.stringify(c)
+          expect(
+            actual.map((r) => [r.id, r.score]),
+            context
+          ).toEqual(expected.map((r) => [r.id, r.score]))
+          const filter = c.filter ?? {}
+          const matching = docs.filter((d) => refMatches(filter, d.metadata)).length
+          expect(yield* store.count(name, { filter }), context).toBe(matching)
+          expect(yield* store.delete(name, { filter }), context).toBe(matching)
+          expect(yield* store.count(name), context).toBe(docs.length - matching)
+          yield* store.dropCollection(name)
+        }
+      })
+    )
+
+    it.effect("bad input is InvalidInput with nothing written (generated by the kernel's harness)", () =>
+      Effect.gen(function* () {
+        const store = yield* VectorStore
+        const name = fresh("harness")
+        yield* store.createCollection(name, { dimension: 2 })
+        yield* store.upsert(name, [{ id: "a", vector: [1, 2], metadata: { k: 1 } }])
+        const snapshot = Effect.gen(function* () {
+          const collections = (yield* store.listCollections()).filter((c) => c.name.startsWith("harness"))
+          const records = yield* store.get(name, ["a"])
+          return { collections, records: records.map((r) => ({ ...r, vector: Array.from(r.vector) })) }
+        })
+        yield* BadInput.run(`VectorStore (${label})`, snapshot, [
+          BadInput.operation(
+            "createCollection",
+            CreateCollectionOptions,
+            (options) => store.createCollection(fresh("harness-x"), options as never),
+            { id: (id) => store.createCollection(id as never, { dimension: 2 }) }
+          ),
+          BadInput.operation("createCollection name", CollectionName, (n) =>
+            store.createCollection(n as never, { dimension: 2 })
+          ),
+          BadInput.operation("upsert", VectorDocuments, (docs) => store.upsert(name, docs as never), {
+            id: (id) => store.upsert(id as never, [])
+          }),
+          BadInput.operation("search", SearchOptions, (options) => store.search(name, [1, 2], options as never), {
+            optional: true
+          }),
+          BadInput.operation("count", CountOptions, (options) => store.count(name, options as never), {
+            optional: true
+          }),
+          BadInput.operation("delete filter", JsonObject, (filter) => store.delete(name, { filter } as never)),
+          BadInput.operation("get", Schema.Array(Schema.String), (list) => store.get(name, list as never), {
+            id: (id) => store.get(id as never, ["a"])
+          })
+        ])
+      })
+    )
+  })
