@@ -20,7 +20,8 @@ describe("Embeddings.layerLocal", () => {
       expect(Array.from(localEmbedding("hello world", 384))).toEqual(Array.from(a!))
       const [empty] = yield* embeddings.embed([""])
       expect(empty!.every((x) => x === 0)).toBe(true)
-    }).pipe(Effect.provide(layerLocal())))
+    }).pipe(Effect.provide(layerLocal()))
+  )
 
   it.effect("honours dimension", () =>
     Effect.gen(function* () {
@@ -28,7 +29,8 @@ describe("Embeddings.layerLocal", () => {
       const [v] = yield* embeddings.embed(["x"])
       expect(embeddings.dimension).toBe(64)
       expect(v!.length).toBe(64)
-    }).pipe(Effect.provide(layerLocal({ dimension: 64 }))))
+    }).pipe(Effect.provide(layerLocal({ dimension: 64 })))
+  )
 
   it.effect('"where is my order" finds "my order hasn\'t arrived" over unrelated texts', () =>
     Effect.gen(function* () {
@@ -53,7 +55,8 @@ describe("Embeddings.layerLocal", () => {
       const [orders] = yield* embeddings.embed(["orders"])
       const best = corpus.reduce((a, _, i) => (cosine(orders!, vectors[i]!) > cosine(orders!, vectors[a]!) ? i : a), 0)
       expect(corpus[best]).toBe("my order hasn't arrived")
-    }).pipe(Effect.provide(layerLocal())))
+    }).pipe(Effect.provide(layerLocal()))
+  )
 
   it.effect("returns copies: mutating a result never changes the cache", () =>
     Effect.gen(function* () {
@@ -63,7 +66,8 @@ describe("Embeddings.layerLocal", () => {
       const [b] = yield* embeddings.embed(["cache me"])
       expect(b![0]).not.toBe(7)
       expect(Array.from(b!)).toEqual(Array.from(localEmbedding("cache me", 384)))
-    }).pipe(Effect.provide(layerLocal())))
+    }).pipe(Effect.provide(layerLocal()))
+  )
 
   it.effect("bad input is InvalidInput, never a defect", () =>
     Effect.gen(function* () {
@@ -73,7 +77,8 @@ describe("Embeddings.layerLocal", () => {
       const e2 = yield* Effect.flip(embeddings.embed(["ok", 3] as never))
       expect(e2._tag).toBe("InvalidInput")
       expect(e2.message).toContain("[1]")
-    }).pipe(Effect.provide(layerLocal())))
+    }).pipe(Effect.provide(layerLocal()))
+  )
 })
 
 describe("Embeddings.layerFromEmbeddingModel", () => {
@@ -106,5 +111,6 @@ describe("Embeddings.layerFromEmbeddingModel", () => {
       })
       const error = yield* Effect.flip(Effect.flatMap(Embeddings, (e) => e.embed(["x"])).pipe(Effect.provide(failing)))
       expect(error._tag).toBe("StorageError")
-    }))
+    })
+  )
 })
