@@ -9,9 +9,11 @@
  */
 import { Clock, Context, type DateTime, Effect, Either, Option, type ParseResult, Schema } from "effect"
 import { Conflict, DecodeError, InvalidInput, NotFound, type StorageError } from "./Errors.ts"
-import { Json, parseJson, Text } from "./Json.ts"
+import { uuidv7At } from "./Id.ts"
+import { Json, JsonObject, parseJson, Text } from "./Json.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
-import { byId, decodeOptions, decoder, thrownText } from "./Record.ts"
+import { byId, checkId, decodeInput, decodeOptions, decoder, isPlainObject, thrownText } from "./Record.ts"
+import { SessionId } from "./Session.ts"
 import { utcFromMillis } from "./Time.ts"
 
 // ---------------------------------------------------------------------------
@@ -312,5 +314,400 @@ export const makeStateStore = (driver: StateDriver) => {
         const row = yield* write(k, JSON.stringify(encoded.json), expectedVersion)
         return { ...entryOf(row), value: encoded.value }
       })
+  })
+}
+
+// ---------------------------------------------------------------------------
+// CheckpointStore
+
+/** A checkpoint id: a UUIDv7 unless the caller gives one (a non-empty Text up to 255 characters). */
+export const CheckpointId = Text.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("CheckpointId"))
+/** A checkpoint id. */
+export type CheckpointId = typeof CheckpointId.Type
+
+/** A checkpoint namespace (LangGraph's `checkpoint_ns`: a subgraph's chain): a Text up to 255 characters, `""` by default. */
+export const CheckpointNamespace = Text.pipe(Schema.maxLength(255))
+
+/** A pending write as given: the task that produced it, the channel it writes, its JSON value. */
+export const PendingWriteInput = Schema.Struct({
+  taskId: Text.pipe(Schema.minLength(1), Schema.maxLength(255)),
+  channel: Text.pipe(Schema.minLength(1), Schema.maxLength(255)),
+  value: Json
+})
+/** A pending write as given. */
+export type PendingWriteInput = typeof PendingWriteInput.Encoded
+
+/** A pending write kept with its checkpoint; `idx` is its position among the checkpoint's writes, from 1. */
+export interface PendingWrite {
+  readonly idx: number
+  readonly taskId: string
+  readonly channel: string
+  readonly value: unknown
+}
+
+/**
+ * A checkpoint of a thread's state. Each `(threadId, namespace)` is one tree of checkpoints: `seq` counts its saves
+ * from 1 (gapless), `parentId` links to the checkpoint it continues (absent for a root).
+ */
+export interface Checkpoint {
+  readonly id: CheckpointId
+  /** The session this checkpoint belongs to (deleting the session deletes its checkpoints). */
+  readonly threadId: SessionId
+  readonly namespace: string
+  readonly seq: number
+  readonly parentId?: CheckpointId
+  readonly state: unknown
+  readonly metadata: JsonObject
+  /** The pending writes kept with it, in `idx` order. */
+  readonly writes: ReadonlyArray<PendingWrite>
+  readonly createdAt: DateTime.Utc
+}
+
+/** The largest number of pending writes one `save` or `putWrites` takes. */
+export const maxWrites = 1000
+
+/** A pending write that is a plain object (a class instance, `Date` or `Map` with the fields is refused, as at the top level). */
+const PlainPendingWrite = Schema.compose(
+  Schema.declare((input: unknown): input is object => isPlainObject(input), {
+    identifier: "PlainObject",
+    message: () => "must be a plain object"
+  }),
+  PendingWriteInput,
+  { strict: false }
+)
+
+const Writes = Schema.Array(PendingWriteInput).pipe(Schema.maxItems(maxWrites))
+const PlainWrites = Schema.Array(PlainPendingWrite).pipe(Schema.maxItems(maxWrites))
+
+/**
+ * Input of `save`. `threadId` must be an existing session. Without `parentId` the checkpoint continues the thread's
+ * latest (in its namespace), read in the same atomic step, so concurrent saves form a chain; with `parentId` (a
+ * checkpoint of the same thread and namespace) it starts or continues a branch.
+ */
+export const CheckpointInput = Schema.Struct({
+  id: Schema.optional(CheckpointId),
+  threadId: SessionId,
+  namespace: Schema.optional(CheckpointNamespace),
+  parentId: Schema.optional(CheckpointId),
+  state: Json,
+  metadata: Schema.optional(JsonObject),
+  writes: Schema.optional(Writes)
+})
+/** Input of `save`. */
+export type CheckpointInput = typeof CheckpointInput.Encoded
+
+const PlainCheckpointInput = Schema.Struct({ ...CheckpointInput.fields, writes: Schema.optional(PlainWrites) })
+
+/**
+ * Options of `list`: `namespace` (default `""`), `before` (a checkpoint id: only older ones, by `seq`), and paging;
+ * newest first unless `order: "asc"`.
+ */
+export const CheckpointListOptions = Schema.Struct({
+  ...PageOptions.fields,
+  namespace: Schema.optional(CheckpointNamespace),
+  before: Schema.optional(Schema.String)
+})
+/** Options of `list`. */
+export type CheckpointListOptions = typeof CheckpointListOptions.Encoded
+
+/** Options of `history`: `limit` and `cursor` (from a previous page). */
+export const CheckpointHistoryOptions = Schema.Struct({
+  limit: PageOptions.fields.limit,
+  cursor: Schema.optional(Schema.String)
+})
+/** Options of `history`. */
+export type CheckpointHistoryOptions = typeof CheckpointHistoryOptions.Encoded
+
+/** Options of `fork`: the new checkpoint's `id`, and `state`/`metadata` replacing the source's. */
+export const ForkOptions = Schema.Struct({
+  id: Schema.optional(CheckpointId),
+  state: Schema.optional(Json),
+  metadata: Schema.optional(JsonObject)
+})
+/** Options of `fork`. */
+export type ForkOptions = typeof ForkOptions.Encoded
+
+/** Options of `prune`: keep the newest `keepLast` checkpoints of each namespace (or of `namespace` only). */
+export const PruneOptions = Schema.Struct({
+  keepLast: Schema.NonNegativeInt,
+  namespace: Schema.optional(CheckpointNamespace)
+})
+/** Options of `prune`. */
+export type PruneOptions = typeof PruneOptions.Encoded
+
+/** The checkpoint store: LangGraph's checkpointers for Effect. */
+export class CheckpointStore extends Context.Tag("effect-agent-stores/CheckpointStore")<
+  CheckpointStore,
+  {
+    /**
+     * Saves a checkpoint with its pending writes, atomically. `NotFound` for an unknown session (`entity:
+     * "Session"`) or an unknown `parentId` in this thread and namespace (`entity: "Checkpoint"`); `Conflict`
+     * (`reason: "exists"`) when the given id is taken.
+     */
+    readonly save: (
+      input: CheckpointInput
+    ) => Effect.Effect<Checkpoint, NotFound | Conflict | InvalidInput | StorageError>
+    /** The checkpoint `id` with its writes; `NotFound` when there is none. */
+    readonly get: (id: string) => Effect.Effect<Checkpoint, NotFound | InvalidInput | StorageError>
+    /** As `get`, `None` instead of `NotFound`. */
+    readonly find: (id: string) => Effect.Effect<Option.Option<Checkpoint>, InvalidInput | StorageError>
+    /** The thread's most recently saved checkpoint in `namespace` (default `""`): one indexed read at any history length. */
+    readonly latest: (
+      threadId: string,
+      namespace?: string
+    ) => Effect.Effect<Option.Option<Checkpoint>, InvalidInput | StorageError>
+    /** The thread's checkpoints in one namespace by `seq`, newest first; `NotFound` for an unknown `before`. */
+    readonly list: (
+      threadId: string,
+      options?: CheckpointListOptions
+    ) => Effect.Effect<Page<Checkpoint>, NotFound | InvalidInput | StorageError>
+    /**
+     * Checkpoint `id`, then its parent, and so on to the root (or to the oldest one `prune` kept), paged;
+     * `NotFound` for an unknown id.
+     */
+    readonly history: (
+      id: string,
+      options?: CheckpointHistoryOptions
+    ) => Effect.Effect<Page<Checkpoint>, NotFound | InvalidInput | StorageError>
+    /**
+     * A new branch from checkpoint `id`: saves its child with its state and metadata (or the given ones); the child
+     * becomes the thread's latest. Forking one checkpoint twice gives two children.
+     */
+    readonly fork: (
+      id: string,
+      options?: ForkOptions
+    ) => Effect.Effect<Checkpoint, NotFound | Conflict | InvalidInput | StorageError>
+    /** Adds pending writes to checkpoint `id` after the ones it has (LangGraph's `putWrites`); `NotFound` for an unknown id. */
+    readonly putWrites: (
+      id: string,
+      writes: ReadonlyArray<PendingWriteInput>
+    ) => Effect.Effect<Checkpoint, NotFound | InvalidInput | StorageError>
+    /**
+     * Deletes all but the newest `keepLast` checkpoints (by `seq`) of each of the thread's namespaces (or of
+     * `namespace`), with their writes; how many it deleted. `history` then ends at the oldest kept ancestor.
+     */
+    readonly prune: (threadId: string, options: PruneOptions) => Effect.Effect<number, InvalidInput | StorageError>
+    /** Deletes every checkpoint of the thread (deleting its session does it too); an unknown thread is a no-op. */
+    readonly deleteThread: (threadId: string) => Effect.Effect<void, InvalidInput | StorageError>
+  }
+>() {}
+
+/** A checkpoint as a driver stores it: JSON as text, `parentId` null for a root, times in epoch milliseconds. */
+export interface CheckpointRow {
+  readonly id: string
+  readonly threadId: string
+  readonly namespace: string
+  readonly seq: number
+  readonly parentId: string | null
+  readonly state: string
+  readonly metadata: string
+  readonly createdAt: number
+}
+
+/** A pending write as a driver stores it (value as JSON text). */
+export interface WriteRow {
+  readonly idx: number
+  readonly taskId: string
+  readonly channel: string
+  readonly value: string
+}
+
+/** A checkpoint row with its writes, in `idx` order. */
+export interface StoredCheckpoint {
+  readonly row: CheckpointRow
+  readonly writes: ReadonlyArray<WriteRow>
+}
+
+/** What `save` asks of a driver: the row without `seq` (assigned by the driver); `parentId` null = "the latest". */
+export interface NewCheckpointRow {
+  readonly id: string
+  readonly threadId: string
+  readonly namespace: string
+  readonly parentId: string | null
+  readonly state: string
+  readonly metadata: string
+  readonly createdAt: number
+}
+
+/** What a backend implements for `CheckpointStore`; everything else lives in `makeCheckpointStore`. */
+export interface CheckpointDriver {
+  /**
+   * In one atomic step: checks the explicit parent (same thread and namespace), takes the next `seq` of the
+   * thread's namespace and its latest checkpoint as the default parent, inserts the row and its writes (`idx` from
+   * 1), and makes it the latest.
+   */
+  readonly save: (
+    row: NewCheckpointRow,
+    writes: ReadonlyArray<WriteRow>
+  ) => Effect.Effect<
+    { readonly seq: number; readonly parentId: string | null } | "no-session" | "no-parent" | "exists",
+    StorageError
+  >
+  readonly get: (id: string) => Effect.Effect<StoredCheckpoint | undefined, StorageError>
+  /** The latest checkpoint of `(threadId, namespace)`, through its head row. */
+  readonly latest: (threadId: string, namespace: string) => Effect.Effect<StoredCheckpoint | undefined, StorageError>
+  /** Checkpoints of `(threadId, namespace)` with `seq < before` (when given) after `page.after` (a `[seq]` keyset). */
+  readonly list: (
+    threadId: string,
+    namespace: string,
+    before: number | undefined,
+    page: PageQuery
+  ) => Effect.Effect<ReadonlyArray<StoredCheckpoint>, StorageError>
+  /** Up to `limit` checkpoints from `id` following parents (fewer at a root or a pruned ancestor). */
+  readonly history: (id: string, limit: number) => Effect.Effect<ReadonlyArray<StoredCheckpoint>, StorageError>
+  /** Appends writes to checkpoint `id` (numbered after its others), atomically; `false` when it does not exist. */
+  readonly putWrites: (id: string, writes: ReadonlyArray<Omit<WriteRow, "idx">>) => Effect.Effect<boolean, StorageError>
+  /** Deletes all but the newest `keepLast` of each namespace of the thread (or of `namespace`); how many. */
+  readonly prune: (
+    threadId: string,
+    namespace: string | undefined,
+    keepLast: number
+  ) => Effect.Effect<number, StorageError>
+  readonly deleteThread: (threadId: string) => Effect.Effect<void, StorageError>
+}
+
+const checkpointEntity = "Checkpoint"
+
+const decodeCheckpointInput = decodeInput(checkpointEntity, PlainCheckpointInput)
+const decodeCheckpointListOptions = decodeOptions(checkpointEntity, CheckpointListOptions)
+const decodeHistoryOptions = decodeOptions(checkpointEntity, CheckpointHistoryOptions)
+const decodeForkOptions = decodeOptions(checkpointEntity, ForkOptions)
+const decodePruneOptions = decodeInput(checkpointEntity, PruneOptions)
+const decodeWrites = decodeInput(checkpointEntity, PlainWrites)
+const decodeNamespace = decodeInput(checkpointEntity, CheckpointNamespace)
+
+const checkpointOf = ({ row, writes }: StoredCheckpoint): Checkpoint => {
+  const checkpoint: Checkpoint = {
+    id: row.id as CheckpointId,
+    threadId: row.threadId as SessionId,
+    namespace: row.namespace,
+    seq: row.seq,
+    state: parseJson(row.state),
+    metadata: parseJson(row.metadata) as JsonObject,
+    writes: writes.map((w) => ({ idx: w.idx, taskId: w.taskId, channel: w.channel, value: parseJson(w.value) })),
+    createdAt: utcFromMillis(row.createdAt)
+  }
+  return row.parentId === null ? checkpoint : { ...checkpoint, parentId: row.parentId as CheckpointId }
+}
+
+const writeRows = (writes: ReadonlyArray<typeof PendingWriteInput.Type>) =>
+  writes.map((w) => ({ taskId: w.taskId, channel: w.channel, value: JSON.stringify(w.value) }))
+
+/** Builds a `CheckpointStore` over a driver: validation, ids, clock and encoding live here. */
+export const makeCheckpointStore = (driver: CheckpointDriver) => {
+  const find = (id: unknown) =>
+    Effect.map(byId(checkpointEntity, id, undefined, driver.get), (stored) =>
+      stored === undefined ? Option.none<Checkpoint>() : Option.some(checkpointOf(stored))
+    )
+
+  const get = (id: unknown) =>
+    Effect.flatMap(
+      byId(checkpointEntity, id, undefined, driver.get),
+      (stored): Effect.Effect<StoredCheckpoint, NotFound> =>
+        stored === undefined ? new NotFound({ entity: checkpointEntity, id: id as string }) : Effect.succeed(stored)
+    )
+
+  const insert = (input: typeof CheckpointInput.Type) =>
+    Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      const row: NewCheckpointRow = {
+        id: input.id ?? uuidv7At(now),
+        threadId: input.threadId,
+        namespace: input.namespace ?? "",
+        parentId: input.parentId ?? null,
+        state: JSON.stringify(input.state),
+        metadata: JSON.stringify(input.metadata ?? {}),
+        createdAt: now
+      }
+      const writes = writeRows(input.writes ?? []).map((w, i) => ({ ...w, idx: i + 1 }))
+      const result = yield* driver.save(row, writes)
+      switch (result) {
+        case "no-session":
+          return yield* new NotFound({ entity: "Session", id: row.threadId })
+        case "no-parent":
+          return yield* new NotFound({ entity: checkpointEntity, id: row.parentId! })
+        case "exists":
+          return yield* new Conflict({ entity: checkpointEntity, id: row.id, expected: 0, actual: 1, reason: "exists" })
+      }
+      return checkpointOf({ row: { ...row, seq: result.seq, parentId: result.parentId }, writes })
+    })
+
+  return CheckpointStore.of({
+    save: (input) => Effect.flatMap(decodeCheckpointInput(input), insert),
+    get: (id) => Effect.map(get(id), checkpointOf),
+    find,
+    latest: (threadId, namespace) =>
+      Effect.gen(function* () {
+        const thread = yield* checkId(checkpointEntity, threadId)
+        const ns = namespace === undefined ? "" : yield* decodeNamespace(namespace, ["namespace"])
+        if (thread === undefined) return Option.none()
+        const stored = yield* driver.latest(thread, ns)
+        return stored === undefined ? Option.none() : Option.some(checkpointOf(stored))
+      }),
+    list: (threadId, options) =>
+      Effect.gen(function* () {
+        const thread = yield* checkId(checkpointEntity, threadId)
+        const { before, namespace, ...paging } = yield* decodeCheckpointListOptions(options)
+        const query = yield* toPageQuery(checkpointEntity, { ...paging, order: paging.order ?? "desc" }, ["number"])
+        let beforeSeq: number | undefined
+        if (before !== undefined) {
+          const anchor = yield* get(before)
+          if (anchor.row.threadId !== thread || anchor.row.namespace !== (namespace ?? "")) {
+            return yield* new NotFound({ entity: checkpointEntity, id: before })
+          }
+          beforeSeq = anchor.row.seq
+        }
+        if (thread === undefined) return toPage([], query, checkpointOf)
+        const rows = yield* driver.list(thread, namespace ?? "", beforeSeq, query)
+        return toPage(rows, query, checkpointOf, (stored) => [stored.row.seq])
+      }),
+    history: (id, options) =>
+      Effect.gen(function* () {
+        const { cursor, limit } = yield* decodeHistoryOptions(options)
+        const query = yield* toPageQuery(checkpointEntity, cursor === undefined ? { limit } : { limit, cursor }, [
+          "string"
+        ])
+        let rows: ReadonlyArray<StoredCheckpoint>
+        const start = yield* checkId(checkpointEntity, id)
+        if (query.after === undefined) {
+          rows = start === undefined ? [] : yield* driver.history(start, query.limit)
+          if (rows.length === 0) return yield* new NotFound({ entity: checkpointEntity, id: id as string })
+        } else {
+          rows = (yield* driver.history(query.after[0] as string, query.limit + 1)).slice(1)
+        }
+        return toPage(rows, query, checkpointOf, (stored) => [stored.row.id])
+      }),
+    fork: (id, options) =>
+      Effect.gen(function* () {
+        const { id: newId, metadata, state } = yield* decodeForkOptions(options)
+        const source = checkpointOf(yield* get(id))
+        return yield* insert({
+          ...(newId === undefined ? {} : { id: newId }),
+          threadId: source.threadId,
+          namespace: source.namespace,
+          parentId: source.id,
+          state: state === undefined ? source.state : state,
+          metadata: metadata ?? source.metadata
+        })
+      }),
+    putWrites: (id, writes) =>
+      Effect.gen(function* () {
+        const checked = yield* checkId(checkpointEntity, id)
+        const rows = writeRows(yield* decodeWrites(writes, ["writes"]))
+        if (checked === undefined || !(yield* driver.putWrites(checked, rows))) {
+          return yield* new NotFound({ entity: checkpointEntity, id: id as string })
+        }
+        return checkpointOf(yield* get(checked))
+      }),
+    prune: (threadId, options) =>
+      Effect.gen(function* () {
+        const thread = yield* checkId(checkpointEntity, threadId)
+        const { keepLast, namespace } = yield* decodePruneOptions(options, ["options"])
+        return thread === undefined ? 0 : yield* driver.prune(thread, namespace, keepLast)
+      }),
+    deleteThread: (threadId) =>
+      Effect.flatMap(checkId(checkpointEntity, threadId), (thread) =>
+        thread === undefined ? Effect.void : driver.deleteThread(thread)
+      )
   })
 }
