@@ -11,6 +11,7 @@ import {
 } from "../../src/Event.ts"
 import * as Wakeups from "../Wakeups.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
+import { compareCodePoints } from "./MemoryStateStore.ts"
 
 /** The live side of an event store over `wakeups`: one channel per stream and one for every append, under `namespace`. */
 export const eventLive = (wakeups: Wakeups.Wakeups["Type"], namespace: string): EventLive => {
@@ -61,7 +62,22 @@ export const driver = Effect.map(MemoryDatabase, (db): { driver: EventDriver; na
   }
   const state = log
   const streams = db.map<string, MemoryStream>("event_streams")
-  const byId = db.table<StreamRow>("event_streams_by_id", (row) => [row.streamId])
+  /** The stream ids in code point order (as SQLite and PostgreSQL order them), sorted again after a new stream. */
+  let sorted: Array<string> | undefined
+  const ids = () => (sorted ??= Array.from(streams.keys()).sort(compareCodePoints))
+  /** The index of the first id after `id` (or at it, when `inclusive`). */
+  const search = (id: string, inclusive: boolean): number => {
+    const keys = ids()
+    let lo = 0
+    let hi = keys.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      const c = compareCodePoints(keys[mid]!, id)
+      if (c < 0 || (c === 0 && !inclusive)) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
 
   const push = (stream: MemoryStream, event: EventRow) => {
     state.events.push(event)
@@ -82,13 +98,15 @@ export const driver = Effect.map(MemoryDatabase, (db): { driver: EventDriver; na
           row: { streamId, version: 0, truncatedBefore: 1, createdAt: now, updatedAt: now },
           events: []
         }
-        if (stream === undefined) streams.set(streamId, target)
+        if (stream === undefined) {
+          streams.set(streamId, target)
+          sorted = undefined
+        }
         for (const event of events) {
           push(target, { ...event, streamId, seq: target.row.version + 1, position: ++state.head, createdAt: now })
           target.row = { ...target.row, version: target.row.version + 1 }
         }
         target.row = { ...target.row, updatedAt: Math.max(now, target.row.updatedAt) }
-        byId.set(streamId, target.row)
         return { _tag: "Appended", version: target.row.version, position: state.head } as const
       }),
     read: (streamId, after, limit, backward) =>
@@ -124,9 +142,34 @@ export const driver = Effect.map(MemoryDatabase, (db): { driver: EventDriver; na
         return row && { ...row }
       }),
     streams: (prefix, page) =>
-      Effect.sync(() =>
-        byId.page(page, (row) => prefix === undefined || row.streamId.startsWith(prefix)).map((row) => ({ ...row }))
-      ),
+      Effect.sync(() => {
+        const keys = ids()
+        const after = page.after?.[0] as string | undefined
+        const inPrefix = (id: string) => prefix === undefined || id.startsWith(prefix)
+        const rows: Array<StreamRow> = []
+        let skip = page.offset
+        if (page.order === "asc") {
+          let i = Math.max(
+            after === undefined ? 0 : search(after, false),
+            prefix === undefined ? 0 : search(prefix, true)
+          )
+          for (; i < keys.length && rows.length < page.limit && inPrefix(keys[i]!); i++) {
+            if (skip > 0) skip--
+            else rows.push({ ...streams.get(keys[i]!)!.row })
+          }
+        } else {
+          let i = (after !== undefined ? search(after, true) : keys.length) - 1
+          for (; i >= 0 && rows.length < page.limit; i--) {
+            if (!inPrefix(keys[i]!)) {
+              if (prefix !== undefined && compareCodePoints(keys[i]!, prefix) < 0) break
+              continue
+            }
+            if (skip > 0) skip--
+            else rows.push({ ...streams.get(keys[i]!)!.row })
+          }
+        }
+        return rows
+      }),
     head: Effect.sync(() => state.head),
     truncate: (streamId, before, marker, now) =>
       Effect.sync(() => {
@@ -152,7 +195,6 @@ export const driver = Effect.map(MemoryDatabase, (db): { driver: EventDriver; na
           truncatedBefore: mark,
           updatedAt: Math.max(now, stream.row.updatedAt)
         }
-        byId.set(streamId, stream.row)
         return { _tag: "Truncated", truncatedBefore: mark, removed: removed.length } as const
       })
   }

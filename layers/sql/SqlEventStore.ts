@@ -35,8 +35,30 @@ import type { PageQuery } from "../../src/Page.ts"
 import { eventLive } from "../memory/MemoryEventStore.ts"
 import * as Wakeups from "../Wakeups.ts"
 import * as Kit from "./Kit.ts"
+import { successor } from "./SqlStateStore.ts"
 
 const refuse = (what: string) => `events are append-only: ${what} is refused (truncateBefore is the one removal)`
+
+/** Stream ids in code point order on both dialects (PostgreSQL's default collation may be a locale's). */
+const streamsTable = (collate: string) => `CREATE TABLE IF NOT EXISTS {event_streams} (
+  stream_id TEXT${collate} PRIMARY KEY NOT NULL,
+  version BIGINT NOT NULL,
+  truncated_before BIGINT NOT NULL DEFAULT 1,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+)`
+
+const eventsTable = (collate: string) => `CREATE TABLE IF NOT EXISTS {events} (
+  position BIGINT PRIMARY KEY NOT NULL,
+  stream_id TEXT${collate} NOT NULL,
+  seq BIGINT NOT NULL,
+  id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  UNIQUE (stream_id, seq)
+)`
 
 /** The events tables, their triggers and migrations; requires the kernel's counters. */
 export const schema: Kit.SqlSchema = {
@@ -44,24 +66,8 @@ export const schema: Kit.SqlSchema = {
   tables: ["event_streams", "events"],
   migrations: {
     "0001_events": [
-      `CREATE TABLE IF NOT EXISTS {event_streams} (
-        stream_id TEXT PRIMARY KEY NOT NULL,
-        version BIGINT NOT NULL,
-        truncated_before BIGINT NOT NULL DEFAULT 1,
-        created_at BIGINT NOT NULL,
-        updated_at BIGINT NOT NULL
-      )`,
-      `CREATE TABLE IF NOT EXISTS {events} (
-        position BIGINT PRIMARY KEY NOT NULL,
-        stream_id TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        id TEXT NOT NULL UNIQUE,
-        type TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        metadata TEXT NOT NULL,
-        created_at BIGINT NOT NULL,
-        UNIQUE (stream_id, seq)
-      )`,
+      { sqlite: streamsTable(""), pg: streamsTable(' COLLATE "C"') },
+      { sqlite: eventsTable(""), pg: eventsTable(' COLLATE "C"') },
       `CREATE INDEX IF NOT EXISTS {events_type} ON {events} (type, position)`,
       {
         sqlite: `CREATE TRIGGER IF NOT EXISTS {events_no_update} BEFORE UPDATE ON {events}
@@ -206,14 +212,19 @@ const readAllOfTypes = (after: number, limit: number, types: ReadonlyArray<strin
   return Kit.all(statement, after, ...types, limit)
 }
 
-/** One page of streams: its own statement because the prefix is not an equality filter. */
+/** One page of streams: its own statement because the prefix is a key range (`[prefix, successor)`), not an equality. */
 const streamListings = new Map<string, Kit.Stmt<Array<unknown>, StreamRow>>()
 const listStreams = (prefix: string | undefined, page: PageQuery) => {
   const where: Array<string> = []
   const params: Array<unknown> = []
   if (prefix !== undefined && prefix !== "") {
-    where.push("substr(stream_id, 1, length(CAST(? AS TEXT))) = ?")
-    params.push(prefix, prefix)
+    where.push("stream_id >= ?")
+    params.push(prefix)
+    const upper = successor(prefix)
+    if (upper !== undefined) {
+      where.push("stream_id < ?")
+      params.push(upper)
+    }
   }
   const desc = page.order === "desc"
   if (page.after !== undefined) {

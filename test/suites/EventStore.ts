@@ -159,7 +159,8 @@ export const suite = <E>(label: string, stores: Layer.Layer<EventStore, E>) =>
       Effect.gen(function* () {
         const events = yield* EventStore
         const prefix = fresh("list")
-        const ids = ["c", "a", "e", "b", "d"].map((s) => `${prefix}/${s}`)
+        // Code point order on every backend: "Z" < "a" < "é" < "\uffef" < "😀" (an astral code point sorts last).
+        const ids = ["c", "a", "😀", "é", "Z", "\uffef", "b"].map((s) => `${prefix}/${s}`)
         yield* TestClock.setTime(5_000)
         for (const [i, id] of ids.entries()) {
           yield* events.append(
@@ -184,7 +185,7 @@ export const suite = <E>(label: string, stores: Layer.Layer<EventStore, E>) =>
             } while (Option.isSome(cursor))
             return found
           })
-        const sorted = [...ids].sort()
+        const sorted = ["Z", "a", "b", "c", "é", "\uffef", "😀"].map((s) => `${prefix}/${s}`)
         expect(yield* walk("asc")).toEqual(sorted)
         expect(yield* walk("desc")).toEqual([...sorted].reverse())
         const page = yield* events.streams({ prefix: `${prefix}/a` })
