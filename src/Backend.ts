@@ -85,7 +85,7 @@ export const guarantees: ReadonlyArray<StoreGuarantee> = [
     store: "TemplateStore",
     role: "primary",
     atomicity: "each save is one new version",
-    ordering: "versions 1, 2, 3…; `list` by name",
+    ordering: "versions 1, 2, 3…; `list` by (name, id)",
     durability: "every version kept until the template is deleted",
     concurrency: "names unique; concurrent saves get distinct versions"
   },
@@ -113,7 +113,7 @@ export const guarantees: ReadonlyArray<StoreGuarantee> = [
     atomicity: "`addMany` all or nothing; an item and its tier metadata written and deleted together",
     ordering: "by (createdAt, id); `search` by score",
     durability: "hot tier: a copy of conversation messages with their embeddings; `deleteExpired` by Clock",
-    concurrency: "independent items; last write wins per id"
+    concurrency: "ids unique: a duplicate add is `Conflict`, nothing written"
   },
   {
     store: "SummaryStore",
@@ -121,7 +121,7 @@ export const guarantees: ReadonlyArray<StoreGuarantee> = [
     atomicity: "each add with its tier metadata",
     ordering: "by (createdAt, id); `search` by score",
     durability: untilDeleted,
-    concurrency: "independent items"
+    concurrency: "ids unique: a duplicate add is `Conflict`"
   },
   {
     store: "FactStore",
@@ -129,7 +129,7 @@ export const guarantees: ReadonlyArray<StoreGuarantee> = [
     atomicity: "each add with its tier metadata",
     ordering: "by (createdAt, id); `search` by score",
     durability: untilDeleted,
-    concurrency: "independent items"
+    concurrency: "ids unique: a duplicate add is `Conflict`"
   },
   {
     store: "MentalModelStore",
@@ -143,7 +143,7 @@ export const guarantees: ReadonlyArray<StoreGuarantee> = [
     store: "TierMetadataStore",
     role: "cache",
     atomicity: "`recordAccess(ids)` one step for all ids",
-    ordering: "`listByTier` by (tier, id)",
+    ordering: "`listByTier` oldest first",
     durability: "bookkeeping deleted with its item",
     concurrency: "`recordAccess` loses no concurrent access"
   },
@@ -170,7 +170,7 @@ export const guarantees: ReadonlyArray<StoreGuarantee> = [
     role: "cache",
     atomicity: "a checkpoint saved with its pending writes",
     ordering: "`seq` per thread; `latest` in O(1); `history` follows parents",
-    durability: "kept until pruned (`prune({ keepLast })`) or its thread is deleted",
+    durability: "kept until pruned (`prune({ keepLast })`) or its session (the thread) is deleted",
     concurrency: "two writers from one parent create two children (a fork), never a broken chain"
   },
   {
@@ -210,7 +210,7 @@ export const guarantees: ReadonlyArray<StoreGuarantee> = [
     store: "TraceStore",
     role: "cache",
     atomicity: "each batch of spans",
-    ordering: "`listByTrace` by start time",
+    ordering: "`listByTrace` and `list` by (startedAt, id)",
     durability:
       "observability only: the tracer drops (and counts) spans when its buffer is full; `prune` removes old ones",
     concurrency: "the traced program never waits for or fails because of the store"
