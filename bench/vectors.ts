@@ -1,0 +1,314 @@
+/**
+ * The vector bench (issue 12, W6): 50,000 vectors of dimension 384, top-10
+ * cosine, exact search through `VectorStore` on memory, SQLite (a temp file)
+ * and PostgreSQL (own table prefix, dropped at the end), beside a plain JS
+ * scan over one `Float32Array` (the baseline: a straightforward loop, a
+ * sort-free top-10). Also: a selective metadata filter (1% of the records),
+ * upserts per second (batches of 1,000) on SQLite against raw better-sqlite3
+ * running the same insert in one transaction per batch, and recall@10 of each
+ * backend against the baseline (exact search: 1.0 expected).
+ *
+ * `runVectors({ reps })` reports the best and median of `reps` timed passes of
+ * 20 queries. Run alone: `node --expose-gc --import tsx bench/vectors.ts`
+ * (`BENCH_REPS`, default 5; `BENCH_VECTORS` overrides the 50,000; `DATABASE_URL`).
+ * sqlite-vec's `vec0` is not compared: it is not a dependency of this package.
+ */
+import Database from "better-sqlite3"
+import { Layer, ManagedRuntime } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { performance } from "node:perf_hooks"
+import { fileURLToPath } from "node:url"
+import postgres from "postgres"
+import * as MemoryVectorStore from "../layers/memory/MemoryVectorStore.ts"
+import * as PgDatabase from "../layers/sql/PgDatabase.ts"
+import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
+import * as SqlVectorStore from "../layers/sql/SqlVectorStore.ts"
+import { VectorStore } from "../src/Vector.ts"
+import { median } from "./stats.ts"
+
+/** One row of the vector table: a time per query (ms, lower is better) or a rate (vectors/s, higher is better). */
+export interface Row {
+  readonly workload: string
+  readonly backend: string
+  readonly unit: "ms/query" | "vectors/s"
+  readonly value: number
+  readonly medianValue: number
+  /** The plain JS scan (ms/query) or raw better-sqlite3 (vectors/s); undefined when there is none. */
+  readonly baseline: number | undefined
+  /** recall@10 against the plain scan (search rows). */
+  readonly recall: number | undefined
+}
+
+const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+const DIMENSION = 384
+const TOP_K = 10
+const QUERIES = 20
+const BATCH = 1000
+
+/** A deterministic pseudo-random generator (mulberry32), so every side gets the same data. */
+const random = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5
+}
+
+interface Data {
+  readonly docs: ReadonlyArray<{ id: string; vector: Float32Array; metadata: { i: number; kind: string } }>
+  readonly queries: ReadonlyArray<Float32Array>
+  readonly flat: Float32Array
+}
+
+const makeData = (n: number): Data => {
+  const next = random(42)
+  const flat = new Float32Array(n * DIMENSION)
+  for (let i = 0; i < flat.length; i++) flat[i] = next()
+  const docs = Array.from({ length: n }, (_, i) => ({
+    id: `doc-${String(i).padStart(6, "0")}`,
+    vector: flat.subarray(i * DIMENSION, (i + 1) * DIMENSION),
+    metadata: { i, kind: i % 100 === 0 ? "rare" : "common" }
+  }))
+  const queries = Array.from({ length: QUERIES }, () => Float32Array.from({ length: DIMENSION }, next))
+  return { docs, queries, flat }
+}
+
+/** The baseline: a plain JS cosine scan over one Float32Array with a simple top-k insertion list. */
+const plainScan = (flat: Float32Array, n: number, query: Float32Array): Array<number> => {
+  let qq = 0
+  for (let j = 0; j < DIMENSION; j++) qq += query[j]! * query[j]!
+  const scores: Array<number> = []
+  const slots: Array<number> = []
+  for (let s = 0; s < n; s++) {
+    let dot = 0
+    let vv = 0
+    const o = s * DIMENSION
+    for (let j = 0; j < DIMENSION; j++) {
+      const x = flat[o + j]!
+      dot += query[j]! * x
+      vv += x * x
+    }
+    const score = dot / Math.sqrt(qq * vv)
+    if (scores.length < TOP_K || score > scores[scores.length - 1]!) {
+      let k = scores.length < TOP_K ? scores.length : TOP_K - 1
+      while (k > 0 && scores[k - 1]! < score) {
+        scores[k] = scores[k - 1]!
+        slots[k] = slots[k - 1]!
+        k--
+      }
+      scores[k] = score
+      slots[k] = s
+    }
+  }
+  return slots
+}
+
+const timeQueries = async (reps: number, run: (q: Float32Array) => Promise<unknown> | unknown, data: Data) => {
+  for (const q of data.queries.slice(0, 3)) await run(q)
+  const passes: Array<number> = []
+  for (let r = 0; r < reps; r++) {
+    const started = performance.now()
+    for (const q of data.queries) await run(q)
+    passes.push((performance.now() - started) / data.queries.length)
+  }
+  return { best: Math.min(...passes), median: median(passes) }
+}
+
+const recallOf = (expected: ReadonlyArray<ReadonlyArray<string>>, actual: ReadonlyArray<ReadonlyArray<string>>) => {
+  let found = 0
+  let total = 0
+  for (let i = 0; i < expected.length; i++) {
+    const want = new Set(expected[i])
+    total += want.size
+    for (const id of actual[i]!) if (want.has(id)) found++
+  }
+  return found / total
+}
+
+/** Search rows (unfiltered and filtered) and, for SQLite, the upsert row, through one store layer. */
+const storeRows = async (
+  backend: string,
+  layer: Layer.Layer<VectorStore, unknown>,
+  data: Data,
+  reps: number,
+  baseline: { readonly scan: number; readonly ids: ReadonlyArray<ReadonlyArray<string>> }
+): Promise<Array<Row>> => {
+  const runtime = ManagedRuntime.make(layer)
+  try {
+    const store = await runtime.runPromise(VectorStore)
+    const name = `bench-${Date.now().toString(36)}`
+    await runtime.runPromise(store.createCollection(name, { dimension: DIMENSION, metric: "cosine" }))
+    const started = performance.now()
+    for (let i = 0; i < data.docs.length; i += BATCH) {
+      await runtime.runPromise(store.upsert(name, data.docs.slice(i, i + BATCH)))
+    }
+    const upsertRate = data.docs.length / ((performance.now() - started) / 1000)
+    const search = (q: Float32Array, filter?: { readonly [key: string]: unknown }) =>
+      runtime.runPromise(store.search(name, q, filter === undefined ? { topK: TOP_K } : { topK: TOP_K, filter }))
+    const first = performance.now()
+    await search(data.queries[0]!)
+    const load = performance.now() - first
+    const ids = await Promise.all(data.queries.map(async (q) => (await search(q)).map((r) => r.id)))
+    const plain = await timeQueries(reps, (q) => search(q), data)
+    const filtered = await timeQueries(reps, (q) => search(q, { kind: "rare" }), data)
+    const rows: Array<Row> = [
+      {
+        workload: `search top-${TOP_K} cosine`,
+        backend,
+        unit: "ms/query",
+        value: plain.best,
+        medianValue: plain.median,
+        baseline: baseline.scan,
+        recall: recallOf(baseline.ids, ids)
+      },
+      {
+        workload: "search, filter 1%",
+        backend,
+        unit: "ms/query",
+        value: filtered.best,
+        medianValue: filtered.median,
+        baseline: baseline.scan,
+        recall: undefined
+      }
+    ]
+    console.log(
+      `vectors ${backend}: upsert ${Math.round(upsertRate).toLocaleString("en-US")} vectors/s, first search ` +
+        `(loads the scan copy on SQL) ${load.toFixed(0)} ms`
+    )
+    if (backend !== "memory") {
+      rows.push({
+        workload: `upsert (batches of ${BATCH})`,
+        backend,
+        unit: "vectors/s",
+        value: upsertRate,
+        medianValue: upsertRate,
+        baseline: undefined,
+        recall: undefined
+      })
+    }
+    await runtime.runPromise(store.dropCollection(name))
+    return rows
+  } finally {
+    await runtime.dispose()
+  }
+}
+
+/** Raw better-sqlite3: the same insert statement, one transaction per batch. */
+const rawSqliteUpsert = (file: string, data: Data): number => {
+  const db = new Database(file)
+  try {
+    db.pragma("journal_mode = WAL")
+    db.pragma("synchronous = NORMAL")
+    db.exec(`CREATE TABLE c (name TEXT PRIMARY KEY, stamp TEXT NOT NULL)`)
+    db.exec(`CREATE TABLE v (collection TEXT NOT NULL REFERENCES c (name) ON DELETE CASCADE, id TEXT NOT NULL,
+      vector BLOB NOT NULL, metadata TEXT NOT NULL, content TEXT, PRIMARY KEY (collection, id)) WITHOUT ROWID`)
+    db.prepare(`INSERT INTO c VALUES ('bench', 'x')`).run()
+    const stamp = db.prepare(`UPDATE c SET stamp = ? WHERE name = ?`)
+    const insert = db.prepare(`INSERT INTO v (collection, id, vector, metadata, content) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (collection, id) DO UPDATE SET vector = excluded.vector, metadata = excluded.metadata,
+      content = excluded.content`)
+    const batch = db.transaction((docs: Data["docs"]) => {
+      stamp.run(String(Math.random()), "bench")
+      for (const d of docs) {
+        const bytes = Buffer.from(d.vector.buffer, d.vector.byteOffset, d.vector.byteLength)
+        insert.run("bench", d.id, bytes, JSON.stringify(d.metadata), null)
+      }
+    })
+    const started = performance.now()
+    for (let i = 0; i < data.docs.length; i += BATCH) batch.immediate(data.docs.slice(i, i + BATCH))
+    return data.docs.length / ((performance.now() - started) / 1000)
+  } finally {
+    db.close()
+  }
+}
+
+/** Runs every vector row: the plain scan, memory, SQLite and PostgreSQL (left out with a note when unreachable). */
+export const runVectors = async (options: {
+  readonly reps: number
+  readonly n?: number
+}): Promise<ReadonlyArray<Row>> => {
+  const n = options.n ?? Number(process.env["BENCH_VECTORS"] ?? 50_000)
+  const data = makeData(n)
+  const scanIds = data.queries.map((q) => plainScan(data.flat, n, q).map((slot) => data.docs[slot]!.id))
+  const scan = await timeQueries(options.reps, (q) => plainScan(data.flat, n, q), data)
+  const baseline = { scan: scan.best, ids: scanIds }
+  const rows: Array<Row> = [
+    {
+      workload: `search top-${TOP_K} cosine`,
+      backend: "plain JS scan",
+      unit: "ms/query",
+      value: scan.best,
+      medianValue: scan.median,
+      baseline: undefined,
+      recall: 1
+    }
+  ]
+  rows.push(...(await storeRows("memory", MemoryVectorStore.layer, data, options.reps, baseline)))
+  const dir = mkdtempSync(join(tmpdir(), "agent-vectors-"))
+  try {
+    const sqlite = SqlVectorStore.layer.pipe(Layer.provide(SqliteDatabase.layer({ filename: join(dir, "library.db") })))
+    const sqliteRows = await storeRows("sqlite", sqlite, data, options.reps, baseline)
+    const raw = rawSqliteUpsert(join(dir, "raw.db"), data)
+    rows.push(...sqliteRows.map((row) => (row.unit === "vectors/s" ? { ...row, baseline: raw } : row)))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const prefix = `bench_vec_${process.pid}`
+  const admin = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 3 })
+  try {
+    await admin`SELECT 1`
+  } catch (error) {
+    console.log(`vector postgres rows skipped: ${String(error)}`)
+    await admin.end({ timeout: 1 })
+    return rows
+  }
+  try {
+    const pg = SqlVectorStore.layerWith({ tablePrefix: prefix }).pipe(Layer.provide(PgDatabase.layer({ url })))
+    rows.push(...(await storeRows("postgres", pg, data, options.reps, baseline)))
+  } finally {
+    for (const table of ["vectors", "vector_collections", "vectors_migrations"]) {
+      await admin.unsafe(`DROP TABLE IF EXISTS "${prefix}_${table}" CASCADE`)
+    }
+    await admin.end({ timeout: 1 })
+  }
+  return rows
+}
+
+/** Prints `rows` as a table. */
+export const printVectors = (rows: ReadonlyArray<Row>) => {
+  const header = ["workload", "backend", "best", "median", "unit", "baseline", "vs baseline", "recall@10"]
+  const fmt = (x: number, unit: Row["unit"]) =>
+    unit === "ms/query" ? x.toFixed(2) : Math.round(x).toLocaleString("en-US")
+  const cells = rows.map((r) => [
+    r.workload,
+    r.backend,
+    fmt(r.value, r.unit),
+    fmt(r.medianValue, r.unit),
+    r.unit,
+    r.baseline === undefined ? "" : fmt(r.baseline, r.unit),
+    r.baseline === undefined
+      ? ""
+      : r.unit === "ms/query"
+        ? `${(r.baseline / r.value).toFixed(2)}x`
+        : `${(r.value / r.baseline).toFixed(2)}x`,
+    r.recall === undefined ? "" : r.recall.toFixed(3)
+  ])
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)))
+  const line = (row: ReadonlyArray<string>) =>
+    row.map((cell, i) => (i < 2 || i === 4 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
+  console.log(
+    `vectors (W6): ${DIMENSION}-dimensional, exact search; baseline = plain JS Float32Array scan (ms/query) or raw ` +
+      "better-sqlite3 with the same insert (vectors/s); vs baseline > 1 is faster"
+  )
+  console.log(line(header))
+  console.log(widths.map((w) => "-".repeat(w)).join("  "))
+  for (const row of cells) console.log(line(row))
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const reps = Math.max(1, Number(process.env["BENCH_REPS"] ?? 5))
+  const started = performance.now()
+  printVectors(await runVectors({ reps }))
+  console.log(`(${((performance.now() - started) / 1000).toFixed(1)} s)`)
+}
