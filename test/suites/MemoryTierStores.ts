@@ -123,6 +123,29 @@ export const messageSuite = <E>(label: string, stores: Layer.Layer<MemoryMessage
       })
     )
 
+    it.effect("concurrent adds to one conversation get distinct, gapless seqs", () =>
+      Effect.gen(function* () {
+        const messages = yield* MemoryMessageStore
+        const conversationId = fresh("conv")
+        const added = yield* Effect.forEach(
+          Array.from({ length: 16 }, (_, i) => i),
+          (i) =>
+            i % 2 === 0
+              ? Effect.map(messages.add({ conversationId, role: "user", content: `single ${i}` }), (m) => [m])
+              : messages.addMany([
+                  { conversationId, role: "user", content: `batch ${i} a` },
+                  { conversationId, role: "assistant", content: `batch ${i} b` }
+                ]),
+          { concurrency: 16 }
+        )
+        for (const batch of added) if (batch.length === 2) expect(batch[1]!.seq).toBe(batch[0]!.seq + 1)
+        const seqs = added.flat().map((m) => m.seq)
+        expect([...seqs].sort((a, b) => a - b)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1))
+        const listed = yield* messages.listByConversation(conversationId)
+        expect(listed.items.map((m) => m.seq)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1))
+      })
+    )
+
     it.effect("listByConversation pages by seq with keyset cursors, both orders", () =>
       Effect.gen(function* () {
         const messages = yield* MemoryMessageStore
