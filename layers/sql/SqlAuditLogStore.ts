@@ -95,6 +95,9 @@ const range = Kit.stmt<[after: number, limit: number], AuditEntryRow>(
 )
 const head = Kit.stmt<[name: string], number>(`SELECT value FROM {counters} WHERE name = ?`, (r) => Number(r[0]))
 
+/** The append's statements after the counter bump, for the bench's raw side. */
+export const appendStatements = { lastHash, insert }
+
 /** The listing statements, one per shape of query (filters present, cursor, order), stated on first use. */
 const listings = new Map<string, Kit.Stmt<Array<unknown>, AuditEntryRow>>()
 

@@ -1,0 +1,367 @@
+/**
+ * The ledger bench (issue 10), audit and trace rows: `AuditLogStore.append`
+ * through the library and through the raw driver running the library's own
+ * statements with the same round trips and the same hashing (bump the kernel
+ * counter, read the last hash, canonical JSON + SHA-256, insert, in one
+ * transaction): on SQLite (raw better-sqlite3, its own temp file with the
+ * library's schema and pragmas) and on PostgreSQL (raw `postgres`, pool 16 on
+ * both sides, own tables dropped at the end) at 1 and 16 callers. And the
+ * recording tracer's cost per span: `Effect.withSpan` around `Effect.void`
+ * with Effect's own tracer against `TraceStore.tracerLayer` over SQLite (the
+ * program's time, spans buffered; then the background writes that follow).
+ *
+ * `runLedger({ reps })` alternates the sides `reps` times per row after a
+ * warm-up and reports the best ops/s of each side and their ratio. Run alone:
+ * `node --expose-gc --import tsx bench/ledger.ts` (`BENCH_REPS`, default 3; `BENCH_ONLY=sqlite` skips PostgreSQL).
+ */
+import Database from "better-sqlite3"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { performance } from "node:perf_hooks"
+import { fileURLToPath } from "node:url"
+import postgres from "postgres"
+import * as Kit from "../layers/sql/Kit.ts"
+import * as PgDatabase from "../layers/sql/PgDatabase.ts"
+import * as SqlAuditLogStore from "../layers/sql/SqlAuditLogStore.ts"
+import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
+import * as SqlTraceStore from "../layers/sql/SqlTraceStore.ts"
+import { AuditLogStore, entryHash, genesisHash } from "../src/Audit.ts"
+import { uuidv7 } from "../src/Id.ts"
+import { TraceRecorder, TraceStore } from "../src/Trace.ts"
+import { best, median } from "./stats.ts"
+
+/** One row of the ledger table. */
+export interface Row {
+  readonly workload: string
+  readonly backend: "sqlite" | "postgres"
+  readonly concurrency: number
+  readonly opsPerSec: number
+  /** The raw driver's ops/s (for the tracer rows: Effect's own tracer). */
+  readonly baselineOpsPerSec: number
+  readonly ratio: number
+  readonly medianRatio: number
+}
+
+const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+const POOL = 16
+const gc = () => (globalThis as { gc?: () => void }).gc?.()
+
+const detail = (i: number) => ({ tool: "search", query: `open tickets ${i}`, results: 12, tokens: { input: 812 } })
+const input = (i: number) => ({
+  sessionId: "session-1",
+  actor: "agent:planner",
+  action: "tool.call",
+  resource: "tool:search",
+  detail: detail(i)
+})
+
+/** The raw side's append: the library's statements, the same hash. */
+type Append = (i: number) => void | Promise<void>
+
+const rawRow = (i: number, seq: number, prevHash: string) => {
+  const row = {
+    id: Effect.runSync(uuidv7),
+    seq,
+    sessionId: "session-1",
+    actor: "agent:planner",
+    action: "tool.call",
+    resource: "tool:search",
+    createdAt: Date.now(),
+    prevHash
+  }
+  const value = detail(i)
+  const hash = entryHash(row, value)!
+  return [
+    row.id,
+    seq,
+    row.sessionId,
+    row.actor,
+    row.action,
+    row.resource,
+    JSON.stringify(value),
+    row.createdAt,
+    prevHash,
+    hash
+  ]
+}
+
+const texts = (prefix: string, dialect: Kit.Dialect) => ({
+  bump: Kit.resolve(Kit.bumpCounter.text, prefix, dialect),
+  last: Kit.resolve(SqlAuditLogStore.appendStatements.lastHash.text, prefix, dialect),
+  insert: Kit.resolve(SqlAuditLogStore.appendStatements.insert.text, prefix, dialect)
+})
+
+const timeRaw = async (ops: number, concurrency: number, f: Append) => {
+  gc()
+  let next = 0
+  const start = performance.now()
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < ops; i = next++) {
+        const result = f(i)
+        if (result instanceof Promise) await result
+      }
+    })
+  )
+  return performance.now() - start
+}
+
+const timeLibrary = (ops: number, concurrency: number, f: (i: number) => Effect.Effect<unknown, unknown, any>) =>
+  Effect.gen(function* () {
+    gc()
+    let next = 0
+    const start = performance.now()
+    yield* Effect.all(
+      Array.from({ length: concurrency }, () =>
+        Effect.gen(function* () {
+          for (let i = next++; i < ops; i = next++) yield* f(i)
+        })
+      ),
+      { concurrency: "unbounded", discard: true }
+    )
+    return performance.now() - start
+  })
+
+/** Alternates the sides `reps` times after a warm-up of each; ops/s per run. */
+const compare = async (
+  reps: number,
+  ops: number,
+  library: () => Promise<number>,
+  raw: () => Promise<number>
+): Promise<Pick<Row, "opsPerSec" | "baselineOpsPerSec" | "ratio" | "medianRatio">> => {
+  await library()
+  await raw()
+  const lib: Array<number> = []
+  const base: Array<number> = []
+  for (let r = 0; r < reps; r++) {
+    lib.push((ops / (await library())) * 1000)
+    base.push((ops / (await raw())) * 1000)
+  }
+  return {
+    opsPerSec: Math.round(best(lib)),
+    baselineOpsPerSec: Math.round(best(base)),
+    ratio: best(lib) / best(base),
+    medianRatio: median(lib) / median(base)
+  }
+}
+
+const appendLibrary = (ops: number, concurrency: number) =>
+  Effect.flatMap(AuditLogStore, (audit) => timeLibrary(ops, concurrency, (i) => audit.append(input(i))))
+
+const sqliteRows = async (reps: number): Promise<Array<Row>> => {
+  const dir = mkdtempSync(join(tmpdir(), "agent-stores-ledger-"))
+  const rows: Array<Row> = []
+  try {
+    const store = SqlAuditLogStore.layer.pipe(
+      Layer.provideMerge(SqliteDatabase.layer({ filename: join(dir, "lib.db") }))
+    )
+    const library = ManagedRuntime.make(store)
+    const rawFile = join(dir, "raw.db")
+    await Effect.runPromise(
+      Effect.scoped(
+        Layer.build(SqlAuditLogStore.layer.pipe(Layer.provide(SqliteDatabase.layer({ filename: rawFile }))))
+      )
+    )
+    const db = new Database(rawFile, { timeout: 5000 })
+    db.pragma("journal_mode = WAL")
+    db.pragma("synchronous = NORMAL")
+    db.pragma(`cache_size = -${SqliteDatabase.pageCacheKiB}`)
+    db.pragma(`mmap_size = ${SqliteDatabase.mmapBytes}`)
+    const t = texts(Kit.defaultPrefix, "sqlite")
+    const bump = db.prepare(t.bump).raw(true)
+    const last = db.prepare(t.last).raw(true)
+    const insert = db.prepare(t.insert)
+    const append = db.transaction((i: number) => {
+      const seq = Number((bump.all(SqlAuditLogStore.counter, 1)[0] as Array<unknown>)[0])
+      const prev = (last.get() as Array<string> | undefined)?.[0] ?? genesisHash
+      insert.run(rawRowOf(i, seq, prev))
+    })
+    const rawRowOf = rawRow
+    const ops = 2000
+    rows.push({
+      workload: "audit append",
+      backend: "sqlite",
+      concurrency: 1,
+      ...(await compare(
+        reps,
+        ops,
+        () => library.runPromise(appendLibrary(ops, 1)),
+        () => timeRaw(ops, 1, (i) => append.immediate(i))
+      ))
+    })
+    db.close()
+    await library.dispose()
+
+    // The tracer: Effect's own tracer against the recording one (program time; writes follow in the background).
+    const traces = ManagedRuntime.make(
+      SqlTraceStore.layer.pipe(Layer.provideMerge(SqliteDatabase.layer({ filename: join(dir, "trace.db") })))
+    )
+    const spans = 5000
+    const program = Effect.forEach(
+      Array.from({ length: spans }, (_, i) => i),
+      (i) => Effect.withSpan(Effect.void, "step", { attributes: { i } })
+    )
+    const timed = <E, R>(effect: Effect.Effect<unknown, E, R>) =>
+      Effect.gen(function* () {
+        gc()
+        const start = performance.now()
+        yield* effect
+        return performance.now() - start
+      })
+    let written = 0
+    /** The program's time under the recording tracer; with `deferred`, no batch is written before it ends. */
+    const recorded = (deferred: boolean) => () =>
+      traces.runPromise(
+        Effect.gen(function* () {
+          const elapsed = yield* timed(program)
+          const recorder = yield* TraceRecorder
+          yield* recorder.flush
+          written += (yield* recorder.stats).written
+          return elapsed
+        }).pipe(
+          Effect.provide(
+            TraceStore.tracerLayer(
+              deferred ? { bufferSize: spans, batchSize: spans, flushInterval: "1 hour" } : { bufferSize: spans }
+            )
+          )
+        )
+      )
+    rows.push({
+      workload: "span (withSpan; recording tracer, writes after / Effect's tracer)",
+      backend: "sqlite",
+      concurrency: 1,
+      ...(await compare(reps, spans, recorded(true), () => Effect.runPromise(timed(program))))
+    })
+    rows.push({
+      workload: "span (withSpan; recording tracer, writes meanwhile / Effect's tracer)",
+      backend: "sqlite",
+      concurrency: 1,
+      ...(await compare(reps, spans, recorded(false), () => Effect.runPromise(timed(program))))
+    })
+    const flushStart = performance.now()
+    const before = written
+    await recorded(false)()
+    const totalMs = performance.now() - flushStart
+    rows.push({
+      workload: "span recorded + written (end to end)",
+      backend: "sqlite",
+      concurrency: 1,
+      opsPerSec: Math.round(((written - before) / totalMs) * 1000),
+      baselineOpsPerSec: 0,
+      ratio: Number.NaN,
+      medianRatio: Number.NaN
+    })
+    await traces.dispose()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return rows
+}
+
+const pgRows = async (reps: number): Promise<Array<Row> | string> => {
+  const admin = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 3 })
+  try {
+    await admin`SELECT 1`
+  } catch (error) {
+    await admin.end({ timeout: 1 })
+    return `no PostgreSQL at ${url}: ${String(error)}`
+  }
+  const stamp = `${process.pid}_${Date.now().toString(36)}`
+  const libraryPrefix = `bl${stamp}`
+  const rawPrefix = `br${stamp}`
+  const rows: Array<Row> = []
+  const sql = postgres(url, { max: POOL, onnotice: () => {} })
+  const library = ManagedRuntime.make(
+    SqlAuditLogStore.layerWith({ tablePrefix: libraryPrefix }).pipe(
+      Layer.provide(PgDatabase.layer({ url, maxConnections: POOL }))
+    )
+  )
+  try {
+    await Effect.runPromise(
+      Effect.scoped(
+        Layer.build(
+          SqlAuditLogStore.layerWith({ tablePrefix: rawPrefix }).pipe(
+            Layer.provide(PgDatabase.layer({ url, maxConnections: 1 }))
+          )
+        )
+      )
+    )
+    const t = texts(rawPrefix, "pg")
+    const append = (i: number) =>
+      sql
+        .begin(async (tx) => {
+          const [bumped] = await tx.unsafe(t.bump, [SqlAuditLogStore.counter, 1]).values()
+          const seq = Number(bumped![0])
+          const [last] = await tx.unsafe(t.last, []).values()
+          await tx.unsafe(t.insert, rawRow(i, seq, (last?.[0] as string | undefined) ?? genesisHash) as Array<any>)
+        })
+        .then(() => undefined)
+    for (const concurrency of [1, POOL]) {
+      const ops = concurrency === 1 ? 200 : 600
+      rows.push({
+        workload: "audit append",
+        backend: "postgres",
+        concurrency,
+        ...(await compare(
+          reps,
+          ops,
+          () => library.runPromise(appendLibrary(ops, concurrency)),
+          () => timeRaw(ops, concurrency, append)
+        ))
+      })
+    }
+  } finally {
+    await library.dispose()
+    await sql.end({ timeout: 1 })
+    for (const prefix of [libraryPrefix, rawPrefix]) {
+      for (const table of ["audit_log", "audit_log_migrations", "counters", "kernel_migrations"]) {
+        await admin.unsafe(`DROP TABLE IF EXISTS "${prefix}_${table}" CASCADE`)
+      }
+      await admin.unsafe(`DROP FUNCTION IF EXISTS "${prefix}_audit_log_append_only"()`)
+    }
+    await admin.end({ timeout: 1 })
+  }
+  return rows
+}
+
+/** Runs the ledger rows on SQLite, then on PostgreSQL (left out with a note when the server is unreachable). */
+export const runLedger = async (options: { readonly reps: number }): Promise<ReadonlyArray<Row>> => {
+  const rows: Array<Row> = await sqliteRows(options.reps)
+  const pg = process.env["BENCH_ONLY"] === "sqlite" ? "BENCH_ONLY=sqlite" : await pgRows(options.reps)
+  if (typeof pg === "string") console.log(`ledger postgres rows skipped: ${pg}`)
+  else rows.push(...pg)
+  return rows
+}
+
+/** Prints `rows` as a table. */
+export const printLedger = (rows: ReadonlyArray<Row>, reps: number = 3) => {
+  const header = ["workload", "backend", "callers", "ops/s library", "ops/s baseline", "ratio", "median ratio"]
+  const cells = rows.map((r) => [
+    r.workload,
+    r.backend,
+    String(r.concurrency),
+    r.opsPerSec.toLocaleString("en-US"),
+    r.baselineOpsPerSec === 0 ? "-" : r.baselineOpsPerSec.toLocaleString("en-US"),
+    Number.isNaN(r.ratio) ? "-" : r.ratio.toFixed(2),
+    Number.isNaN(r.medianRatio) ? "-" : r.medianRatio.toFixed(2)
+  ])
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)))
+  const line = (row: ReadonlyArray<string>) =>
+    row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
+  console.log(
+    `ledger: best of ${reps} runs per side; baseline = raw better-sqlite3 / postgres (pool ${POOL}) running the ` +
+      "library's statements and hashing, or, for spans, Effect's own tracer; target >= 0.8"
+  )
+  console.log(line(header))
+  console.log(widths.map((w) => "-".repeat(w)).join("  "))
+  for (const row of cells) console.log(line(row))
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const reps = Math.max(1, Number(process.env["BENCH_REPS"] ?? 3))
+  const started = performance.now()
+  printLedger(await runLedger({ reps }), reps)
+  console.log(`(${((performance.now() - started) / 1000).toFixed(1)} s)`)
+}
