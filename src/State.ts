@@ -15,6 +15,7 @@ import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./P
 import { byId, checkId, decodeInput, decodeOptions, decoder, isPlainObject, thrownText } from "./Record.ts"
 import { SessionId } from "./Session.ts"
 import { utcFromMillis } from "./Time.ts"
+import { traced } from "./Traced.ts"
 
 // ---------------------------------------------------------------------------
 // StateStore
@@ -273,48 +274,52 @@ export const makeStateStore = (driver: StateDriver) => {
       return Option.some<StateEntry<A>>({ ...entry.value, value })
     })
 
-  return StateStore.of({
-    get,
-    find,
-    set,
-    delete: (key, options) =>
-      Effect.gen(function* () {
-        const { expectedVersion } = yield* decodeWriteOptions(options)
-        const k = yield* byId(stateEntity, key, undefined, Effect.succeed)
-        if (expectedVersion === undefined) {
-          if (k !== undefined) yield* driver.delete(k, undefined)
-          return
-        }
-        while (true) {
-          if (k !== undefined && expectedVersion > 0 && (yield* driver.delete(k, expectedVersion))) return
-          const actual = k === undefined ? 0 : ((yield* driver.get(k))?.version ?? 0)
-          if (actual !== expectedVersion) {
-            return yield* new Conflict({ entity: stateEntity, id: key as string, expected: expectedVersion, actual })
+  return traced(
+    "StateStore",
+    driver,
+    StateStore.of({
+      get,
+      find,
+      set,
+      delete: (key, options) =>
+        Effect.gen(function* () {
+          const { expectedVersion } = yield* decodeWriteOptions(options)
+          const k = yield* byId(stateEntity, key, undefined, Effect.succeed)
+          if (expectedVersion === undefined) {
+            if (k !== undefined) yield* driver.delete(k, undefined)
+            return
           }
-          if (actual === 0) return
-        }
-      }),
-    list: (options) =>
-      Effect.gen(function* () {
-        const { prefix, ...paging } = yield* decodeListOptions(options)
-        const query = yield* toPageQuery(stateEntity, paging, ["string"])
-        const rows = yield* driver.list(prefix === "" ? undefined : prefix, query)
-        return toPage(rows, query, entryOf, (row) => [row.key])
-      }),
-    getAs: (schema, key) =>
-      Effect.flatMap(findAs(schema, key), (entry) =>
-        Option.isSome(entry) ? Effect.succeed(entry.value) : new NotFound({ entity: stateEntity, id: key })
-      ),
-    findAs,
-    setAs: (schema, key, value, options) =>
-      Effect.gen(function* () {
-        const k = yield* decodeKey(key, ["key"])
-        const encoded = yield* encodeWithSchema(stateEntity, schema, value, ["value"])
-        const { expectedVersion } = yield* decodeWriteOptions(options)
-        const row = yield* write(k, JSON.stringify(encoded.json), expectedVersion)
-        return { ...entryOf(row), value: encoded.value }
-      })
-  })
+          while (true) {
+            if (k !== undefined && expectedVersion > 0 && (yield* driver.delete(k, expectedVersion))) return
+            const actual = k === undefined ? 0 : ((yield* driver.get(k))?.version ?? 0)
+            if (actual !== expectedVersion) {
+              return yield* new Conflict({ entity: stateEntity, id: key as string, expected: expectedVersion, actual })
+            }
+            if (actual === 0) return
+          }
+        }),
+      list: (options) =>
+        Effect.gen(function* () {
+          const { prefix, ...paging } = yield* decodeListOptions(options)
+          const query = yield* toPageQuery(stateEntity, paging, ["string"])
+          const rows = yield* driver.list(prefix === "" ? undefined : prefix, query)
+          return toPage(rows, query, entryOf, (row) => [row.key])
+        }),
+      getAs: (schema, key) =>
+        Effect.flatMap(findAs(schema, key), (entry) =>
+          Option.isSome(entry) ? Effect.succeed(entry.value) : new NotFound({ entity: stateEntity, id: key })
+        ),
+      findAs,
+      setAs: (schema, key, value, options) =>
+        Effect.gen(function* () {
+          const k = yield* decodeKey(key, ["key"])
+          const encoded = yield* encodeWithSchema(stateEntity, schema, value, ["value"])
+          const { expectedVersion } = yield* decodeWriteOptions(options)
+          const row = yield* write(k, JSON.stringify(encoded.json), expectedVersion)
+          return { ...entryOf(row), value: encoded.value }
+        })
+    })
+  )
 }
 
 // ---------------------------------------------------------------------------
@@ -632,82 +637,86 @@ export const makeCheckpointStore = (driver: CheckpointDriver) => {
       return checkpointOf({ row: { ...row, seq: result.seq, parentId: result.parentId }, writes })
     })
 
-  return CheckpointStore.of({
-    save: (input) => Effect.flatMap(decodeCheckpointInput(input), insert),
-    get: (id) => Effect.map(get(id), checkpointOf),
-    find,
-    latest: (threadId, namespace) =>
-      Effect.gen(function* () {
-        const thread = yield* checkId(checkpointEntity, threadId)
-        const ns = namespace === undefined ? "" : yield* decodeNamespace(namespace, ["namespace"])
-        if (thread === undefined) return Option.none()
-        const stored = yield* driver.latest(thread, ns)
-        return stored === undefined ? Option.none() : Option.some(checkpointOf(stored))
-      }),
-    list: (threadId, options) =>
-      Effect.gen(function* () {
-        const thread = yield* checkId(checkpointEntity, threadId)
-        const { before, namespace, ...paging } = yield* decodeCheckpointListOptions(options)
-        const query = yield* toPageQuery(checkpointEntity, { ...paging, order: paging.order ?? "desc" }, ["number"])
-        let beforeSeq: number | undefined
-        if (before !== undefined) {
-          const anchor = yield* get(before)
-          if (anchor.row.threadId !== thread || anchor.row.namespace !== (namespace ?? "")) {
-            return yield* new NotFound({ entity: checkpointEntity, id: before })
+  return traced(
+    "CheckpointStore",
+    driver,
+    CheckpointStore.of({
+      save: (input) => Effect.flatMap(decodeCheckpointInput(input), insert),
+      get: (id) => Effect.map(get(id), checkpointOf),
+      find,
+      latest: (threadId, namespace) =>
+        Effect.gen(function* () {
+          const thread = yield* checkId(checkpointEntity, threadId)
+          const ns = namespace === undefined ? "" : yield* decodeNamespace(namespace, ["namespace"])
+          if (thread === undefined) return Option.none()
+          const stored = yield* driver.latest(thread, ns)
+          return stored === undefined ? Option.none() : Option.some(checkpointOf(stored))
+        }),
+      list: (threadId, options) =>
+        Effect.gen(function* () {
+          const thread = yield* checkId(checkpointEntity, threadId)
+          const { before, namespace, ...paging } = yield* decodeCheckpointListOptions(options)
+          const query = yield* toPageQuery(checkpointEntity, { ...paging, order: paging.order ?? "desc" }, ["number"])
+          let beforeSeq: number | undefined
+          if (before !== undefined) {
+            const anchor = yield* get(before)
+            if (anchor.row.threadId !== thread || anchor.row.namespace !== (namespace ?? "")) {
+              return yield* new NotFound({ entity: checkpointEntity, id: before })
+            }
+            beforeSeq = anchor.row.seq
           }
-          beforeSeq = anchor.row.seq
-        }
-        if (thread === undefined) return toPage([], query, checkpointOf)
-        const rows = yield* driver.list(thread, namespace ?? "", beforeSeq, query)
-        return toPage(rows, query, checkpointOf, (stored) => [stored.row.seq])
-      }),
-    history: (id, options) =>
-      Effect.gen(function* () {
-        const { cursor, limit } = yield* decodeHistoryOptions(options)
-        const query = yield* toPageQuery(checkpointEntity, cursor === undefined ? { limit } : { limit, cursor }, [
-          "string"
-        ])
-        let rows: ReadonlyArray<StoredCheckpoint>
-        const start = yield* checkId(checkpointEntity, id)
-        if (query.after === undefined) {
-          rows = start === undefined ? [] : yield* driver.history(start, query.limit)
-          if (rows.length === 0) return yield* new NotFound({ entity: checkpointEntity, id: id as string })
-        } else {
-          rows = (yield* driver.history(query.after[0] as string, query.limit + 1)).slice(1)
-        }
-        return toPage(rows, query, checkpointOf, (stored) => [stored.row.id])
-      }),
-    fork: (id, options) =>
-      Effect.gen(function* () {
-        const { id: newId, metadata, state } = yield* decodeForkOptions(options)
-        const source = checkpointOf(yield* get(id))
-        return yield* insert({
-          ...(newId === undefined ? {} : { id: newId }),
-          threadId: source.threadId,
-          namespace: source.namespace,
-          parentId: source.id,
-          state: state === undefined ? source.state : state,
-          metadata: metadata ?? source.metadata
-        })
-      }),
-    putWrites: (id, writes) =>
-      Effect.gen(function* () {
-        const checked = yield* checkId(checkpointEntity, id)
-        const rows = writeRows(yield* decodeWrites(writes, ["writes"]))
-        if (checked === undefined || !(yield* driver.putWrites(checked, rows))) {
-          return yield* new NotFound({ entity: checkpointEntity, id: id as string })
-        }
-        return checkpointOf(yield* get(checked))
-      }),
-    prune: (threadId, options) =>
-      Effect.gen(function* () {
-        const thread = yield* checkId(checkpointEntity, threadId)
-        const { keepLast, namespace } = yield* decodePruneOptions(options, ["options"])
-        return thread === undefined ? 0 : yield* driver.prune(thread, namespace, keepLast)
-      }),
-    deleteThread: (threadId) =>
-      Effect.flatMap(checkId(checkpointEntity, threadId), (thread) =>
-        thread === undefined ? Effect.void : driver.deleteThread(thread)
-      )
-  })
+          if (thread === undefined) return toPage([], query, checkpointOf)
+          const rows = yield* driver.list(thread, namespace ?? "", beforeSeq, query)
+          return toPage(rows, query, checkpointOf, (stored) => [stored.row.seq])
+        }),
+      history: (id, options) =>
+        Effect.gen(function* () {
+          const { cursor, limit } = yield* decodeHistoryOptions(options)
+          const query = yield* toPageQuery(checkpointEntity, cursor === undefined ? { limit } : { limit, cursor }, [
+            "string"
+          ])
+          let rows: ReadonlyArray<StoredCheckpoint>
+          const start = yield* checkId(checkpointEntity, id)
+          if (query.after === undefined) {
+            rows = start === undefined ? [] : yield* driver.history(start, query.limit)
+            if (rows.length === 0) return yield* new NotFound({ entity: checkpointEntity, id: id as string })
+          } else {
+            rows = (yield* driver.history(query.after[0] as string, query.limit + 1)).slice(1)
+          }
+          return toPage(rows, query, checkpointOf, (stored) => [stored.row.id])
+        }),
+      fork: (id, options) =>
+        Effect.gen(function* () {
+          const { id: newId, metadata, state } = yield* decodeForkOptions(options)
+          const source = checkpointOf(yield* get(id))
+          return yield* insert({
+            ...(newId === undefined ? {} : { id: newId }),
+            threadId: source.threadId,
+            namespace: source.namespace,
+            parentId: source.id,
+            state: state === undefined ? source.state : state,
+            metadata: metadata ?? source.metadata
+          })
+        }),
+      putWrites: (id, writes) =>
+        Effect.gen(function* () {
+          const checked = yield* checkId(checkpointEntity, id)
+          const rows = writeRows(yield* decodeWrites(writes, ["writes"]))
+          if (checked === undefined || !(yield* driver.putWrites(checked, rows))) {
+            return yield* new NotFound({ entity: checkpointEntity, id: id as string })
+          }
+          return checkpointOf(yield* get(checked))
+        }),
+      prune: (threadId, options) =>
+        Effect.gen(function* () {
+          const thread = yield* checkId(checkpointEntity, threadId)
+          const { keepLast, namespace } = yield* decodePruneOptions(options, ["options"])
+          return thread === undefined ? 0 : yield* driver.prune(thread, namespace, keepLast)
+        }),
+      deleteThread: (threadId) =>
+        Effect.flatMap(checkId(checkpointEntity, threadId), (thread) =>
+          thread === undefined ? Effect.void : driver.deleteThread(thread)
+        )
+    })
+  )
 }

@@ -367,3 +367,6 @@ export const layerWith = (options: Kit.SqlOptions = {}): Layer.Layer<CheckpointS
 
 /** `CheckpointStore` on SQL with the default table prefix. */
 export const layer: Layer.Layer<CheckpointStore, StorageError, SqlClient> = layerWith()
+
+/** The statements of `save` and `latest`, for the bench's raw-driver side (which runs the same SQL). */
+export const statements = { parentOf, bumpHead, insertCheckpoint, saveAll, latest }
