@@ -13,7 +13,7 @@
  * by default on PostgreSQL (see `SqlLockStore.ts`): app hosts with skewed
  * clocks then agree on when a lease expires.
  */
-import { Clock, Context, Deferred, Duration, Effect, Either, Exit, Fiber, Option, Random, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Either, Exit, Option, Random, Schema } from "effect"
 import { DurationText } from "./AgentMemory.ts"
 import { InvalidInput, LockHeld, LockLost, type StorageError } from "./Errors.ts"
 import { Text } from "./Json.ts"
@@ -389,16 +389,14 @@ export const makeLockStore = (driver: LockDriver) => {
         return yield* Effect.uninterruptibleMask((restore) =>
           Effect.gen(function* () {
             const { lease, sent } = yield* restore(acquireTimed(k, owner, ttlMillis, waitMillis))
-            const lost = yield* Deferred.make<void>()
-            const keeper = yield* Effect.fork(
-              restore(Effect.zipRight(keep(lease, sent, ttlMillis, every), Deferred.succeed(lost, undefined)))
-            )
             const body = Effect.isEffect(effect) ? effect : Effect.suspend(() => effect(lease))
-            const lockLost = new LockLost({ key: lease.key, owner: lease.owner, token: lease.token })
-            const exit = yield* Effect.exit(
-              restore(Effect.raceFirst(body, Effect.zipRight(Deferred.await(lost), Effect.fail(lockLost))))
+            const lockLost = Effect.suspend(() =>
+              Effect.fail(new LockLost({ key: lease.key, owner: lease.owner, token: lease.token }))
             )
-            yield* Fiber.interrupt(keeper)
+            // The keeper completes only when the lease is lost: then `body` is interrupted and the result is LockLost.
+            const exit = yield* Effect.exit(
+              restore(Effect.raceFirst(body, Effect.zipRight(keep(lease, sent, ttlMillis, every), lockLost)))
+            )
             const released = yield* Effect.exit(release(lease))
             if (Exit.isSuccess(exit) && Exit.isFailure(released)) return yield* Effect.failCause(released.cause)
             return yield* exit

@@ -187,6 +187,9 @@ const list = (prefix: string | undefined, now: number | null, page: PageQuery) =
   return Kit.all(statement, ...params)
 }
 
+/** The statements, for the bench's raw side (which runs the same texts). */
+export const statements = { select, selectLive, upsert, acquirePg, release, refresh, releaseExpired }
+
 /** The operations of `LockDriver` (without its clock). */
 export const ops = {
   acquire: Kit.op(
@@ -202,7 +205,7 @@ export const ops = {
     {
       atomic: true,
       pg: (key, owner, now, ttl) =>
-        Kit.one(acquirePg, now, key, tokenCounter(key), key, owner, ttl).map((outcome) => outcome)
+        Kit.one(acquirePg, now, key, tokenCounter(key), key, owner, ttl)
     }
   ),
   release: Kit.op("lock.release", (key: string, owner: string, token: number, now: number | null) =>

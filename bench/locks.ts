@@ -1,0 +1,298 @@
+/**
+ * The lock bench (issue 11): uncontended `acquire` + `release`, and
+ * `withLock` around a no-op, each caller on its own key, through the library
+ * and through the raw driver running the library's own statement texts
+ * (`SqlLockStore.statements`, resolved with `Kit.resolve`) with the same round
+ * trips: on SQLite (`SqlLockStore` on `SqliteDatabase` against raw
+ * better-sqlite3: the read, counter bump and upsert in one immediate
+ * transaction, then the release; each side on its own temp file) and on
+ * PostgreSQL (`SqlLockStore` on `PgDatabase`, database clock, against the raw
+ * `postgres` driver: the one-statement acquisition, then the release; pool 16
+ * on both sides, each on its own tables, dropped at the end), at 1 caller on
+ * SQLite and at 1 and 16 on PostgreSQL. The raw side of `withLock` is the
+ * same acquire + release (what a caller would write by hand, without the
+ * background refresh).
+ *
+ * `runLocks({ reps })` alternates the sides `reps` times per row after a
+ * warm-up run of each and reports the best ops/s of each side, their ratio and
+ * the ratio of the medians. Run alone: `node --expose-gc --import tsx bench/locks.ts`
+ * (`BENCH_REPS`, default 5; `DATABASE_URL`, default the local server).
+ */
+import Database from "better-sqlite3"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { performance } from "node:perf_hooks"
+import { fileURLToPath } from "node:url"
+import postgres from "postgres"
+import * as Kit from "../layers/sql/Kit.ts"
+import * as PgDatabase from "../layers/sql/PgDatabase.ts"
+import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
+import * as SqlLockStore from "../layers/sql/SqlLockStore.ts"
+import { LockStore, tokenCounter } from "../src/Lock.ts"
+import { best, median } from "./stats.ts"
+
+/** One row of the lock table. */
+export interface Row {
+  readonly workload: string
+  readonly backend: "sqlite" | "postgres"
+  /** Concurrent callers (PostgreSQL: pool 16 on both sides). */
+  readonly concurrency: number
+  readonly opsPerSec: number
+  readonly baselineOpsPerSec: number
+  /** Best library ops/s over best raw ops/s. */
+  readonly ratio: number
+  /** Median library ops/s over median raw ops/s. */
+  readonly medianRatio: number
+}
+
+const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+const POOL = 16
+const TTL = 30_000
+
+const check = (ok: boolean, what: string) => {
+  if (!ok) throw new Error(`bench sanity check failed: ${what}`)
+}
+
+const keyOf = (caller: number) => `bench-lock-${caller + 1}`
+const ownerOf = (caller: number) => `bench-owner-${caller + 1}`
+
+const gc = () => (globalThis as { gc?: () => void }).gc?.()
+
+type Sql = ReadonlyArray<any>
+type MaybePromise<A> = A | Promise<A>
+
+/** Runs `ops` operations over `concurrency` callers (the `i`-th by `f(caller)`); returns the milliseconds. */
+const timeRaw = async (ops: number, concurrency: number, f: (caller: number) => MaybePromise<unknown>) => {
+  gc()
+  let next = 0
+  const start = performance.now()
+  if (concurrency === 1) {
+    for (let i = 0; i < ops; i++) {
+      const result = f(0)
+      if (result instanceof Promise) await result
+    }
+  } else {
+    await Promise.all(
+      Array.from({ length: concurrency }, async (_, caller) => {
+        for (let i = next++; i < ops; i = next++) await f(caller)
+      })
+    )
+  }
+  return performance.now() - start
+}
+
+const timeLibrary = <R>(ops: number, concurrency: number, f: (caller: number) => Effect.Effect<unknown, unknown, R>) =>
+  Effect.gen(function* () {
+    gc()
+    let next = 0
+    const start = performance.now()
+    yield* Effect.all(
+      Array.from({ length: concurrency }, (_, caller) =>
+        Effect.gen(function* () {
+          for (let i = next++; i < ops; i = next++) yield* f(caller)
+        })
+      ),
+      { concurrency: "unbounded", discard: true }
+    )
+    return performance.now() - start
+  })
+
+/** The library's workloads. */
+const libraryWorkloads = {
+  "acquire + release": (ops: number, c: number) =>
+    Effect.flatMap(LockStore, (locks) =>
+      timeLibrary(ops, c, (caller) =>
+        Effect.flatMap(locks.acquire(keyOf(caller), { owner: ownerOf(caller), ttl: TTL }), (lease) =>
+          locks.release(lease)
+        )
+      )
+    ),
+  "withLock around a no-op": (ops: number, c: number) =>
+    Effect.flatMap(LockStore, (locks) =>
+      timeLibrary(ops, c, (caller) => locks.withLock(keyOf(caller), Effect.void, { owner: ownerOf(caller), ttl: TTL }))
+    )
+} as const
+
+type Workload = keyof typeof libraryWorkloads
+
+const round = (x: number) => Math.round(x * 100) / 100
+
+/** Every workload at each concurrency, alternating the sides `reps` times after a warm-up. */
+const runBackend = async (
+  backend: Row["backend"],
+  library: ManagedRuntime.ManagedRuntime<LockStore, unknown>,
+  raw: (caller: number) => MaybePromise<unknown>,
+  reps: number
+): Promise<ReadonlyArray<Row>> => {
+  const rows: Array<Row> = []
+  for (const workload of Object.keys(libraryWorkloads) as Array<Workload>) {
+    for (const concurrency of backend === "sqlite" ? [1] : [1, POOL]) {
+      const ops = backend === "sqlite" ? 3_000 : concurrency === 1 ? 200 : 1_500
+      const times = { library: [] as Array<number>, raw: [] as Array<number> }
+      for (let rep = -1; rep < reps; rep++) {
+        const sides = rep % 2 === 0 ? (["library", "raw"] as const) : (["raw", "library"] as const)
+        for (const side of sides) {
+          const ms =
+            side === "library"
+              ? await library.runPromise(libraryWorkloads[workload](ops, concurrency))
+              : await timeRaw(ops, concurrency, raw)
+          if (rep >= 0) times[side].push(ops / (ms / 1000))
+        }
+      }
+      rows.push({
+        workload,
+        backend,
+        concurrency,
+        opsPerSec: Math.round(best(times.library)),
+        baselineOpsPerSec: Math.round(best(times.raw)),
+        ratio: round(best(times.library) / best(times.raw)),
+        medianRatio: round(median(times.library) / median(times.raw))
+      })
+    }
+  }
+  return rows
+}
+
+const texts = (prefix: string, dialect: Kit.Dialect) => {
+  const s = SqlLockStore.statements
+  const t = (stmt: Kit.Stmt<any, any>) => Kit.resolve(stmt.text, prefix, dialect)
+  return {
+    select: t(s.select),
+    bump: t(Kit.bumpCounter),
+    upsert: t(s.upsert),
+    acquirePg: t(s.acquirePg),
+    release: t(s.release)
+  }
+}
+
+const sqliteRows = async (reps: number): Promise<ReadonlyArray<Row>> => {
+  const dir = mkdtempSync(join(tmpdir(), "lock-bench-"))
+  const rawFile = join(dir, "raw.db")
+  const store = (filename: string) => SqlLockStore.layer.pipe(Layer.provideMerge(SqliteDatabase.layer({ filename })))
+  const library = ManagedRuntime.make(store(join(dir, "library.db")))
+  let raw: Database.Database | undefined
+  try {
+    // The raw side's file: the library's migrations, then closed.
+    await Effect.runPromise(Effect.scoped(Layer.build(store(rawFile))))
+    await library.runPromise(LockStore)
+    const db = new Database(rawFile, { timeout: 5000 })
+    raw = db
+    db.pragma("journal_mode = WAL")
+    db.pragma("synchronous = NORMAL")
+    db.pragma(`cache_size = -${SqliteDatabase.pageCacheKiB}`)
+    db.pragma(`mmap_size = ${SqliteDatabase.mmapBytes}`)
+    const t = texts(Kit.defaultPrefix, "sqlite")
+    const prepare = (text: string) => {
+      const statement = db.prepare(text)
+      statement.raw(true)
+      return statement
+    }
+    const [select, bump, upsert, release] = [prepare(t.select), prepare(t.bump), prepare(t.upsert), prepare(t.release)]
+    const acquire = db.transaction((key: string, owner: string, now: number) => {
+      const current = select.get(key) as Sql | undefined
+      if (current !== undefined && Number(current[4]) > now) return undefined
+      const token = Number((bump.all(tokenCounter(key), 1)[0] as Sql)[0])
+      return upsert.all(key, owner, token, now, now + TTL)[0] as Sql | undefined
+    })
+    const rawOp = (caller: number) => {
+      const now = Date.now()
+      const row = acquire.immediate(keyOf(caller), ownerOf(caller), now)
+      check(row !== undefined, "raw acquire")
+      const released = release.all(keyOf(caller), ownerOf(caller), row![2], Date.now())[0] as Sql | undefined
+      check(released !== undefined && Number(released[0]) === 1, "raw release")
+    }
+    return await runBackend("sqlite", library, rawOp, reps)
+  } finally {
+    await library.dispose()
+    raw?.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
+  const admin = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 })
+  try {
+    await admin`SELECT 1`
+  } catch (error) {
+    await admin.end({ timeout: 1 })
+    return String(error)
+  }
+  const stamp = `${process.pid}_${Date.now().toString(36)}`
+  const libraryPrefix = `bench_lock_lib_${stamp}`
+  const rawPrefix = `bench_lock_raw_${stamp}`
+  const store = (tablePrefix: string, maxConnections: number) =>
+    SqlLockStore.layerWith({ tablePrefix }).pipe(Layer.provide(PgDatabase.layer({ url, maxConnections })))
+  const library = ManagedRuntime.make(store(libraryPrefix, POOL))
+  const sql = postgres(url, { max: POOL, onnotice: () => {} })
+  try {
+    await Effect.runPromise(Effect.scoped(Layer.build(store(rawPrefix, 1))))
+    await library.runPromise(LockStore)
+    const t = texts(rawPrefix, "pg")
+    const one = (text: string, params: ReadonlyArray<unknown>) =>
+      (sql.unsafe(text, params as Array<any>, { prepare: true }).values() as unknown as Promise<Array<Sql>>).then(
+        (rows) => rows[0]
+      )
+    const rawOp = async (caller: number) => {
+      const key = keyOf(caller)
+      const row = await one(t.acquirePg, [null, key, tokenCounter(key), key, ownerOf(caller), TTL])
+      check(row !== undefined && row[1] !== null, "raw acquire")
+      const released = await one(t.release, [key, ownerOf(caller), row![3], null])
+      check(released !== undefined && Number(released[0]) === 1, "raw release")
+    }
+    return await runBackend("postgres", library, rawOp, reps)
+  } finally {
+    await library.dispose()
+    await sql.end({ timeout: 1 })
+    for (const prefix of [libraryPrefix, rawPrefix]) {
+      for (const table of ["locks", "locks_migrations", "counters", "kernel_migrations"]) {
+        await admin.unsafe(`DROP TABLE IF EXISTS "${prefix}_${table}" CASCADE`)
+      }
+    }
+    await admin.end({ timeout: 1 })
+  }
+}
+
+/**
+ * Runs every lock row on SQLite, then on PostgreSQL (`DATABASE_URL`, default the local server; its rows are left
+ * out with a note when the server is unreachable).
+ */
+export const runLocks = async (options: { readonly reps: number }): Promise<ReadonlyArray<Row>> => {
+  const rows = [...(await sqliteRows(options.reps))]
+  const pg = await pgRows(options.reps)
+  if (typeof pg === "string") console.log(`lock postgres rows skipped: ${pg}`)
+  else rows.push(...pg)
+  return rows
+}
+
+/** Prints `rows` as a table. */
+export const printLocks = (rows: ReadonlyArray<Row>, reps: number) => {
+  const header = ["workload", "backend", "callers", "ops/s library", "ops/s raw", "ratio", "median ratio"]
+  const cells = rows.map((r) => [
+    r.workload,
+    r.backend,
+    String(r.concurrency),
+    r.opsPerSec.toLocaleString("en-US"),
+    r.baselineOpsPerSec.toLocaleString("en-US"),
+    r.ratio.toFixed(2),
+    r.medianRatio.toFixed(2)
+  ])
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)))
+  const line = (row: ReadonlyArray<string>) =>
+    row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
+  console.log(
+    `locks: best of ${reps} runs per side; raw = better-sqlite3 / postgres (porsager, pool ${POOL}), the ` +
+      "library's statements and round trips; one op = acquire + release (each caller its own key); target >= 0.8"
+  )
+  console.log(line(header))
+  console.log(widths.map((w) => "-".repeat(w)).join("  "))
+  for (const row of cells) console.log(line(row))
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const reps = Math.max(1, Number(process.env["BENCH_REPS"] ?? 5))
+  const started = performance.now()
+  printLocks(await runLocks({ reps }), reps)
+  console.log(`(${((performance.now() - started) / 1000).toFixed(1)} s)`)
+}
