@@ -462,6 +462,65 @@ export const suite = <E>(label: string, stores: Layer.Layer<VectorStore, E>) =>
       })
     )
 
+    it.effect("a large batch is written whole; concurrent writers lose nothing", () =>
+      Effect.gen(function* () {
+        const store = yield* VectorStore
+        const name = fresh("large")
+        const dim = 6
+        yield* store.createCollection(name, { dimension: dim, metric: "euclidean" })
+        const docs = Array.from({ length: 1234 }, (_, i) => ({
+          id: `r${String(i).padStart(4, "0")}`,
+          vector: Array.from({ length: dim }, (_, j) => ((i * 7 + j * 13) % 17) - 8),
+          metadata: { i, even: i % 2 === 0 }
+        }))
+        // the last record repeats an id: the later one wins
+        const batch = [...docs, { ...docs[5]!, vector: [0, 0, 0, 0, 0, 0], metadata: { i: 5, replaced: true } }]
+        yield* store.upsert(name, batch)
+        expect(yield* store.count(name)).toBe(1234)
+        expect(yield* store.get(name, ["r0005"])).toEqual([
+          { id: "r0005", vector: new Float32Array(dim), metadata: { i: 5, replaced: true } }
+        ])
+        // a bad record at the end of a large batch: nothing of it is written
+        const bad = yield* Effect.flip(
+          store.upsert(name, [
+            ...docs.map((d) => ({ ...d, metadata: { overwritten: true } })),
+            { id: "bad", vector: [1, 2, 3] }
+          ])
+        )
+        expect(bad).toMatchObject({ _tag: "InvalidInput", message: "documents[1234].vector must have 6 values, got 3" })
+        expect(yield* store.count(name, { filter: { overwritten: true } })).toBe(0)
+        const query = [3, -2, 1, 0, -5, 4]
+        const expected = batch
+          .slice(0, 1234)
+          .map((d, i) => (i === 5 ? batch[1234]! : d))
+          .map((d) => ({
+            id: d.id,
+            score: 1 / (1 + Math.sqrt(d.vector.reduce((s, x, j) => s + (x - query[j]!) ** 2, 0)))
+          }))
+          .sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : 1))
+          .slice(0, 7)
+        const found = yield* store.search(name, query, { topK: 7 })
+        expect(found.map((r) => [r.id, r.score])).toEqual(expected.map((r) => [r.id, r.score]))
+        // concurrent writers of one collection
+        yield* Effect.forEach(
+          Array.from({ length: 8 }, (_, w) => w),
+          (w) =>
+            Effect.forEach(
+              Array.from({ length: 5 }, (_, k) => k),
+              (k) =>
+                store.upsert(
+                  name,
+                  Array.from({ length: 10 }, (_, i) => ({ id: `w${w}-${k}-${i}`, vector: [w, k, i, 1, 1, 1] }))
+                ),
+              { discard: true }
+            ),
+          { concurrency: "unbounded", discard: true }
+        )
+        expect(yield* store.count(name)).toBe(1234 + 400)
+        expect(yield* store.search(name, [7, 4, 9, 1, 1, 1], { topK: 1 })).toMatchObject([{ id: "w7-4-9", score: 1 }])
+      })
+    )
+
     it.effect("property: search, count and filtered delete equal a reference over plain arrays", () =>
       Effect.gen(function* () {
         const store = yield* VectorStore
