@@ -125,11 +125,11 @@ export const SpanListOptions = Schema.Struct({
 export type SpanListOptions = typeof SpanListOptions.Encoded
 
 /** Input of `prune`: spans that started more than `olderThan` (milliseconds or a `Duration`) before `Clock` time. */
-export const PruneOptions = Schema.Struct({
+export const SpanPruneOptions = Schema.Struct({
   olderThan: Schema.Union(Schema.NonNegativeInt, Schema.DurationFromSelf)
 })
 /** Input of `prune`. */
-export type PruneOptions = typeof PruneOptions.Encoded
+export type SpanPruneOptions = typeof SpanPruneOptions.Encoded
 
 /** Options of `TraceStore.tracerLayer`. */
 export interface TracerOptions {
@@ -180,7 +180,7 @@ export class TraceStore extends Context.Tag("effect-agent-stores/TraceStore")<
     /** Spans by `(startedAt, id)` (`order: "desc"` for newest first), filtered; keyset-paged. */
     readonly list: (options?: SpanListOptions) => Effect.Effect<Page<Span>, InvalidInput | StorageError>
     /** Deletes the spans that started more than `olderThan` ago; returns how many. */
-    readonly prune: (options: PruneOptions) => Effect.Effect<number, InvalidInput | StorageError>
+    readonly prune: (options: SpanPruneOptions) => Effect.Effect<number, InvalidInput | StorageError>
   }
 >() {
   /**
@@ -264,7 +264,7 @@ const startedKey = (row: SpanRow) => [row.startedAt, row.id]
 const decodeSpan = decodeInput(entity, SpanInput)
 const decodeBatch = decodeInput(entity, SpanBatch)
 const decodeList = decodeOptions(entity, SpanListOptions)
-const decodePrune = decodeInput(entity, PruneOptions)
+const decodePrune = decodeInput(entity, SpanPruneOptions)
 
 /** The row of a validated span input, at `now` (for a missing id). */
 const toRow = (

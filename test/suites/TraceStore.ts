@@ -7,7 +7,7 @@
 import { expect, layer } from "@effect/vitest"
 import { Data, DateTime, Deferred, Duration, Effect, Fiber, FastCheck, Layer, Option, TestClock } from "effect"
 import { isJson } from "../../src/Json.ts"
-import { PruneOptions, type Span, SpanInput, SpanListOptions, TraceRecorder, TraceStore } from "../../src/Trace.ts"
+import { SpanPruneOptions, type Span, SpanInput, SpanListOptions, TraceRecorder, TraceStore } from "../../src/Trace.ts"
 import * as BadInput from "./BadInput.ts"
 
 let counter = 0
@@ -334,7 +334,7 @@ export const suite = <E>(label: string, stores: Layer.Layer<TraceStore, E>) =>
           BadInput.operation("insert", SpanInput, (input) => traces.insert(input as never)),
           BadInput.operation("insertMany", SpanInput, (input) => traces.insertMany([input] as never)),
           BadInput.operation("list", SpanListOptions, (input) => traces.list(input as never), { optional: true }),
-          BadInput.operation("prune", PruneOptions, (input) => traces.prune(input as never))
+          BadInput.operation("prune", SpanPruneOptions, (input) => traces.prune(input as never))
         ])
       })
     )
