@@ -119,20 +119,27 @@ export const make = (
         return summary
       })
 
-    /** One read of a subscription: the messages after `cursor`; at the end of a closed session, `done`. */
+    /**
+     * One read of a subscription: the session's status and the messages after `cursor`, at once. An open session's
+     * read is `caughtUp` when short: the next read waits for a wake, safe because the status was read after the wake
+     * that led here was taken, so a later close wakes again. A closed session's messages are read once more (the
+     * first read may predate the close), then the stream ends.
+     */
     const read = (sessionId: string) => (cursor: number) =>
       Effect.gen(function* () {
-        const rows = yield* window(sessionId, { after: cursor, limit: pageSize })
-        if (rows.length > 0) return { items: rows.map(withSession(sessionId)), cursor: rows[rows.length - 1]!.seq }
-        const session = yield* sessions.find(sessionId)
+        const [session, rows] = yield* Effect.all(
+          [sessions.find(sessionId), window(sessionId, { after: cursor, limit: pageSize })],
+          { concurrency: 2 }
+        )
         if (Option.isNone(session)) return yield* missing(sessionId)
-        if (session.value.status !== "closed") return { items: [], cursor }
-        // Closed: what was stored before the close is read once more, then the stream ends.
-        const last = yield* window(sessionId, { after: cursor, limit: pageSize })
+        const closed = session.value.status === "closed"
+        const batch = closed ? yield* window(sessionId, { after: cursor, limit: pageSize }) : rows
+        const short = batch.length < pageSize
         return {
-          items: last.map(withSession(sessionId)),
-          cursor: last.length > 0 ? last[last.length - 1]!.seq : cursor,
-          done: last.length < pageSize
+          items: batch.map(withSession(sessionId)),
+          cursor: batch.length > 0 ? batch[batch.length - 1]!.seq : cursor,
+          done: closed && short,
+          caughtUp: short
         }
       })
 

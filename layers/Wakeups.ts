@@ -96,13 +96,18 @@ export interface Batch<A, C> {
   readonly cursor: C
   /** No row will ever follow (e.g. a closed session): the stream ends once `items` are delivered. */
   readonly done?: boolean
+  /**
+   * The read found every row there was (e.g. a page shorter than its limit): after delivering `items`, wait for
+   * the next wake (or poll) before reading again, instead of reading once more to find nothing.
+   */
+  readonly caughtUp?: boolean
 }
 
 /**
  * The rows of `channel` from `start` on, live: `read(cursor)` is called
- * until it returns no rows, then again after each wake (or every `poll`,
- * default 1 second, in case a wake was lost). Pulled: rows are read only as
- * fast as the stream is consumed.
+ * until it returns no rows (or says it has `caughtUp`), then again after each
+ * wake (or every `poll`, default 1 second, in case a wake was lost). Pulled:
+ * rows are read only as fast as the stream is consumed.
  */
 export const follow = <A, C, E, R>(
   wakeups: Wakeups["Type"],
@@ -119,13 +124,15 @@ export const follow = <A, C, E, R>(
       const poll = Duration.decode(options.poll ?? "1 second")
       let cursor = options.start
       let ended = false
+      let wait = false
       const step: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>, R> = Effect.gen(function* () {
         while (!ended) {
+          if (wait) yield* Effect.timeoutOption(next, poll)
           const batch = yield* Effect.mapError(options.read(cursor), Option.some)
           cursor = batch.cursor
           ended = batch.done === true
+          wait = !ended && (batch.items.length === 0 || batch.caughtUp === true)
           if (batch.items.length > 0) return Chunk.unsafeFromArray(batch.items as Array<A>)
-          if (!ended) yield* Effect.timeoutOption(next, poll)
         }
         return yield* Effect.fail(Option.none())
       })

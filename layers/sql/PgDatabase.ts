@@ -12,6 +12,7 @@ import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import { Context, Duration, Effect, Layer, Option, Redacted, Scope, Stream } from "effect"
+import { randomBytes } from "node:crypto"
 import { createRequire } from "node:module"
 import type postgres from "postgres"
 import { StorageError } from "../../src/Errors.ts"
@@ -239,28 +240,38 @@ export const make = (
     return { client, executor, hooks, wakeups: crossProcess(pool, hooks) }
   })
 
-/** The one PostgreSQL channel wake-ups travel on; the payload is the channel key. */
+/** The one PostgreSQL channel wake-ups travel on; the payload is this process's `origin`, then the channel key. */
 const notifyChannel = "agent_stores_wakeups"
 
 /**
+ * This process's mark on its notifications (fixed length). Its own come back to its `LISTEN` connection; they
+ * are dropped, since `wakeLocal` already woke every listener of the process at commit.
+ */
+const origin = `${randomBytes(6).toString("hex")}:`
+
+/** Wakes this process's listeners for a notification from another process. */
+const onNotify = (payload: string): void => {
+  if (!payload.startsWith(origin)) Wakeups.wakeLocal(payload.slice(origin.length))
+}
+
+/**
  * Wake-ups across processes: after commit, this process's listeners are woken at once and a `NOTIFY` (not waited
- * for) tells the others. The first `listen` opens the pool's `LISTEN` connection, which the driver re-opens after
- * a loss; every listener is then woken, so changes made meanwhile are read.
+ * for) tells the others (the process's own notifications are dropped when they come back). The first `listen`
+ * opens the pool's `LISTEN` connection, which the driver re-opens after a loss; every listener is then woken, so
+ * changes made meanwhile are read.
  */
 const crossProcess = (pool: Pool, hooks: CommitHooks.CommitHooks["Type"]): Wakeups.Wakeups["Type"] => {
   let listening: Promise<unknown> | undefined
   const startListening = Effect.promise(
     () =>
-      (listening ??= pool
-        .listen(notifyChannel, Wakeups.wakeLocal, Wakeups.wakeAllLocal)
-        .catch(() => (listening = undefined)))
+      (listening ??= pool.listen(notifyChannel, onNotify, Wakeups.wakeAllLocal).catch(() => (listening = undefined)))
   )
   return {
     wake: (channel) => {
       const key = Wakeups.channelKey(channel)
       return hooks.afterCommit(() => {
         Wakeups.wakeLocal(key)
-        pool.unsafe("SELECT pg_notify($1, $2)", [notifyChannel, key]).catch(() => {})
+        pool.unsafe("SELECT pg_notify($1, $2)", [notifyChannel, origin + key]).catch(() => {})
       })
     },
     listen: (channel) => Effect.zipRight(startListening, Wakeups.listenLocal(Wakeups.channelKey(channel)))
