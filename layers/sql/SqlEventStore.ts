@@ -436,3 +436,13 @@ export const layerWith = (options: Kit.SqlOptions = {}): Layer.Layer<EventStore,
 
 /** `EventStore` on SQL with the default table prefix. */
 export const layer: Layer.Layer<EventStore, StorageError, SqlClient> = layerWith()
+
+/** The statements of the hot paths, for the bench's raw-driver side (which runs the same SQL). */
+export const statements = {
+  selectStream,
+  createStream,
+  advanceStream,
+  insertEvent,
+  readForward,
+  pgAppendAny: pgAppends.any
+}
