@@ -178,7 +178,7 @@ const codecOf = (entity: string, schema: Schema.Schema.Any): Codec => {
  * `value` checked against `schema`'s type, encoded to JSON, and that JSON decoded back (so what is stored always
  * decodes with the Schema it was stored with); otherwise `InvalidInput`, also when the Schema throws.
  */
-export const encodeWithSchema = <A, I>(
+const encodeWithSchema = <A, I>(
   entity: string,
   schema: Schema.Schema<A, I, never>,
   value: A,
@@ -202,7 +202,7 @@ export const encodeWithSchema = <A, I>(
 }
 
 /** A stored JSON value of record `id` decoded with the caller's `schema`: `DecodeError` naming the field otherwise. */
-export const decodeWithSchema = <A, I>(
+const decodeWithSchema = <A, I>(
   entity: string,
   schema: Schema.Schema<A, I, never>,
   id: string,
@@ -369,7 +369,7 @@ export interface Checkpoint {
 }
 
 /** The largest number of pending writes one `save` or `putWrites` takes. */
-export const maxWrites = 1000
+export const maxCheckpointWrites = 1000
 
 /** A pending write that is a plain object (a class instance, `Date` or `Map` with the fields is refused, as at the top level). */
 const PlainPendingWrite = Schema.compose(
@@ -381,8 +381,8 @@ const PlainPendingWrite = Schema.compose(
   { strict: false }
 )
 
-const Writes = Schema.Array(PendingWriteInput).pipe(Schema.maxItems(maxWrites))
-const PlainWrites = Schema.Array(PlainPendingWrite).pipe(Schema.maxItems(maxWrites))
+const Writes = Schema.Array(PendingWriteInput).pipe(Schema.maxItems(maxCheckpointWrites))
+const PlainWrites = Schema.Array(PlainPendingWrite).pipe(Schema.maxItems(maxCheckpointWrites))
 
 /**
  * Input of `save`. `threadId` must be an existing session. Without `parentId` the checkpoint continues the thread's
@@ -424,21 +424,21 @@ export const CheckpointHistoryOptions = Schema.Struct({
 export type CheckpointHistoryOptions = typeof CheckpointHistoryOptions.Encoded
 
 /** Options of `fork`: the new checkpoint's `id`, and `state`/`metadata` replacing the source's. */
-export const ForkOptions = Schema.Struct({
+export const CheckpointForkOptions = Schema.Struct({
   id: Schema.optional(CheckpointId),
   state: Schema.optional(Json),
   metadata: Schema.optional(JsonObject)
 })
 /** Options of `fork`. */
-export type ForkOptions = typeof ForkOptions.Encoded
+export type CheckpointForkOptions = typeof CheckpointForkOptions.Encoded
 
 /** Options of `prune`: keep the newest `keepLast` checkpoints of each namespace (or of `namespace` only). */
-export const PruneOptions = Schema.Struct({
+export const CheckpointPruneOptions = Schema.Struct({
   keepLast: Schema.NonNegativeInt,
   namespace: Schema.optional(CheckpointNamespace)
 })
 /** Options of `prune`. */
-export type PruneOptions = typeof PruneOptions.Encoded
+export type CheckpointPruneOptions = typeof CheckpointPruneOptions.Encoded
 
 /** The checkpoint store: LangGraph's checkpointers for Effect. */
 export class CheckpointStore extends Context.Tag("effect-agent-stores/CheckpointStore")<
@@ -480,7 +480,7 @@ export class CheckpointStore extends Context.Tag("effect-agent-stores/Checkpoint
      */
     readonly fork: (
       id: string,
-      options?: ForkOptions
+      options?: CheckpointForkOptions
     ) => Effect.Effect<Checkpoint, NotFound | Conflict | InvalidInput | StorageError>
     /** Adds pending writes to checkpoint `id` after the ones it has (LangGraph's `putWrites`); `NotFound` for an unknown id. */
     readonly putWrites: (
@@ -491,7 +491,10 @@ export class CheckpointStore extends Context.Tag("effect-agent-stores/Checkpoint
      * Deletes all but the newest `keepLast` checkpoints (by `seq`) of each of the thread's namespaces (or of
      * `namespace`), with their writes; how many it deleted. `history` then ends at the oldest kept ancestor.
      */
-    readonly prune: (threadId: string, options: PruneOptions) => Effect.Effect<number, InvalidInput | StorageError>
+    readonly prune: (
+      threadId: string,
+      options: CheckpointPruneOptions
+    ) => Effect.Effect<number, InvalidInput | StorageError>
     /** Deletes every checkpoint of the thread (deleting its session does it too); an unknown thread is a no-op. */
     readonly deleteThread: (threadId: string) => Effect.Effect<void, InvalidInput | StorageError>
   }
@@ -510,7 +513,7 @@ export interface CheckpointRow {
 }
 
 /** A pending write as a driver stores it (value as JSON text). */
-export interface WriteRow {
+export interface CheckpointWriteRow {
   readonly idx: number
   readonly taskId: string
   readonly channel: string
@@ -520,7 +523,7 @@ export interface WriteRow {
 /** A checkpoint row with its writes, in `idx` order. */
 export interface StoredCheckpoint {
   readonly row: CheckpointRow
-  readonly writes: ReadonlyArray<WriteRow>
+  readonly writes: ReadonlyArray<CheckpointWriteRow>
 }
 
 /** What `save` asks of a driver: the row without `seq` (assigned by the driver); `parentId` null = "the latest". */
@@ -543,7 +546,7 @@ export interface CheckpointDriver {
    */
   readonly save: (
     row: NewCheckpointRow,
-    writes: ReadonlyArray<WriteRow>
+    writes: ReadonlyArray<CheckpointWriteRow>
   ) => Effect.Effect<
     { readonly seq: number; readonly parentId: string | null } | "no-session" | "no-parent" | "exists",
     StorageError
@@ -561,7 +564,10 @@ export interface CheckpointDriver {
   /** Up to `limit` checkpoints from `id` following parents (fewer at a root or a pruned ancestor). */
   readonly history: (id: string, limit: number) => Effect.Effect<ReadonlyArray<StoredCheckpoint>, StorageError>
   /** Appends writes to checkpoint `id` (numbered after its others), atomically; `false` when it does not exist. */
-  readonly putWrites: (id: string, writes: ReadonlyArray<Omit<WriteRow, "idx">>) => Effect.Effect<boolean, StorageError>
+  readonly putWrites: (
+    id: string,
+    writes: ReadonlyArray<Omit<CheckpointWriteRow, "idx">>
+  ) => Effect.Effect<boolean, StorageError>
   /** Deletes all but the newest `keepLast` of each namespace of the thread (or of `namespace`); how many. */
   readonly prune: (
     threadId: string,
@@ -576,8 +582,8 @@ const checkpointEntity = "Checkpoint"
 const decodeCheckpointInput = decodeInput(checkpointEntity, PlainCheckpointInput)
 const decodeCheckpointListOptions = decodeOptions(checkpointEntity, CheckpointListOptions)
 const decodeHistoryOptions = decodeOptions(checkpointEntity, CheckpointHistoryOptions)
-const decodeForkOptions = decodeOptions(checkpointEntity, ForkOptions)
-const decodePruneOptions = decodeInput(checkpointEntity, PruneOptions)
+const decodeForkOptions = decodeOptions(checkpointEntity, CheckpointForkOptions)
+const decodePruneOptions = decodeInput(checkpointEntity, CheckpointPruneOptions)
 const decodeWrites = decodeInput(checkpointEntity, PlainWrites)
 const decodeNamespace = decodeInput(checkpointEntity, CheckpointNamespace)
 

@@ -7,7 +7,7 @@ import {
   CheckpointStore,
   makeCheckpointStore,
   type StoredCheckpoint,
-  type WriteRow
+  type CheckpointWriteRow
 } from "../../src/State.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { sessionsOf } from "./MemorySessionStore.ts"
@@ -15,7 +15,7 @@ import { sessionsOf } from "./MemorySessionStore.ts"
 /** A stored checkpoint: its row and its writes. */
 interface Entry {
   readonly row: CheckpointRow
-  readonly writes: Array<WriteRow>
+  readonly writes: Array<CheckpointWriteRow>
 }
 
 /** One namespace of a thread: its seq counter, its latest checkpoint, and its checkpoints' ids by ascending seq. */

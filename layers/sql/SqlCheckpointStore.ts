@@ -20,7 +20,7 @@ import {
   makeCheckpointStore,
   type NewCheckpointRow,
   type StoredCheckpoint,
-  type WriteRow
+  type CheckpointWriteRow
 } from "../../src/State.ts"
 import * as Kit from "./Kit.ts"
 import * as SqlSessionStore from "./SqlSessionStore.ts"
@@ -72,7 +72,7 @@ const columns = "c.id, c.thread_id, c.namespace, c.seq, c.parent_id, c.state, c.
 const writeColumns = "w.idx, w.task_id, w.channel, w.value"
 
 /** One joined row: a checkpoint's columns, then one of its writes' (nulls when it has none). */
-type Joined = readonly [CheckpointRow, WriteRow | undefined]
+type Joined = readonly [CheckpointRow, CheckpointWriteRow | undefined]
 
 const decodeJoined = (r: ReadonlyArray<any>): Joined => [
   {
@@ -90,7 +90,7 @@ const decodeJoined = (r: ReadonlyArray<any>): Joined => [
 
 /** Groups joined rows (each checkpoint's rows adjacent, writes in idx order) into checkpoints with their writes. */
 const group = (rows: ReadonlyArray<Joined>): Array<StoredCheckpoint> => {
-  const out: Array<{ row: CheckpointRow; writes: Array<WriteRow> }> = []
+  const out: Array<{ row: CheckpointRow; writes: Array<CheckpointWriteRow> }> = []
   for (const [row, write] of rows) {
     let last = out[out.length - 1]
     if (last === undefined || last.row.id !== row.id) out.push((last = { row, writes: [] }))
@@ -243,14 +243,16 @@ type Saved = { readonly seq: number; readonly parentId: string | null } | "no-se
 
 const onSaveViolation = (violation: Kit.Violation): Saved => (violation === "unique" ? "exists" : "no-session")
 
-const column = <K extends keyof WriteRow>(writes: ReadonlyArray<Omit<WriteRow, "idx">>, key: Exclude<K, "idx">) =>
-  writes.map((w) => w[key])
+const column = <K extends keyof CheckpointWriteRow>(
+  writes: ReadonlyArray<Omit<CheckpointWriteRow, "idx">>,
+  key: Exclude<K, "idx">
+) => writes.map((w) => w[key])
 
 /** The operations of `CheckpointDriver`. */
 export const ops = {
   save: Kit.op(
     "checkpoint.save",
-    function* (row: NewCheckpointRow, writes: ReadonlyArray<WriteRow>) {
+    function* (row: NewCheckpointRow, writes: ReadonlyArray<CheckpointWriteRow>) {
       if (row.parentId !== null) {
         const parent = yield* Kit.one(parentOf, row.parentId)
         if (parent === undefined || parent[0] !== row.threadId || parent[1] !== row.namespace) {
@@ -312,7 +314,7 @@ export const ops = {
   history: Kit.op("checkpoint.history", (id: string, limit: number) => Kit.all(history, id, limit).map(group)),
   putWrites: Kit.op(
     "checkpoint.putWrites",
-    function* (id: string, writes: ReadonlyArray<Omit<WriteRow, "idx">>) {
+    function* (id: string, writes: ReadonlyArray<Omit<CheckpointWriteRow, "idx">>) {
       const count = yield* Kit.one(bumpWrites, writes.length, id)
       if (count === undefined) return false
       const first = count - writes.length + 1
