@@ -115,6 +115,18 @@ const decodeImage = (r: ReadonlyArray<any>, at = 0): ImageRow => ({
   createdAt: Number(r[at + 5])
 })
 
+/**
+ * The caller's own `Uint8Array` of a driver's `Buffer`: a view when the `Buffer` spans its whole memory (a
+ * large value the driver allocated for this row alone: no copy of a 100 KB image), a copy when it is a slice of
+ * shared memory (the drivers' pools hold small values).
+ */
+const owned = (buffer: Uint8Array): Uint8Array =>
+  buffer.byteOffset === 0 &&
+  buffer.buffer.byteLength === buffer.byteLength &&
+  !(buffer.buffer instanceof SharedArrayBuffer)
+    ? new Uint8Array(buffer.buffer, 0, buffer.byteLength)
+    : copyBytes(buffer)
+
 /** A `Buffer` view of `bytes` (no copy): what both drivers bind as a BLOB/`bytea`. */
 const bound = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
@@ -132,7 +144,7 @@ const meta = Kit.stmt<[id: string], ImageRow>(`SELECT ${imageColumns} FROM {imag
 )
 const withBytes = Kit.stmt<[id: string], { readonly row: ImageRow; readonly bytes: Uint8Array }>(
   `SELECT ${imageColumns}, bytes FROM {images} WHERE id = ?`,
-  (r) => ({ row: decodeImage(r), bytes: copyBytes(r[6]) })
+  (r) => ({ row: decodeImage(r), bytes: owned(r[6]) })
 )
 const deleteRef = Kit.stmt<[key: string], string>(
   `DELETE FROM {image_refs} WHERE ref_key = ? RETURNING ref_key`,
@@ -155,6 +167,9 @@ const listing = Kit.listing({
     image: decodeImage(r, 6)
   })
 })
+
+/** The statements, for the bench's raw side (which runs the same SQL through the driver). */
+export const statements = { conversationExists, insertImage, insertRef, meta, withBytes, deleteRef, refsOf }
 
 /** A put that lost a race with the image's last release (its reference's foreign key failed): run it again. */
 const retry = "retry" as const
