@@ -554,13 +554,22 @@ const spanInputOf = (span: RecordingSpan, sessionId: string | undefined): SpanIn
   }
 }
 
+/** A whole number of at least 1 and at most `max` from an option, `fallback` when absent or not a number. */
+const count = (value: number | undefined, fallback: number, max: number): number =>
+  value === undefined || !Number.isFinite(value) ? fallback : Math.min(max, Math.max(1, Math.floor(value)))
+
 /** Builds the recording tracer and its background writer in the current scope. */
 const makeRecorder = (options: TracerOptions) =>
   Effect.gen(function* () {
     const store = yield* TraceStore
-    const batchSize = Math.max(1, Math.min(maxSpanBatch, Math.floor(options.batchSize ?? 256)))
-    const bufferSize = Math.max(1, Math.floor(options.bufferSize ?? 10_000))
-    const intervalMs = Math.max(1, Duration.toMillis(Duration.decode(options.flushInterval ?? "1 second")))
+    const batchSize = count(options.batchSize, 256, maxSpanBatch)
+    const bufferSize = count(options.bufferSize, 10_000, Number.MAX_SAFE_INTEGER)
+    // Node fires a timer set beyond 2^31 - 1 ms at once: a longer interval waits that long.
+    const interval = Duration.decodeUnknown(options.flushInterval ?? "1 second")
+    const intervalMs = Math.min(
+      2_147_483_647,
+      Math.max(1, Option.match(interval, { onNone: () => 1000, onSome: Duration.toMillis }))
+    )
     const sessionId = options.sessionId === undefined ? undefined : asText(options.sessionId, 255)
     const buffer: Array<RecordingSpan> = []
     const counts = { recorded: 0, written: 0, dropped: 0, failed: 0 }

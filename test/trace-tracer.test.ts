@@ -5,7 +5,7 @@
  * the store is slow.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import * as MemoryTraceStore from "../layers/memory/MemoryTraceStore.ts"
 import { StorageError } from "../src/Errors.ts"
 import { TraceRecorder, TraceStore } from "../src/Trace.ts"
@@ -103,6 +103,21 @@ describe("the recording tracer", () => {
         )
       )
     )
+  )
+
+  it.live("nonsense options fall back to the defaults instead of spinning", () =>
+    Effect.gen(function* () {
+      const recorder = yield* Effect.gen(function* () {
+        yield* spans(3)
+        return yield* TraceRecorder
+      }).pipe(
+        Effect.provide(
+          TraceStore.tracerLayer({ batchSize: Number.NaN, bufferSize: -1, flushInterval: Duration.infinity })
+        )
+      )
+      // A buffer of at least one span: the first is kept, the others dropped.
+      expect(yield* recorder.stats).toEqual({ recorded: 1, written: 1, dropped: 2, failed: 0 })
+    }).pipe(Effect.provide(MemoryTraceStore.layer))
   )
 
   it.live("traces the stores' own work without recording its own writes", () =>
