@@ -75,9 +75,9 @@ export const ExpectedVersion = Schema.Union(Schema.NonNegativeInt, Schema.Litera
 export type ExpectedVersion = typeof ExpectedVersion.Type
 
 /** Options of `append`. */
-export const AppendOptions = Schema.Struct({ expectedVersion: Schema.optional(ExpectedVersion) })
+export const EventAppendOptions = Schema.Struct({ expectedVersion: Schema.optional(ExpectedVersion) })
 /** Options of `append`. */
-export type AppendOptions = typeof AppendOptions.Encoded
+export type EventAppendOptions = typeof EventAppendOptions.Encoded
 
 const Limit = Schema.Int.pipe(Schema.between(1, 1000))
 
@@ -85,40 +85,40 @@ const Limit = Schema.Int.pipe(Schema.between(1, 1000))
  * Options of `read`: `limit` (1–1000, default 100) events in `direction` (`"forward"`, the default: ascending
  * `seq` after `after`, default 0; `"backward"`: descending `seq` before `after`, default from the newest).
  */
-export const ReadOptions = Schema.Struct({
+export const EventReadOptions = Schema.Struct({
   after: Schema.optional(Schema.NonNegativeInt),
   limit: Schema.optional(Limit),
   direction: Schema.optional(Schema.Literal("forward", "backward"))
 })
 /** Options of `read`. */
-export type ReadOptions = typeof ReadOptions.Encoded
+export type EventReadOptions = typeof EventReadOptions.Encoded
 
 /** Options of `readAll`: up to `limit` (1–1000, default 100) events with `position > after`, of `types` if given. */
-export const ReadAllOptions = Schema.Struct({
+export const EventReadAllOptions = Schema.Struct({
   after: Schema.optional(Schema.NonNegativeInt),
   limit: Schema.optional(Limit),
   types: Schema.optional(Schema.Array(EventType).pipe(Schema.minItems(1), Schema.maxItems(100)))
 })
 /** Options of `readAll`. */
-export type ReadAllOptions = typeof ReadAllOptions.Encoded
+export type EventReadAllOptions = typeof EventReadAllOptions.Encoded
 
 /** Options of `streams`: paging (ordered by stream id) and a stream id `prefix`. */
-export const StreamsOptions = Schema.Struct({
+export const EventStreamsOptions = Schema.Struct({
   ...PageOptions.fields,
   prefix: Schema.optional(Text.pipe(Schema.maxLength(255)))
 })
 /** Options of `streams`. */
-export type StreamsOptions = typeof StreamsOptions.Encoded
+export type EventStreamsOptions = typeof EventStreamsOptions.Encoded
 
 /**
  * Options of `subscribe`: start after `from` (a `seq` for one stream, a `position` for `"all"`; default
  * `"start"`, i.e. 0), or at `"end"` (only events appended after the subscription started).
  */
-export const SubscribeOptions = Schema.Struct({
+export const EventSubscribeOptions = Schema.Struct({
   from: Schema.optional(Schema.Union(Schema.NonNegativeInt, Schema.Literal("start", "end")))
 })
 /** Options of `subscribe`. */
-export type SubscribeOptions = typeof SubscribeOptions.Encoded
+export type EventSubscribeOptions = typeof EventSubscribeOptions.Encoded
 
 /** A stored event. */
 export interface StoredEvent {
@@ -135,7 +135,7 @@ export interface StoredEvent {
 }
 
 /** A stream's summary. */
-export interface StreamInfo {
+export interface EventStreamInfo {
   readonly streamId: StreamId
   /** The `seq` of its last event. */
   readonly version: number
@@ -164,21 +164,23 @@ export class EventStore extends Context.Tag("effect-agent-stores/EventStore")<
     readonly append: (
       streamId: string,
       events: ReadonlyArray<EventInput>,
-      options?: AppendOptions
+      options?: EventAppendOptions
     ) => Effect.Effect<ReadonlyArray<StoredEvent>, Conflict | InvalidInput | StorageError>
-    /** Events of `streamId` by `seq` (see `ReadOptions`); an unknown stream has none. */
+    /** Events of `streamId` by `seq` (see `EventReadOptions`); an unknown stream has none. */
     readonly read: (
       streamId: string,
-      options?: ReadOptions
+      options?: EventReadOptions
     ) => Effect.Effect<ReadonlyArray<StoredEvent>, InvalidInput | StorageError>
-    /** Events of every stream in `position` order after `after` (see `ReadAllOptions`). */
+    /** Events of every stream in `position` order after `after` (see `EventReadAllOptions`). */
     readonly readAll: (
-      options?: ReadAllOptions
+      options?: EventReadAllOptions
     ) => Effect.Effect<ReadonlyArray<StoredEvent>, InvalidInput | StorageError>
     /** The `seq` of the stream's last event, 0 when it has none. */
     readonly version: (streamId: string) => Effect.Effect<number, InvalidInput | StorageError>
     /** The streams, ordered by id, keyset-paged, filtered by id `prefix`. */
-    readonly streams: (options?: StreamsOptions) => Effect.Effect<Page<StreamInfo>, InvalidInput | StorageError>
+    readonly streams: (
+      options?: EventStreamsOptions
+    ) => Effect.Effect<Page<EventStreamInfo>, InvalidInput | StorageError>
     /**
      * The events of `streamId` (or of every stream, `"all"`) after `from`, then each new one as it commits, in
      * order, without gap or duplicate. Pulled: events are read only as fast as the stream is consumed, and a
@@ -186,7 +188,7 @@ export class EventStore extends Context.Tag("effect-agent-stores/EventStore")<
      */
     readonly subscribe: (
       streamId: string,
-      options?: SubscribeOptions
+      options?: EventSubscribeOptions
     ) => Stream.Stream<StoredEvent, InvalidInput | StorageError>
     /**
      * Retention, the one documented removal: deletes the events of `streamId` with `seq < before` (at most up to
@@ -224,7 +226,7 @@ export interface NewEvent {
 }
 
 /** A stream as a driver stores it. */
-export interface StreamRow {
+export interface EventStreamRow {
   readonly streamId: string
   readonly version: number
   readonly truncatedBefore: number
@@ -233,7 +235,7 @@ export interface StreamRow {
 }
 
 /** The version check of an append: the exact version (0 = no stream), `"any"` or `"streamExists"`. */
-export type Expectation = number | "any" | "streamExists"
+export type EventExpectation = number | "any" | "streamExists"
 
 /**
  * The outcome of a driver append: written (the stream's new version, the last event's position), refused
@@ -258,7 +260,7 @@ export interface EventDriver {
   readonly append: (
     streamId: string,
     events: ReadonlyArray<NewEvent>,
-    expected: Expectation,
+    expected: EventExpectation,
     now: number
   ) => Effect.Effect<AppendOutcome, StorageError>
   /** Up to `limit` events of the stream with `seq > after` ascending, or `seq < after` descending (`backward`). */
@@ -276,12 +278,12 @@ export interface EventDriver {
   ) => Effect.Effect<ReadonlyArray<EventRow>, StorageError>
   /** The given ids that an event already holds. */
   readonly taken: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string>, StorageError>
-  readonly stream: (streamId: string) => Effect.Effect<StreamRow | undefined, StorageError>
+  readonly stream: (streamId: string) => Effect.Effect<EventStreamRow | undefined, StorageError>
   /** One page of streams ordered by id (a `[streamId]` keyset), filtered by id prefix. */
   readonly streams: (
     prefix: string | undefined,
     page: PageQuery
-  ) => Effect.Effect<ReadonlyArray<StreamRow>, StorageError>
+  ) => Effect.Effect<ReadonlyArray<EventStreamRow>, StorageError>
   /** The last position handed out (0 when none). */
   readonly head: Effect.Effect<number, StorageError>
   /**
@@ -300,6 +302,8 @@ export interface EventDriver {
 export interface LiveBatch {
   readonly items: ReadonlyArray<StoredEvent>
   readonly cursor: number
+  /** A short page: every stored event was read, so wait for the next wake before reading again. */
+  readonly caughtUp: boolean
 }
 
 /** How a store's subscribers learn of commits (the backend's wake-ups; see `layers/Wakeups.ts`). */
@@ -322,11 +326,11 @@ const streamEntity = "EventStream"
 
 const decodeStreamId = decoder(entity, StreamId)
 const decodeEvents = decodeInput(entity, EventInputs)
-const decodeAppendOptions = decodeOptions(entity, AppendOptions)
-const decodeReadOptions = decodeOptions(entity, ReadOptions)
-const decodeReadAllOptions = decodeOptions(entity, ReadAllOptions)
-const decodeStreamsOptions = decodeOptions(entity, StreamsOptions)
-const decodeSubscribeOptions = decodeOptions(entity, SubscribeOptions)
+const decodeAppendOptions = decodeOptions(entity, EventAppendOptions)
+const decodeReadOptions = decodeOptions(entity, EventReadOptions)
+const decodeReadAllOptions = decodeOptions(entity, EventReadAllOptions)
+const decodeStreamsOptions = decodeOptions(entity, EventStreamsOptions)
+const decodeSubscribeOptions = decodeOptions(entity, EventSubscribeOptions)
 const decodeBefore = decoder(entity, Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)))
 
 /** Decodes a trusted stored row (no re-validation). */
@@ -341,7 +345,7 @@ export const decodeEventRow = (row: EventRow): StoredEvent => ({
   createdAt: utcFromMillis(row.createdAt)
 })
 
-const decodeStreamRow = (row: StreamRow): StreamInfo => ({
+const decodeStreamRow = (row: EventStreamRow): EventStreamInfo => ({
   streamId: row.streamId as StreamId,
   version: row.version,
   truncatedBefore: row.truncatedBefore,
@@ -349,10 +353,10 @@ const decodeStreamRow = (row: StreamRow): StreamInfo => ({
   updatedAt: utcFromMillis(row.updatedAt)
 })
 
-const expectationOf = (expected: ExpectedVersion | undefined): Expectation =>
+const expectationOf = (expected: ExpectedVersion | undefined): EventExpectation =>
   expected === undefined || expected === "any" ? "any" : expected === "noStream" ? 0 : expected
 
-const satisfies = (expected: Expectation, actual: number): boolean =>
+const satisfies = (expected: EventExpectation, actual: number): boolean =>
   expected === "any" ? true : expected === "streamExists" ? actual >= 1 : actual === expected
 
 /** The id of a stream given to a lookup: `undefined` when no stream can have it (answered as empty). */
@@ -433,7 +437,8 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
           return live.follow(allStreams, start, (after) =>
             Effect.map(readAll(after, subscribeBatch, undefined), (items) => ({
               items,
-              cursor: items.length === 0 ? after : items[items.length - 1]!.position
+              cursor: items.length === 0 ? after : items[items.length - 1]!.position,
+              caughtUp: items.length < subscribeBatch
             }))
           )
         }
@@ -447,7 +452,8 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
         return live.follow(id, start, (after) =>
           Effect.map(readStream(id, after, subscribeBatch, false), (items) => ({
             items,
-            cursor: items.length === 0 ? after : items[items.length - 1]!.seq
+            cursor: items.length === 0 ? after : items[items.length - 1]!.seq,
+            caughtUp: items.length < subscribeBatch
           }))
         )
       })

@@ -7,7 +7,7 @@ import {
   type EventRow,
   EventStore,
   makeEventStore,
-  type StreamRow
+  type EventStreamRow
 } from "../../src/Event.ts"
 import * as Wakeups from "../Wakeups.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
@@ -33,7 +33,7 @@ interface Log {
 }
 
 interface MemoryStream {
-  row: StreamRow
+  row: EventStreamRow
   /** Its events in `seq` order (those below the retention mark removed). */
   readonly events: Array<EventRow>
 }
@@ -146,7 +146,7 @@ export const driver = Effect.map(MemoryDatabase, (db): { driver: EventDriver; na
         const keys = ids()
         const after = page.after?.[0] as string | undefined
         const inPrefix = (id: string) => prefix === undefined || id.startsWith(prefix)
-        const rows: Array<StreamRow> = []
+        const rows: Array<EventStreamRow> = []
         let skip = page.offset
         if (page.order === "asc") {
           let i = Math.max(

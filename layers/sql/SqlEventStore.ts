@@ -25,10 +25,10 @@ import {
   type EventDriver,
   type EventRow,
   EventStore,
-  type Expectation,
+  type EventExpectation,
   makeEventStore,
   type NewEvent,
-  type StreamRow,
+  type EventStreamRow,
   type TruncateOutcome
 } from "../../src/Event.ts"
 import type { PageQuery } from "../../src/Page.ts"
@@ -147,7 +147,7 @@ const decodeEvent = (r: ReadonlyArray<any>): EventRow => ({
 
 const streamColumns = "stream_id, version, truncated_before, created_at, updated_at"
 
-const decodeStream = (r: ReadonlyArray<any>): StreamRow => ({
+const decodeStream = (r: ReadonlyArray<any>): EventStreamRow => ({
   streamId: r[0],
   version: Number(r[1]),
   truncatedBefore: Number(r[2]),
@@ -155,7 +155,7 @@ const decodeStream = (r: ReadonlyArray<any>): StreamRow => ({
   updatedAt: Number(r[4])
 })
 
-const selectStream = Kit.stmt<[streamId: string], StreamRow>(
+const selectStream = Kit.stmt<[streamId: string], EventStreamRow>(
   `SELECT ${streamColumns} FROM {event_streams} WHERE stream_id = ?`,
   decodeStream
 )
@@ -213,7 +213,7 @@ const readAllOfTypes = (after: number, limit: number, types: ReadonlyArray<strin
 }
 
 /** One page of streams: its own statement because the prefix is a key range (`[prefix, successor)`), not an equality. */
-const streamListings = new Map<string, Kit.Stmt<Array<unknown>, StreamRow>>()
+const streamListings = new Map<string, Kit.Stmt<Array<unknown>, EventStreamRow>>()
 const listStreams = (prefix: string | undefined, page: PageQuery) => {
   const where: Array<string> = []
   const params: Array<unknown> = []
@@ -306,10 +306,10 @@ const versionOf = (streamId: string) => Kit.one(selectStream, streamId).map((row
 function* appendSteps(
   streamId: string,
   events: ReadonlyArray<NewEvent>,
-  expected: Expectation,
+  expected: EventExpectation,
   now: number
 ): Generator<Kit.Call<any>, AppendOutcome, any> {
-  const current: StreamRow | undefined = yield* Kit.one(selectStream, streamId)
+  const current: EventStreamRow | undefined = yield* Kit.one(selectStream, streamId)
   const actual = current?.version ?? 0
   if (expected === "streamExists" ? actual === 0 : expected !== "any" && expected !== actual) {
     return { _tag: "Refused", actual }
@@ -342,7 +342,7 @@ function* appendSteps(
 function* pgAppendSteps(
   streamId: string,
   events: ReadonlyArray<NewEvent>,
-  expected: Expectation,
+  expected: EventExpectation,
   now: number
 ): Generator<Kit.Call<any>, AppendOutcome, any> {
   const statement =
@@ -375,7 +375,7 @@ function* truncateSteps(
   marker: (truncatedBefore: number, removed: number) => NewEvent,
   now: number
 ): Generator<Kit.Call<any>, TruncateOutcome, any> {
-  const current: StreamRow | undefined = yield* Kit.one(selectStream, streamId)
+  const current: EventStreamRow | undefined = yield* Kit.one(selectStream, streamId)
   if (current === undefined) return undefined
   const mark = Math.min(before, current.version + 1)
   if (mark <= current.truncatedBefore) return { _tag: "Unchanged", truncatedBefore: current.truncatedBefore }

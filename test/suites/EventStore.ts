@@ -5,14 +5,14 @@
 import { expect, layer } from "@effect/vitest"
 import { Chunk, DateTime, Effect, Fiber, type Layer, Option, Schema, Stream, TestClock, TestServices } from "effect"
 import {
-  AppendOptions,
+  EventAppendOptions,
   EventInputs,
   EventStore,
-  ReadAllOptions,
-  ReadOptions,
+  EventReadAllOptions,
+  EventReadOptions,
   type StoredEvent,
-  StreamsOptions,
-  SubscribeOptions,
+  EventStreamsOptions,
+  EventSubscribeOptions,
   truncatedType
 } from "../../src/Event.ts"
 import * as BadInput from "./BadInput.ts"
@@ -416,17 +416,24 @@ export const suite = <E>(label: string, stores: Layer.Layer<EventStore, E>) =>
         yield* BadInput.run(`EventStore (${label})`, snapshot, [
           BadInput.operation("append", EventInputs, (input) => events.append(stream, input as never), {
             id: (id) => events.append(id as never, [ev("x")]),
-            options: { schema: AppendOptions, run: (options) => events.append(stream, [ev("x")], options as never) }
+            options: {
+              schema: EventAppendOptions,
+              run: (options) => events.append(stream, [ev("x")], options as never)
+            }
           }),
-          BadInput.operation("read", ReadOptions, (input) => events.read(stream, input as never), {
+          BadInput.operation("read", EventReadOptions, (input) => events.read(stream, input as never), {
             id: (id) => events.read(id as never),
             optional: true
           }),
-          BadInput.operation("readAll", ReadAllOptions, (input) => events.readAll(input as never), { optional: true }),
-          BadInput.operation("streams", StreamsOptions, (input) => events.streams(input as never), { optional: true }),
+          BadInput.operation("readAll", EventReadAllOptions, (input) => events.readAll(input as never), {
+            optional: true
+          }),
+          BadInput.operation("streams", EventStreamsOptions, (input) => events.streams(input as never), {
+            optional: true
+          }),
           BadInput.operation(
             "subscribe",
-            SubscribeOptions,
+            EventSubscribeOptions,
             (input) => Stream.runDrain(Stream.take(events.subscribe(stream, input as never), 1)),
             { optional: true }
           ),
