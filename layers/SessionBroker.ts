@@ -64,6 +64,8 @@ export const make = (
     const sessions = yield* SessionStore
     const conversations = yield* ConversationStore
     const wakeups = yield* Wakeups.current
+    /** A backend that brings its own wake-ups is remote (PostgreSQL): round trips are what a read costs there. */
+    const concurrentReads = Option.isSome(yield* Effect.serviceOption(Wakeups.Wakeups))
     const tables = yield* Effect.serviceOption(Kit.SqlTables)
     const prefix =
       options.tablePrefix ?? Option.match(tables, { onNone: () => Kit.defaultPrefix, onSome: (t) => t.prefix })
@@ -120,20 +122,21 @@ export const make = (
       })
 
     /**
-     * One read of a subscription: the session's status and the messages after `cursor`, at once. An open session's
-     * read is `caughtUp` when short: the next read waits for a wake, safe because the status was read after the wake
-     * that led here was taken, so a later close wakes again. A closed session's messages are read once more (the
-     * first read may predate the close), then the stream ends.
+     * One read of a subscription: the session's status, then the messages after `cursor`. An open session's read is
+     * `caughtUp` when short: the next read waits for a wake, safe because the status was read after the wake that
+     * led here was taken, so a later close wakes again. A closed session's stream ends once those messages are
+     * delivered. On a backend with its own wake-ups (PostgreSQL) the two reads run at once, to save a round trip;
+     * then a closed session's messages are read once more (the first read may predate the close).
      */
     const read = (sessionId: string) => (cursor: number) =>
       Effect.gen(function* () {
         const [session, rows] = yield* Effect.all(
           [sessions.find(sessionId), window(sessionId, { after: cursor, limit: pageSize })],
-          { concurrency: 2 }
+          { concurrency: concurrentReads ? 2 : 1 }
         )
         if (Option.isNone(session)) return yield* missing(sessionId)
         const closed = session.value.status === "closed"
-        const batch = closed ? yield* window(sessionId, { after: cursor, limit: pageSize }) : rows
+        const batch = closed && concurrentReads ? yield* window(sessionId, { after: cursor, limit: pageSize }) : rows
         const short = batch.length < pageSize
         return {
           items: batch.map(withSession(sessionId)),
