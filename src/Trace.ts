@@ -271,7 +271,7 @@ const toRow = (
   span: typeof SpanInput.Type,
   now: number,
   path: ReadonlyArray<string | number>
-): Effect.Effect<SpanRow, InvalidInput> => {
+): Effect.Effect<Prepared, InvalidInput> => {
   const startedAt = DateTime.toEpochMillis(span.startedAt)
   const endedAt = span.endedAt === undefined ? null : DateTime.toEpochMillis(span.endedAt)
   if (endedAt !== null && endedAt < startedAt) {
@@ -282,7 +282,8 @@ const toRow = (
     time: DateTime.toEpochMillis(event.time),
     attributes: event.attributes ?? {}
   }))
-  return Effect.succeed({
+  const attributes = span.attributes ?? {}
+  const row: SpanRow = {
     id: span.id ?? uuidv7At(now),
     traceId: span.traceId,
     parentId: span.parentId ?? null,
@@ -290,11 +291,41 @@ const toRow = (
     name: span.name,
     kind: span.kind ?? "internal",
     status: span.status ?? (endedAt === null ? "unset" : "ok"),
-    attributes: JSON.stringify(span.attributes ?? {}),
+    attributes: JSON.stringify(attributes),
     events: JSON.stringify(events),
     startedAt,
     endedAt
-  })
+  }
+  return Effect.succeed({ row, attributes, events })
+}
+
+/** A validated span: its row, and its attributes and events as decoded (fresh copies), to answer without parsing. */
+interface Prepared {
+  readonly row: SpanRow
+  readonly attributes: JsonObject
+  readonly events: ReadonlyArray<StoredEvent>
+}
+
+/** The `Span` of a prepared span. */
+const spanOf = ({ attributes, events, row }: Prepared): Span => {
+  const span: { -readonly [K in keyof Span]: Span[K] } = {
+    id: row.id as SpanId,
+    traceId: row.traceId,
+    name: row.name,
+    kind: row.kind as SpanKind,
+    status: row.status as SpanStatus,
+    attributes,
+    events: events.map((event) => ({
+      name: event.name,
+      time: utcFromMillis(event.time),
+      attributes: event.attributes
+    })),
+    startedAt: utcFromMillis(row.startedAt)
+  }
+  if (row.parentId !== null) span.parentId = row.parentId
+  if (row.sessionId !== null) span.sessionId = row.sessionId
+  if (row.endedAt !== null) span.endedAt = utcFromMillis(row.endedAt)
+  return span
 }
 
 /** Builds a `TraceStore` over a driver: validation, ids, clock and encoding live here. */
@@ -305,38 +336,39 @@ export const makeTraceStore = (driver: TraceDriver) => {
     )
 
   /** Writes validated rows; on a taken id, `Conflict` naming the first one taken. */
-  const write = (rows: ReadonlyArray<SpanRow>): Effect.Effect<ReadonlyArray<Span>, Conflict | StorageError> =>
+  const write = (spans: ReadonlyArray<Prepared>): Effect.Effect<ReadonlyArray<Span>, Conflict | StorageError> =>
     Effect.gen(function* () {
+      const rows = spans.map((span) => span.row)
       const seen = new Set<string>()
       for (const row of rows) {
         if (seen.has(row.id))
           return yield* new Conflict({ entity, id: row.id, expected: 0, actual: 1, reason: "exists" })
         seen.add(row.id)
       }
-      if (rows.length === 0 || (yield* driver.insertMany(rows))) return rows.map(decodeRow)
+      if (rows.length === 0 || (yield* driver.insertMany(rows))) return spans.map(spanOf)
       for (const row of rows) {
         if ((yield* driver.get(row.id)) !== undefined) {
           return yield* new Conflict({ entity, id: row.id, expected: 0, actual: 1, reason: "exists" })
         }
       }
       // The taken id was deleted (pruned) since: the batch can be written now.
-      return yield* write(rows)
+      return yield* write(spans)
     })
 
   return TraceStore.of({
     insert: Effect.fnUntraced(function* (input) {
       const span = yield* decodeSpan(input)
-      const row = yield* toRow(span, yield* Clock.currentTimeMillis, [])
-      return (yield* write([row]))[0]!
+      const prepared = yield* toRow(span, yield* Clock.currentTimeMillis, [])
+      return (yield* write([prepared]))[0]!
     }),
     insertMany: Effect.fnUntraced(function* (input) {
       const items = yield* decodeBatch(input)
       const now = yield* Clock.currentTimeMillis
-      const rows: Array<SpanRow> = []
+      const spans: Array<Prepared> = []
       for (let i = 0; i < items.length; i++) {
-        rows.push(yield* toRow(yield* decodeSpan(items[i], [i]), now, [i]))
+        spans.push(yield* toRow(yield* decodeSpan(items[i], [i]), now, [i]))
       }
-      return yield* write(rows)
+      return yield* write(spans)
     }),
     get: (id) =>
       Effect.flatMap(find(id), (span) =>
