@@ -55,7 +55,7 @@ const fibers = Effect.gen(function* () {
   const { problems, summary } = check(holdings)
   console.log(`locks-contention: ${summary}`)
   expect(problems).toEqual([])
-  expect(holdings.filter((h) => !h.pauser).length).toBeGreaterThan(50)
+  expect(holdings.filter((h) => !h.pauser).length).toBeGreaterThan(20)
   expect(holdings.filter((h) => h.pauser).length).toBeGreaterThanOrEqual(1)
 })
 
@@ -92,18 +92,21 @@ describe("LockStore: 8 contenders on one key", () => {
     )
     const key = `hot-${Date.now().toString(36)}`
     const script = fileURLToPath(new URL("./fixtures/locks-child.ts", import.meta.url))
-    const outputs = await Promise.all(
-      Array.from({ length: 4 }, (_, i) =>
-        new Child(`lock child process-${i}`, script, [
-          filename,
-          key,
-          `process-${i}`,
-          String(seconds),
-          i === 0 ? "1" : "0"
-        ]).done(60_000)
-      )
+    const children = Array.from(
+      { length: 4 },
+      (_, i) => new Child(`lock child process-${i}`, script, [filename, key, `process-${i}`, i === 0 ? "1" : "0"])
     )
-    const lines = outputs.map((output) => output.trim().split("\n"))
+    try {
+      // Started together once all are ready (starting a child takes seconds on a busy machine).
+      await Promise.all(children.map((child) => child.waitFor((line) => line === "ready", 60_000, "ready")))
+      const deadline = micros() + seconds * 1_000_000
+      for (const child of children) child.process.stdin.write(`go ${deadline}\n`)
+    } catch (error) {
+      await Promise.all(children.map((child) => child.kill()))
+      throw error
+    }
+    const outputs = await Promise.all(children.map((child) => child.done(60_000)))
+    const lines = outputs.map((output) => output.trim().split("\n").slice(1))
     for (const own of lines) expect(own[own.length - 1]).toBe("done")
     const holdings: Array<Holding> = lines.flatMap((own) => own.slice(0, -1).map((line) => JSON.parse(line)))
     const { problems, summary } = check(holdings)
@@ -111,7 +114,7 @@ describe("LockStore: 8 contenders on one key", () => {
     expect(problems).toEqual([])
     expect(new Set(holdings.filter((h) => !h.pauser).map((h) => h.owner)).size).toBe(4)
     expect(holdings.filter((h) => h.pauser).length).toBeGreaterThanOrEqual(1)
-  }, 90_000)
+  }, 150_000)
 
   it.live("fencing tokens keep increasing when the store is rebuilt on the same file", () =>
     Effect.gen(function* () {
