@@ -36,13 +36,13 @@ export const MemoryItemId = text255
 export const MemoryConversationId = text255
 
 /** The largest content a memory item holds, in UTF-16 code units. */
-export const maxContentLength = 1_000_000
+export const maxMemoryContentLength = 1_000_000
 
-/** Item content: any non-empty string up to `maxContentLength`, stored verbatim (U+0000 and lone surrogates too). */
-export const MemoryContent = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(maxContentLength))
+/** Item content: any non-empty string up to `maxMemoryContentLength`, stored verbatim (U+0000 and lone surrogates too). */
+export const MemoryContent = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(maxMemoryContentLength))
 
 /** A score or importance in `[0, 1]`. */
-export const Importance = Schema.Number.pipe(Schema.between(0, 1))
+export const MemoryImportance = Schema.Number.pipe(Schema.between(0, 1))
 
 /** The memory tiers: `hot` (messages), `warm` (summaries), `cold` (facts) and `mental_model`. */
 export const MemoryTier = Schema.Literal("hot", "warm", "cold", "mental_model")
@@ -58,19 +58,19 @@ export const MemoryAuthority = Schema.Union(Schema.Literal("session", "canonical
 export type MemoryAuthority = typeof MemoryAuthority.Type
 
 /** The largest `limit` of a search. */
-export const maxSearchLimit = 1000
+export const maxMemorySearchLimit = 1000
 
 /** Options of `search`: at most `limit` results (1–1,000, default 10) scoring at least `minScore` (−1 to 1). */
 export const MemorySearchOptions = Schema.Struct({
-  limit: Schema.optional(Schema.Int.pipe(Schema.between(1, maxSearchLimit))),
+  limit: Schema.optional(Schema.Int.pipe(Schema.between(1, maxMemorySearchLimit))),
   minScore: Schema.optional(Schema.Number.pipe(Schema.between(-1, 1))),
   conversationId: Schema.optional(MemoryConversationId)
 })
 /** Options of `search`. */
 export type MemorySearchOptions = typeof MemorySearchOptions.Encoded
 
-/** Search text: a non-empty string up to `maxContentLength`. */
-export const SearchText = MemoryContent
+/** Search text: a non-empty string up to `maxMemoryContentLength`. */
+export const MemorySearchText = MemoryContent
 
 /** One search hit: the item and its cosine similarity to the query (higher is closer). */
 export interface MemorySearchResult<A> {
@@ -120,7 +120,15 @@ export const MemoryMessageInput = Schema.Struct({
 export type MemoryMessageInput = typeof MemoryMessageInput.Encoded
 
 /** The largest batch of `addMany`. */
-export const maxBatch = 1000
+export const maxMemoryBatch = 1000
+
+/** Options of `MemoryMessageStore.list`: paging over live messages by creation, optionally one conversation's. */
+export const MemoryMessageListOptions = Schema.Struct({
+  ...PageOptions.fields,
+  conversationId: Schema.optional(MemoryConversationId)
+})
+/** Options of `MemoryMessageStore.list`. */
+export type MemoryMessageListOptions = typeof MemoryMessageListOptions.Encoded
 
 /** A warm-tier summary of the messages `fromSeq`..`toSeq` (inclusive) of a conversation. */
 export const Summary = Schema.Struct({
@@ -156,7 +164,7 @@ export const Fact = Schema.Struct({
   conversationId: MemoryConversationId,
   content: Schema.String,
   kind: Schema.String,
-  importance: Importance,
+  importance: MemoryImportance,
   sourceMessageIds: Schema.Array(Schema.String),
   metadata: JsonObject,
   createdAt: Schema.DateTimeUtcFromNumber
@@ -170,8 +178,8 @@ export const FactInput = Schema.Struct({
   conversationId: MemoryConversationId,
   content: MemoryContent,
   kind: Schema.optional(FactKind),
-  importance: Schema.optional(Importance),
-  sourceMessageIds: Schema.optional(Schema.Array(MemoryItemId).pipe(Schema.maxItems(maxBatch))),
+  importance: Schema.optional(MemoryImportance),
+  sourceMessageIds: Schema.optional(Schema.Array(MemoryItemId).pipe(Schema.maxItems(maxMemoryBatch))),
   metadata: Schema.optional(JsonObject)
 })
 /** Input of `FactStore.add`. */
@@ -243,7 +251,7 @@ export type MentalModelPatch = typeof MentalModelPatch.Encoded
 export const TierMetadata = Schema.Struct({
   itemId: MemoryItemId,
   tier: MemoryTier,
-  importance: Importance,
+  importance: MemoryImportance,
   authority: MemoryAuthority,
   accessCount: Schema.NonNegativeInt,
   lastAccessed: Schema.DateTimeUtcFromNumber,
@@ -258,7 +266,7 @@ export type TierMetadata = typeof TierMetadata.Type
 export const TierMetadataInput = Schema.Struct({
   itemId: MemoryItemId,
   tier: Schema.optional(MemoryTier),
-  importance: Schema.optional(Importance),
+  importance: Schema.optional(MemoryImportance),
   authority: Schema.optional(MemoryAuthority)
 })
 /** Input of `TierMetadataStore.add`. */
@@ -267,13 +275,13 @@ export type TierMetadataInput = typeof TierMetadataInput.Encoded
 /** A patch of `TierMetadataStore.update`. */
 export const TierMetadataPatch = Schema.Struct({
   tier: Schema.optional(MemoryTier),
-  importance: Schema.optional(Importance),
+  importance: Schema.optional(MemoryImportance),
   authority: Schema.optional(MemoryAuthority)
 })
 /** A patch of `TierMetadataStore.update`. */
 export type TierMetadataPatch = typeof TierMetadataPatch.Encoded
 
-const ItemIds = Schema.Array(Schema.String).pipe(Schema.maxItems(maxBatch))
+const ItemIds = Schema.Array(Schema.String).pipe(Schema.maxItems(maxMemoryBatch))
 
 // ---------------------------------------------------------------------------
 // Tags
@@ -299,6 +307,8 @@ export class MemoryMessageStore extends Context.Tag("effect-agent-stores/MemoryM
       conversationId: string,
       options?: PageOptions
     ) => Effect.Effect<Page<MemoryMessage>, Errors>
+    /** Live messages oldest first by `(createdAt, id)` (`order: "desc"` for newest first), optionally of one conversation. */
+    readonly list: (options?: MemoryMessageListOptions) => Effect.Effect<Page<MemoryMessage>, Errors>
     /** The live messages closest to `text` (cosine), best first, ties by id; optionally in one conversation. */
     readonly search: (
       text: string,
@@ -319,6 +329,8 @@ export class SummaryStore extends Context.Tag("effect-agent-stores/SummaryStore"
   {
     /** Adds a summary; `Conflict` (`reason: "exists"`) when its id is taken. */
     readonly add: (input: SummaryInput) => Effect.Effect<Summary, Errors | Conflict>
+    /** Adds summaries in order, all or nothing (one `Conflict` writes none); up to 1,000. */
+    readonly addMany: (inputs: ReadonlyArray<SummaryInput>) => Effect.Effect<ReadonlyArray<Summary>, Errors | Conflict>
     /** The summary `id`, or `NotFound`. */
     readonly get: (id: string) => Effect.Effect<Summary, NotFound | Errors>
     /** The summary `id`, if any. */
@@ -343,6 +355,8 @@ export class FactStore extends Context.Tag("effect-agent-stores/FactStore")<
   {
     /** Adds a fact; `Conflict` (`reason: "exists"`) when its id is taken. */
     readonly add: (input: FactInput) => Effect.Effect<Fact, Errors | Conflict>
+    /** Adds facts in order, all or nothing (one `Conflict` writes none); up to 1,000. */
+    readonly addMany: (inputs: ReadonlyArray<FactInput>) => Effect.Effect<ReadonlyArray<Fact>, Errors | Conflict>
     /** The fact `id`, or `NotFound`. */
     readonly get: (id: string) => Effect.Effect<Fact, NotFound | Errors>
     /** The fact `id`, if any. */
@@ -434,13 +448,13 @@ export class TierMetadataStore extends Context.Tag("effect-agent-stores/TierMeta
 // Rows and drivers
 
 /** The embedding of an item as stored: the model's name and the vector's little-endian float32 bytes. */
-export interface Embedded {
+export interface MemoryEmbedding {
   readonly model: string
   readonly vector: Uint8Array
 }
 
 /** An item's id and vector, as a scan reads them. */
-export interface Candidate {
+export interface MemoryCandidate {
   readonly id: string
   readonly vector: Uint8Array
 }
@@ -459,7 +473,7 @@ export interface MemoryMessageRow {
 }
 
 /** A message to insert: the driver assigns `seq`. */
-export type NewMemoryMessageRow = Omit<MemoryMessageRow, "seq"> & Embedded
+export type NewMemoryMessageRow = Omit<MemoryMessageRow, "seq"> & MemoryEmbedding
 
 /** What a backend implements for `MemoryMessageStore`. */
 export interface MemoryMessageDriver {
@@ -475,12 +489,18 @@ export interface MemoryMessageDriver {
     now: number,
     page: PageQuery
   ) => Effect.Effect<ReadonlyArray<MemoryMessageRow>, StorageError>
+  /** One page of the messages not expired at `now` (of one conversation when given), ordered by `(createdAt, id)`. */
+  readonly listAll: (
+    conversationId: string | undefined,
+    now: number,
+    page: PageQuery
+  ) => Effect.Effect<ReadonlyArray<MemoryMessageRow>, StorageError>
   /** The vectors of the messages embedded by `model`, not expired at `now`, of one conversation when given. */
   readonly candidates: (
     conversationId: string | undefined,
     model: string,
     now: number
-  ) => Effect.Effect<ReadonlyArray<Candidate>, StorageError>
+  ) => Effect.Effect<ReadonlyArray<MemoryCandidate>, StorageError>
   /** Deletes a message and its tier metadata. */
   readonly delete: (id: string) => Effect.Effect<boolean, StorageError>
   /** Deletes a conversation's messages and their tier metadata; returns how many messages. */
@@ -513,22 +533,22 @@ export interface FactRow {
 }
 
 /** The filters of `list` of summaries and facts, as a driver receives them. */
-export interface ItemFilter {
+export interface MemoryItemFilter {
   readonly conversationId?: string | undefined
   readonly kind?: string | undefined
 }
 
 /** What a backend implements for a store of conversation items (summaries, facts). */
-export interface ItemDriver<Row> {
-  /** Inserts an item; `false` when its id is taken. */
-  readonly insert: (row: Row & Embedded) => Effect.Effect<boolean, StorageError>
+export interface MemoryItemDriver<Row> {
+  /** Inserts items, all or nothing; `false` when an id is taken. */
+  readonly insert: (rows: ReadonlyArray<Row & MemoryEmbedding>) => Effect.Effect<boolean, StorageError>
   readonly getMany: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Row>, StorageError>
   /** One page ordered by `(createdAt, id)`. */
-  readonly list: (filter: ItemFilter, page: PageQuery) => Effect.Effect<ReadonlyArray<Row>, StorageError>
+  readonly list: (filter: MemoryItemFilter, page: PageQuery) => Effect.Effect<ReadonlyArray<Row>, StorageError>
   readonly candidates: (
     conversationId: string | undefined,
     model: string
-  ) => Effect.Effect<ReadonlyArray<Candidate>, StorageError>
+  ) => Effect.Effect<ReadonlyArray<MemoryCandidate>, StorageError>
   /** Deletes an item and its tier metadata. */
   readonly delete: (id: string) => Effect.Effect<boolean, StorageError>
   /** Deletes a conversation's items and their tier metadata; returns how many items. */
@@ -536,9 +556,9 @@ export interface ItemDriver<Row> {
 }
 
 /** What a backend implements for `SummaryStore`. */
-export type SummaryDriver = ItemDriver<SummaryRow>
+export type SummaryDriver = MemoryItemDriver<SummaryRow>
 /** What a backend implements for `FactStore`. */
-export type FactDriver = ItemDriver<FactRow>
+export type FactDriver = MemoryItemDriver<FactRow>
 
 /** A mental model as a driver stores it. */
 export interface MentalModelRow {
@@ -563,9 +583,9 @@ export interface MentalModelVersionRow {
 /** What a backend implements for `MentalModelStore`. */
 export interface MentalModelDriver {
   /** Inserts a model and its version 1; `false` when its id or name is taken. */
-  readonly insert: (row: MentalModelRow & Embedded) => Effect.Effect<boolean, StorageError>
+  readonly insert: (row: MentalModelRow & MemoryEmbedding) => Effect.Effect<boolean, StorageError>
   /** Writes `row` (the next version, also appended to the history) if the model is still at `previous`. */
-  readonly replace: (row: MentalModelRow & Embedded, previous: number) => Effect.Effect<boolean, StorageError>
+  readonly replace: (row: MentalModelRow & MemoryEmbedding, previous: number) => Effect.Effect<boolean, StorageError>
   readonly get: (id: string) => Effect.Effect<MentalModelRow | undefined, StorageError>
   readonly getByName: (name: string) => Effect.Effect<MentalModelRow | undefined, StorageError>
   readonly getMany: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<MentalModelRow>, StorageError>
@@ -573,7 +593,7 @@ export interface MentalModelDriver {
   readonly list: (page: PageQuery) => Effect.Effect<ReadonlyArray<MentalModelRow>, StorageError>
   /** Every version of a model, oldest first. */
   readonly history: (id: string) => Effect.Effect<ReadonlyArray<MentalModelVersionRow>, StorageError>
-  readonly candidates: (model: string) => Effect.Effect<ReadonlyArray<Candidate>, StorageError>
+  readonly candidates: (model: string) => Effect.Effect<ReadonlyArray<MemoryCandidate>, StorageError>
   /** Deletes a model, its history and its tier metadata. */
   readonly delete: (id: string) => Effect.Effect<boolean, StorageError>
 }
@@ -621,7 +641,7 @@ const vectorOf = (bytes: Uint8Array): Float32Array =>
     : bytesToFloat32(bytes)
 
 /** The cosine similarity of `a` and `b` (0 when either is all zeros). */
-export const cosine = (a: Float32Array, b: Float32Array): number => {
+const cosine = (a: Float32Array, b: Float32Array): number => {
   let dot = 0
   let na = 0
   let nb = 0
@@ -636,9 +656,9 @@ export const cosine = (a: Float32Array, b: Float32Array): number => {
 }
 
 /** The `limit` best candidates scoring at least `minScore`, by score descending then id ascending (exact scan). */
-export const rank = (
+const rank = (
   query: Float32Array,
-  candidates: ReadonlyArray<Candidate>,
+  candidates: ReadonlyArray<MemoryCandidate>,
   limit: number,
   minScore: number
 ): Array<{ readonly id: string; readonly score: number }> => {
@@ -672,13 +692,13 @@ const embedAll = (embeddings: Embeddings["Type"], texts: ReadonlyArray<string>) 
       : Effect.succeed(vectors)
   })
 
-const embedded = (embeddings: Embeddings["Type"], vector: Float32Array): Embedded => ({
+const embedded = (embeddings: Embeddings["Type"], vector: Float32Array): MemoryEmbedding => ({
   model: embeddings.model,
   vector: float32ToBytes(vector)
 })
 
 const decodeSearchText = (entity: string) => {
-  const decode = decodeInput(entity, SearchText)
+  const decode = decodeInput(entity, MemorySearchText)
   return (text: unknown) => decode(text, ["text"])
 }
 
@@ -689,7 +709,9 @@ const decodeSearchText = (entity: string) => {
 const searchWith = <Row extends { readonly id: string }, A>(options: {
   readonly entity: string
   readonly embeddings: Embeddings["Type"]
-  readonly candidates: (conversationId: string | undefined) => Effect.Effect<ReadonlyArray<Candidate>, StorageError>
+  readonly candidates: (
+    conversationId: string | undefined
+  ) => Effect.Effect<ReadonlyArray<MemoryCandidate>, StorageError>
   readonly rows: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Row>, StorageError>
   readonly decode: (row: Row) => A | undefined
 }) => {
@@ -717,10 +739,10 @@ const searchWith = <Row extends { readonly id: string }, A>(options: {
 // ---------------------------------------------------------------------------
 // Shared pieces of the cores
 
-const Batch = Schema.Array(Schema.Unknown).pipe(Schema.maxItems(maxBatch))
+const Batch = Schema.Array(Schema.Unknown).pipe(Schema.maxItems(maxMemoryBatch))
 
 /**
- * Decodes a batch: an array of at most `maxBatch` items, each decoded by `decodeItem` (the kernel's rules for a
+ * Decodes a batch: an array of at most `maxMemoryBatch` items, each decoded by `decodeItem` (the kernel's rules for a
  * struct: a plain object, nothing hostile), its issues placed at its index.
  */
 const decodeBatch = <A>(
@@ -790,6 +812,7 @@ const decodeMessageRow = (row: MemoryMessageRow): MemoryMessage => {
 const decodeMessageInput = decodeInput(messageEntity, MemoryMessageInput)
 const decodeMessageInputs = decodeBatch(messageEntity, decodeMessageInput)
 const decodeMessagePage = decodeOptions(messageEntity, PageOptions)
+const decodeMessageList = decodeOptions(messageEntity, MemoryMessageListOptions)
 const decodeDeleteExpired = decodeOptions(messageEntity, MemoryDeleteExpiredOptions)
 
 /** Builds a `MemoryMessageStore` over a driver and an embedder: validation, ids, clock, embedding and encoding. */
@@ -845,6 +868,12 @@ export const makeMemoryMessageStore = (driver: MemoryMessageDriver, embeddings: 
       const rows = yield* driver.list(conversation, yield* Clock.currentTimeMillis, query)
       return toPage(rows, query, decodeMessageRow, keyOf)
     }),
+    list: Effect.fnUntraced(function* (input) {
+      const options = yield* decodeMessageList(input)
+      const query = yield* toPageQuery(messageEntity, options)
+      const rows = yield* driver.listAll(options.conversationId, yield* Clock.currentTimeMillis, query)
+      return toPage(rows, query, decodeMessageRow)
+    }),
     search: (text, options) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         searchWith({
@@ -876,29 +905,48 @@ const makeItemStore = <
 >(spec: {
   readonly entity: string
   readonly input: Schema.Schema<Input, any>
-  readonly listOptions: Schema.Schema<PageOptions & ItemFilter, any>
-  /** A rule across fields: the `InvalidInput` of a decoded input that breaks it. */
-  readonly check?: (input: Input) => InvalidInput | undefined
+  readonly listOptions: Schema.Schema<PageOptions & MemoryItemFilter, any>
+  /** A rule across fields: where and how a decoded input breaks it, if it does. */
+  readonly check?: (input: Input) => { readonly path: ReadonlyArray<string>; readonly rule: string } | undefined
   readonly row: (input: Input, id: string, now: number) => Row
   readonly decode: (row: Row) => A
-  readonly driver: ItemDriver<Row>
+  readonly driver: MemoryItemDriver<Row>
   readonly embeddings: Embeddings["Type"]
 }) => {
   const { driver, embeddings, entity } = spec
   const decodeNew = decodeInput(entity, spec.input)
   const decodeList = decodeOptions(entity, spec.listOptions)
   const find = (id: unknown) => findOne(entity, id, driver.getMany, spec.decode)
-  return {
-    add: Effect.fnUntraced(function* (input: unknown) {
-      const fields = yield* decodeNew(input)
+  const decodeOne = (input: unknown, path: ReadonlyArray<string | number> = []) =>
+    Effect.flatMap(decodeNew(input, path), (fields) => {
       const broken = spec.check?.(fields)
-      if (broken !== undefined) return yield* broken
-      const [vector] = yield* embedAll(embeddings, [fields.content])
+      return broken === undefined
+        ? Effect.succeed(fields)
+        : Effect.fail(InvalidInput.single(entity, broken.rule, [...path, ...broken.path]))
+    })
+  const decodeMany = decodeBatch(entity, decodeOne)
+  const addAll = (all: ReadonlyArray<Input>) =>
+    Effect.gen(function* () {
+      if (all.length === 0) return []
+      const vectors = yield* embedAll(
+        embeddings,
+        all.map((fields) => fields.content)
+      )
       const now = yield* Clock.currentTimeMillis
-      const row = spec.row(fields, fields.id ?? uuidv7At(now), now)
-      if (yield* driver.insert({ ...row, ...embedded(embeddings, vector!) })) return spec.decode(row)
-      return yield* exists(entity, row.id)
-    }),
+      const rows = all.map((fields) => spec.row(fields, fields.id ?? uuidv7At(now), now))
+      const seen = new Set<string>()
+      const repeated = rows.find((row) => seen.has(row.id) || (seen.add(row.id), false))
+      if (repeated !== undefined) return yield* exists(entity, repeated.id)
+      if (yield* driver.insert(rows.map((row, i) => ({ ...row, ...embedded(embeddings, vectors[i]!) })))) {
+        return rows.map(spec.decode)
+      }
+      const taken = new Set((yield* driver.getMany(rows.map((row) => row.id))).map((row) => row.id))
+      return yield* exists(entity, rows.find((row) => taken.has(row.id))?.id ?? rows[0]!.id)
+    })
+  return {
+    add: (input: unknown) =>
+      Effect.flatMap(decodeOne(input), (fields) => Effect.map(addAll([fields]), (added) => added[0]!)),
+    addMany: (inputs: unknown) => Effect.flatMap(decodeMany(inputs), addAll),
     get: (id: unknown) => Effect.flatMap(find(id), orNotFound<A>(entity, id)),
     find: (id: unknown) => Effect.map(find(id), Option.fromNullable),
     list: Effect.fnUntraced(function* (input: unknown) {
@@ -936,8 +984,7 @@ export const makeSummaryStore = (driver: SummaryDriver, embeddings: Embeddings["
       entity: "Summary",
       input: SummaryInput,
       listOptions: SummaryListOptions,
-      check: (input) =>
-        input.fromSeq <= input.toSeq ? undefined : InvalidInput.single("Summary", "must be ≥ fromSeq", ["toSeq"]),
+      check: (input) => (input.fromSeq <= input.toSeq ? undefined : { path: ["toSeq"], rule: "must be ≥ fromSeq" }),
       row: (input, id, now): SummaryRow => ({
         id,
         conversationId: input.conversationId,
@@ -1044,7 +1091,7 @@ export const makeMentalModelStore = (driver: MentalModelDriver, embeddings: Embe
       const { expectedVersion } = yield* decodeModelUpdateOptions(options)
       if (key === undefined) return yield* new NotFound({ entity: modelEntity, id })
       const content = patch.content === undefined ? undefined : JSON.stringify(patch.content)
-      const row = yield* updateVersioned<MentalModelRow & Embedded, Errors>({
+      const row = yield* updateVersioned<MentalModelRow & MemoryEmbedding, Errors>({
         entity: modelEntity,
         id: key,
         expectedVersion,

@@ -7,13 +7,13 @@ import { Effect, Layer } from "effect"
 import { Embeddings } from "../../src/Embeddings.ts"
 import { isExpired } from "../../src/Expiry.ts"
 import {
-  type Candidate,
-  type Embedded,
+  type MemoryCandidate,
+  type MemoryEmbedding,
   type FactDriver,
   type FactRow,
   FactStore,
-  type ItemDriver,
-  type ItemFilter,
+  type MemoryItemDriver,
+  type MemoryItemFilter,
   makeFactStore,
   makeMemoryMessageStore,
   makeMentalModelStore,
@@ -33,9 +33,20 @@ import {
   type TierMetadataRow,
   TierMetadataStore
 } from "../../src/Memory.ts"
-import { MemoryDatabase, type Tables } from "./MemoryDatabase.ts"
+import type { Keyset, PageQuery } from "../../src/Page.ts"
+import { compareKeys, MemoryDatabase, type Tables } from "./MemoryDatabase.ts"
 
-type Stored<Row> = Row & Embedded
+type Stored<Row> = Row & MemoryEmbedding
+
+/** One keyset page of `rows` (any order) by `keyOf`: sorted, after the cursor, skipping `offset`, up to `limit`. */
+const pageOf = <Row>(rows: Array<Row>, keyOf: (row: Row) => Keyset, page: PageQuery): Array<Row> => {
+  const sign = page.order === "asc" ? 1 : -1
+  const keyed = rows.map((row) => [keyOf(row), row] as const).sort((a, b) => sign * compareKeys(a[0], b[0]))
+  const after = page.after
+  const start = after === undefined ? 0 : keyed.findIndex(([key]) => sign * compareKeys(key, after) > 0)
+  if (start < 0) return []
+  return keyed.slice(start + page.offset, start + page.offset + page.limit).map(([, row]) => row)
+}
 
 /** A copy of a stored row without its embedding. */
 const plain = <Row>(stored: Stored<Row>): Row => {
@@ -46,7 +57,7 @@ const plain = <Row>(stored: Stored<Row>): Row => {
 /** A copy of a row to store: its vector copied too. */
 const own = <Row>(row: Stored<Row>): Stored<Row> => ({ ...row, vector: new Uint8Array(row.vector) })
 
-const candidate = (id: string, row: Embedded): Candidate => ({ id, vector: new Uint8Array(row.vector) })
+const candidate = (id: string, row: MemoryEmbedding): MemoryCandidate => ({ id, vector: new Uint8Array(row.vector) })
 
 /** The shared tier metadata table: every item store deletes an item's metadata with the item. */
 const metadataTable = (db: Tables) => db.table("tier_metadata", (row: TierMetadataRow) => [row.createdAt, row.itemId])
@@ -86,9 +97,20 @@ export const messageDriver = Effect.map(MemoryDatabase, (db): MemoryMessageDrive
       Effect.sync(() =>
         messages.page(page, (row) => row.conversationId === conversationId && !isExpired(row.expiresAt, now)).map(plain)
       ),
+    listAll: (conversationId, now, page) =>
+      Effect.sync(() =>
+        pageOf(
+          Array.from(messages.values()).filter(
+            (row) =>
+              (conversationId === undefined || row.conversationId === conversationId) && !isExpired(row.expiresAt, now)
+          ),
+          (row) => [row.createdAt, row.id],
+          page
+        ).map(plain)
+      ),
     candidates: (conversationId, model, now) =>
       Effect.sync(() => {
-        const found: Array<Candidate> = []
+        const found: Array<MemoryCandidate> = []
         for (const row of messages.values()) {
           if (conversationId !== undefined && row.conversationId !== conversationId) continue
           if (row.model === model && !isExpired(row.expiresAt, now)) found.push(candidate(row.id, row))
@@ -116,12 +138,12 @@ export const messageDriver = Effect.map(MemoryDatabase, (db): MemoryMessageDrive
   }
 })
 
-/** An `ItemDriver` over the in-memory table `name` (summaries, facts). */
+/** An `MemoryItemDriver` over the in-memory table `name` (summaries, facts). */
 const itemDriver = <Row extends { readonly id: string; readonly conversationId: string; readonly createdAt: number }>(
   name: string,
-  matches: (row: Row, filter: ItemFilter) => boolean
+  matches: (row: Row, filter: MemoryItemFilter) => boolean
 ) =>
-  Effect.map(MemoryDatabase, (db): ItemDriver<Row> => {
+  Effect.map(MemoryDatabase, (db): MemoryItemDriver<Row> => {
     const items = db.table(name, (row: Stored<Row>) => [row.createdAt, row.id])
     const metadata = metadataTable(db)
     const remove = (id: string) => {
@@ -129,10 +151,10 @@ const itemDriver = <Row extends { readonly id: string; readonly conversationId: 
       return items.delete(id)
     }
     return {
-      insert: (row) =>
+      insert: (rows) =>
         Effect.sync(() => {
-          if (items.has(row.id)) return false
-          items.set(row.id, own(row))
+          if (rows.some((row) => items.has(row.id))) return false
+          for (const row of rows) items.set(row.id, own(row))
           return true
         }),
       getMany: (ids) =>
@@ -155,7 +177,7 @@ const itemDriver = <Row extends { readonly id: string; readonly conversationId: 
         ),
       candidates: (conversationId, model) =>
         Effect.sync(() => {
-          const found: Array<Candidate> = []
+          const found: Array<MemoryCandidate> = []
           for (const row of items.values()) {
             if (conversationId !== undefined && row.conversationId !== conversationId) continue
             if (row.model === model) found.push(candidate(row.id, row))
@@ -238,7 +260,7 @@ export const mentalModelDriver = Effect.map(MemoryDatabase, (db): MentalModelDri
     history: (id) => Effect.sync(() => (versions.get(id) ?? []).map((row) => ({ ...row }))),
     candidates: (model) =>
       Effect.sync(() => {
-        const found: Array<Candidate> = []
+        const found: Array<MemoryCandidate> = []
         for (const row of models.values()) if (row.model === model) found.push(candidate(row.id, row))
         return found
       }),

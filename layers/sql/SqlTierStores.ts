@@ -14,12 +14,12 @@ import { Embeddings } from "../../src/Embeddings.ts"
 import type { StorageError } from "../../src/Errors.ts"
 import { notExpiredSql } from "../../src/Expiry.ts"
 import {
-  type Candidate,
-  type Embedded,
+  type MemoryCandidate,
+  type MemoryEmbedding,
   type FactRow,
   FactStore,
-  type ItemDriver,
-  type ItemFilter,
+  type MemoryItemDriver,
+  type MemoryItemFilter,
   makeFactStore,
   makeMemoryMessageStore,
   makeMentalModelStore,
@@ -86,6 +86,7 @@ export const schema: Kit.SqlSchema = {
         vector {blob} NOT NULL
       )`),
       `CREATE UNIQUE INDEX IF NOT EXISTS {tier_messages_seq} ON {tier_messages} (conversation_id, seq)`,
+      `CREATE INDEX IF NOT EXISTS {tier_messages_created} ON {tier_messages} (created_at, id)`,
       `CREATE INDEX IF NOT EXISTS {tier_messages_expiry} ON {tier_messages} (expires_at) WHERE expires_at IS NOT NULL`,
       withVector(`CREATE TABLE IF NOT EXISTS {tier_summaries} (
         id TEXT PRIMARY KEY NOT NULL,
@@ -151,13 +152,19 @@ const withIds = (text: string) => ({
   pg: text.replace("{ids}", idsOf.pg)
 })
 
-const toCandidate = (r: ReadonlyArray<any>): Candidate => ({ id: r[0], vector: r[1] })
+const toCandidate = (r: ReadonlyArray<any>): MemoryCandidate => ({ id: r[0], vector: r[1] })
 const toId = (r: ReadonlyArray<any>): string => r[0]
 const duplicate = () => "duplicate" as const
 const taken = () => false
 
 const deleteMetadata = Kit.stmt<[id: string]>(`DELETE FROM {tier_metadata} WHERE item_id = ?`)
-const deleteMetadataOf = Kit.stmt<[ids: string]>(withIds(`DELETE FROM {tier_metadata} WHERE item_id IN ({ids})`))
+// Rows locked in item id order on PostgreSQL, as `recordAccess` locks them (no deadlock between the two).
+const deleteMetadataOf = Kit.stmt<[ids: string]>({
+  sqlite: `DELETE FROM {tier_metadata} WHERE item_id IN (${idsOf.sqlite})`,
+  pg: `DELETE FROM {tier_metadata} WHERE item_id IN (
+      SELECT item_id FROM {tier_metadata} WHERE item_id IN (${idsOf.pg}) ORDER BY item_id FOR UPDATE
+    )`
+})
 
 /** Deletes the tier metadata of the items `ids` (just deleted, in the same transaction). */
 function* dropMetadata(ids: ReadonlyArray<string>) {
@@ -189,11 +196,11 @@ const messagesById = Kit.stmt<[ids: string], MemoryMessageRow>(
   withIds(`SELECT ${messageColumns} FROM {tier_messages} WHERE id IN ({ids})`),
   decodeMessage
 )
-const messageVectors = Kit.stmt<[model: string, now: number], Candidate>(
+const messageVectors = Kit.stmt<[model: string, now: number], MemoryCandidate>(
   `SELECT id, vector FROM {tier_messages} WHERE model = ? AND ${notExpiredSql("expires_at")}`,
   toCandidate
 )
-const conversationVectors = Kit.stmt<[conversationId: string, model: string, now: number], Candidate>(
+const conversationVectors = Kit.stmt<[conversationId: string, model: string, now: number], MemoryCandidate>(
   `SELECT id, vector FROM {tier_messages} WHERE conversation_id = ? AND model = ? AND ${notExpiredSql("expires_at")}`,
   toCandidate
 )
@@ -236,6 +243,36 @@ const listMessages = (conversationId: string, now: number, page: PageQuery) => {
   return Kit.all(statement, ...params)
 }
 
+/** The listing statements of `list` (conversation or not, cursor or not, order), stated on first use. */
+const allListings = new Map<string, Kit.Stmt<Array<unknown>, MemoryMessageRow>>()
+
+const listAllMessages = (conversationId: string | undefined, now: number, page: PageQuery) => {
+  const desc = page.order === "desc"
+  const where = [notExpiredSql("expires_at")]
+  const params: Array<unknown> = [now]
+  if (conversationId !== undefined) {
+    where.push("conversation_id = ?")
+    params.push(conversationId)
+  }
+  if (page.after !== undefined) {
+    where.push(`(created_at, id) ${desc ? "<" : ">"} (?, ?)`)
+    params.push(...page.after)
+  }
+  params.push(page.limit, page.offset)
+  const shape = where.join(" AND ") + `|${page.order}`
+  let statement = allListings.get(shape)
+  if (statement === undefined) {
+    const direction = desc ? "DESC" : "ASC"
+    statement = Kit.stmt(
+      `SELECT ${messageColumns} FROM {tier_messages} WHERE ${where.join(" AND ")}
+        ORDER BY created_at ${direction}, id ${direction} LIMIT ? OFFSET ?`,
+      decodeMessage
+    )
+    allListings.set(shape, statement)
+  }
+  return Kit.all(statement, ...params)
+}
+
 /** The operations of `MemoryMessageDriver`. */
 export const messageOps = {
   insert: Kit.op(
@@ -266,6 +303,7 @@ export const messageOps = {
   ),
   getMany: Kit.op("memoryMessage.getMany", (ids: ReadonlyArray<string>) => Kit.all(messagesById, JSON.stringify(ids))),
   list: Kit.op("memoryMessage.list", listMessages),
+  listAll: Kit.op("memoryMessage.listAll", listAllMessages),
   candidates: Kit.op("memoryMessage.candidates", (conversationId: string | undefined, model: string, now: number) =>
     conversationId === undefined
       ? Kit.all(messageVectors, model, now)
@@ -307,7 +345,7 @@ const itemOps = <Row extends { readonly id: string }>(spec: {
   readonly columns: ReadonlyArray<string>
   readonly decode: (row: ReadonlyArray<any>) => Row
   readonly values: (row: Row) => ReadonlyArray<unknown>
-  readonly filters: (filter: ItemFilter) => Kit.Filters
+  readonly filters: (filter: MemoryItemFilter) => Kit.Filters
 }) => {
   const columns = spec.columns.join(", ")
   const table = `{${spec.table}}`
@@ -318,8 +356,11 @@ const itemOps = <Row extends { readonly id: string }>(spec: {
     withIds(`SELECT ${columns} FROM ${table} WHERE id IN ({ids})`),
     spec.decode
   )
-  const vectors = Kit.stmt<[model: string], Candidate>(`SELECT id, vector FROM ${table} WHERE model = ?`, toCandidate)
-  const conversationVectors = Kit.stmt<[conversationId: string, model: string], Candidate>(
+  const vectors = Kit.stmt<[model: string], MemoryCandidate>(
+    `SELECT id, vector FROM ${table} WHERE model = ?`,
+    toCandidate
+  )
+  const conversationVectors = Kit.stmt<[conversationId: string, model: string], MemoryCandidate>(
     `SELECT id, vector FROM ${table} WHERE conversation_id = ? AND model = ?`,
     toCandidate
   )
@@ -332,11 +373,16 @@ const itemOps = <Row extends { readonly id: string }>(spec: {
   return {
     insert: Kit.op(
       `${spec.name}.insert`,
-      (row: Row & Embedded) => Kit.exec(insert, ...spec.values(row), row.model, row.vector).map(() => true),
-      { onViolation: taken }
+      function* (rows: ReadonlyArray<Row & MemoryEmbedding>) {
+        for (const row of rows) yield* Kit.exec(insert, ...spec.values(row), row.model, row.vector)
+        return true
+      },
+      { atomic: true, onViolation: taken }
     ),
     getMany: Kit.op(`${spec.name}.getMany`, (ids: ReadonlyArray<string>) => Kit.all(byIds, JSON.stringify(ids))),
-    list: Kit.op(`${spec.name}.list`, (filter: ItemFilter, page: PageQuery) => listing(spec.filters(filter), page)),
+    list: Kit.op(`${spec.name}.list`, (filter: MemoryItemFilter, page: PageQuery) =>
+      listing(spec.filters(filter), page)
+    ),
     candidates: Kit.op(`${spec.name}.candidates`, (conversationId: string | undefined, model: string) =>
       conversationId === undefined ? Kit.all(vectors, model) : Kit.all(conversationVectors, conversationId, model)
     ),
@@ -448,7 +494,7 @@ const modelHistory = Kit.stmt<[id: string], MentalModelVersionRow>(
     WHERE model_id = ? ORDER BY version`,
   (r) => ({ modelId: r[0], version: Number(r[1]), content: r[2], metadata: r[3], createdAt: Number(r[4]) })
 )
-const modelVectors = Kit.stmt<[model: string], Candidate>(
+const modelVectors = Kit.stmt<[model: string], MemoryCandidate>(
   `SELECT id, vector FROM {tier_mental_models} WHERE model = ?`,
   toCandidate
 )
@@ -467,7 +513,7 @@ const versionValues = (row: MentalModelRow) => [row.id, row.version, row.content
 export const mentalModelOps = {
   insert: Kit.op(
     "mentalModel.insert",
-    function* (row: MentalModelRow & Embedded) {
+    function* (row: MentalModelRow & MemoryEmbedding) {
       yield* Kit.exec(
         insertModel,
         row.id,
@@ -487,7 +533,7 @@ export const mentalModelOps = {
   ),
   replace: Kit.op(
     "mentalModel.replace",
-    function* (row: MentalModelRow & Embedded, previous: number) {
+    function* (row: MentalModelRow & MemoryEmbedding, previous: number) {
       const updated = yield* Kit.one(
         replaceModel,
         row.content,
@@ -564,11 +610,17 @@ const countTiers = Kit.stmt<[], readonly [string, number]>(
   `SELECT tier, count(*) FROM {tier_metadata} GROUP BY tier`,
   (r) => [r[0], Number(r[1])] as const
 )
-// One statement: each row is updated under its lock, so concurrent calls add up.
+const accessSet = `SET access_count = access_count + 1,
+    last_accessed = CASE WHEN last_accessed > ? THEN last_accessed ELSE ? END`
+// One statement: each row is updated under its lock, so concurrent calls add up. On PostgreSQL the rows are locked
+// in item id order first: in scan order (which moves as updated rows move) two calls could deadlock.
 const recordAccess = Kit.stmt<[now: number, again: number, ids: string], string>(
-  withIds(`UPDATE {tier_metadata} SET access_count = access_count + 1,
-      last_accessed = CASE WHEN last_accessed > ? THEN last_accessed ELSE ? END
-    WHERE item_id IN ({ids}) RETURNING item_id`),
+  {
+    sqlite: `UPDATE {tier_metadata} ${accessSet} WHERE item_id IN (${idsOf.sqlite}) RETURNING item_id`,
+    pg: `UPDATE {tier_metadata} ${accessSet} WHERE item_id IN (
+        SELECT item_id FROM {tier_metadata} WHERE item_id IN (${idsOf.pg}) ORDER BY item_id FOR UPDATE
+      ) RETURNING item_id`
+  },
   toId
 )
 const listMetadata = Kit.listing({
@@ -640,11 +692,16 @@ export const messageLayerWith = (options: Kit.SqlOptions = {}) =>
 
 /** `SummaryStore` on SQL, migrating first. */
 export const summaryLayerWith = (options: Kit.SqlOptions = {}) =>
-  storeLayer(SummaryStore, summaryOps, (driver: ItemDriver<SummaryRow>, e) => makeSummaryStore(driver, e), options)
+  storeLayer(
+    SummaryStore,
+    summaryOps,
+    (driver: MemoryItemDriver<SummaryRow>, e) => makeSummaryStore(driver, e),
+    options
+  )
 
 /** `FactStore` on SQL, migrating first. */
 export const factLayerWith = (options: Kit.SqlOptions = {}) =>
-  storeLayer(FactStore, factOps, (driver: ItemDriver<FactRow>, e) => makeFactStore(driver, e), options)
+  storeLayer(FactStore, factOps, (driver: MemoryItemDriver<FactRow>, e) => makeFactStore(driver, e), options)
 
 /** `MentalModelStore` on SQL, migrating first. */
 export const mentalModelLayerWith = (options: Kit.SqlOptions = {}) =>

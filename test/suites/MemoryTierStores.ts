@@ -14,6 +14,7 @@ import {
   FactStore,
   MemoryDeleteExpiredOptions,
   MemoryMessageInput,
+  MemoryMessageListOptions,
   MemoryMessageStore,
   MemorySearchOptions,
   MentalModelInput,
@@ -176,6 +177,29 @@ export const messageSuite = <E>(label: string, stores: Layer.Layer<MemoryMessage
       })
     )
 
+    it.effect("list pages live messages by creation, optionally of one conversation", () =>
+      Effect.gen(function* () {
+        const messages = yield* MemoryMessageStore
+        const [one, two] = [fresh("conv"), fresh("conv")]
+        const at = 9_500_000_000_000
+        yield* TestClock.setTime(at)
+        const a = yield* messages.add({ conversationId: one, role: "user", content: "a" })
+        yield* TestClock.setTime(at + 1)
+        const b = yield* messages.add({ conversationId: two, role: "user", content: "b" })
+        const gone = yield* messages.add({ conversationId: one, role: "user", content: "gone", ttl: 1 })
+        yield* TestClock.setTime(at + 2)
+        const c = yield* messages.add({ conversationId: one, role: "user", content: "c" })
+        const newest = yield* messages.list({ order: "desc", limit: 2 })
+        expect(newest.items).toEqual([c, b])
+        const older = yield* messages.list({ order: "desc", limit: 1, cursor: Option.getOrThrow(newest.nextCursor) })
+        expect(older.items).toEqual([a])
+        expect((yield* messages.list({ conversationId: one })).items).toEqual([a, c])
+        expect((yield* messages.list({ conversationId: one, order: "desc", offset: 1 })).items).toEqual([a])
+        expect((yield* messages.list({ conversationId: fresh("none") })).items).toEqual([])
+        expect(yield* messages.find(gone.id)).toEqual(Option.none())
+      })
+    )
+
     it.effect("search ranks by cosine, best first, within a conversation when asked", () =>
       Effect.gen(function* () {
         const messages = yield* MemoryMessageStore
@@ -293,6 +317,9 @@ export const messageSuite = <E>(label: string, stores: Layer.Layer<MemoryMessage
             (input) => messages.listByConversation(conversationId, input as never),
             { id: (id) => messages.listByConversation(id as never), optional: true }
           ),
+          BadInput.operation("list", MemoryMessageListOptions, (input) => messages.list(input as never), {
+            optional: true
+          }),
           BadInput.operation("search", MemorySearchOptions, (input) => messages.search("kept", input as never), {
             id: (text) => messages.search(text as never),
             optional: true
@@ -364,6 +391,34 @@ export const summarySuite = <E>(label: string, stores: Layer.Layer<SummaryStore 
       })
     )
 
+    it.effect("addMany is all or nothing; errors name the item", () =>
+      Effect.gen(function* () {
+        const summaries = yield* SummaryStore
+        const conversationId = fresh("conv")
+        const added = yield* summaries.addMany([
+          { conversationId, fromSeq: 1, toSeq: 2, content: "first part" },
+          { conversationId, fromSeq: 3, toSeq: 4, content: "second part" }
+        ])
+        expect((yield* summaries.list({ conversationId })).items).toEqual(added)
+        const range = yield* Effect.flip(
+          summaries.addMany([
+            { conversationId, fromSeq: 5, toSeq: 6, content: "x" },
+            { conversationId, fromSeq: 8, toSeq: 7, content: "y" }
+          ])
+        )
+        expect(range).toMatchObject({ _tag: "InvalidInput", message: "[1].toSeq must be ≥ fromSeq" })
+        const dup = yield* Effect.flip(
+          summaries.addMany([
+            { conversationId, fromSeq: 5, toSeq: 6, content: "x" },
+            { id: added[0]!.id, conversationId, fromSeq: 7, toSeq: 8, content: "y" }
+          ])
+        )
+        expect(dup).toMatchObject({ _tag: "Conflict", id: added[0]!.id })
+        expect((yield* summaries.list({ conversationId })).items).toEqual(added)
+        expect(yield* summaries.addMany([])).toEqual([])
+      })
+    )
+
     it.effect("delete and deleteByConversation delete the summaries and their tier metadata", () =>
       Effect.gen(function* () {
         const summaries = yield* SummaryStore
@@ -392,6 +447,7 @@ export const summarySuite = <E>(label: string, stores: Layer.Layer<SummaryStore 
         const snapshot = Effect.map(summaries.list({ limit: 1000 }), (page) => page.items.map((s) => s.id))
         yield* BadInput.run(`SummaryStore (${label})`, snapshot, [
           BadInput.operation("add", SummaryInput, (input) => summaries.add(input as never)),
+          BadInput.operation("addMany", SummaryInput, (input) => summaries.addMany([input as never])),
           BadInput.operation("list", SummaryListOptions, (input) => summaries.list(input as never), { optional: true }),
           BadInput.operation("search", MemorySearchOptions, (input) => summaries.search("kept", input as never), {
             id: (text) => summaries.search(text as never),
@@ -444,12 +500,23 @@ export const factSuite = <E>(label: string, stores: Layer.Layer<FactStore | Tier
         const tiers = yield* TierMetadataStore
         const conversationId = fresh("conv")
         const kept = yield* facts.add({ conversationId: fresh("conv"), content: "kept" })
-        const one = yield* facts.add({ conversationId, content: "one" })
-        const two = yield* facts.add({ conversationId, content: "two" })
-        yield* tiers.addMany([one, two, kept].map((f) => ({ itemId: f.id, tier: "cold" as const })))
-        expect(yield* facts.delete(one.id)).toBe(true)
+        const [one, two] = yield* facts.addMany([
+          { conversationId, content: "one" },
+          { conversationId, content: "two", importance: 1 }
+        ])
+        expect(
+          yield* Effect.flip(
+            facts.addMany([
+              { conversationId, content: "three" },
+              { id: one!.id, conversationId, content: "x" }
+            ])
+          )
+        ).toMatchObject({ _tag: "Conflict", entity: "Fact", id: one!.id })
+        expect((yield* facts.list({ conversationId })).items).toEqual([one, two])
+        yield* tiers.addMany([one!, two!, kept].map((f) => ({ itemId: f.id, tier: "cold" as const })))
+        expect(yield* facts.delete(one!.id)).toBe(true)
         expect(yield* facts.deleteByConversation(conversationId)).toBe(1)
-        expect(yield* tiers.getMany([one.id, two.id, kept.id])).toMatchObject([{ itemId: kept.id }])
+        expect(yield* tiers.getMany([one!.id, two!.id, kept.id])).toMatchObject([{ itemId: kept.id }])
         expect(yield* facts.get(kept.id)).toEqual(kept)
       })
     )
@@ -462,6 +529,7 @@ export const factSuite = <E>(label: string, stores: Layer.Layer<FactStore | Tier
         const snapshot = Effect.map(facts.list({ limit: 1000 }), (page) => page.items.map((s) => s.id))
         yield* BadInput.run(`FactStore (${label})`, snapshot, [
           BadInput.operation("add", FactInput, (input) => facts.add(input as never)),
+          BadInput.operation("addMany", FactInput, (input) => facts.addMany([input as never])),
           BadInput.operation("list", FactListOptions, (input) => facts.list(input as never), { optional: true }),
           BadInput.operation("search", MemorySearchOptions, (input) => facts.search("kept", input as never), {
             id: (text) => facts.search(text as never),
