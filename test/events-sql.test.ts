@@ -7,7 +7,7 @@
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Fiber, Layer, Stream } from "effect"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -98,6 +98,55 @@ describe("EventStore triggers", () => {
     () => {
       const prefix = pgPrefix("trg")
       return triggerTest(prefix, true).pipe(
+        Effect.provide(
+          SqlEventStore.layerWith({ tablePrefix: prefix }).pipe(Layer.provideMerge(PgDatabase.layer({ url: pgUrl })))
+        )
+      )
+    }
+  )
+})
+
+/** Appends inside a caller's transaction: rolled back, nothing is written or delivered; committed, both. */
+const transactionTest = Effect.gen(function* () {
+  const events = yield* EventStore
+  const sql = yield* SqlClient
+  const stream = `tx-${Date.now().toString(36)}`
+  const delivered: Array<number> = []
+  const subscriber = yield* Effect.fork(
+    Stream.runForEach(Stream.take(events.subscribe(stream), 2), (e) => Effect.sync(() => delivered.push(e.seq)))
+  )
+  yield* Effect.sleep("50 millis")
+  const failed = yield* Effect.flip(
+    sql.withTransaction(
+      Effect.zipRight(events.append(stream, [{ type: "rolled back", payload: 1 }]), Effect.fail("abort" as const))
+    )
+  )
+  expect(failed).toBe("abort")
+  yield* Effect.sleep("100 millis")
+  expect(yield* events.version(stream)).toBe(0)
+  expect(delivered).toEqual([])
+  yield* sql.withTransaction(
+    Effect.gen(function* () {
+      yield* events.append(stream, [{ type: "kept", payload: 1 }])
+      yield* events.append(stream, [{ type: "kept", payload: 2 }], { expectedVersion: 1 })
+    })
+  )
+  yield* Fiber.join(subscriber)
+  expect(delivered).toEqual([1, 2])
+  expect((yield* events.read(stream)).map((e) => e.type)).toEqual(["kept", "kept"])
+})
+
+describe("EventStore inside a caller's transaction", () => {
+  it.live("SQLite: a rolled-back append leaves nothing, a subscriber receives only the committed ones", () =>
+    transactionTest.pipe(
+      Effect.provide(SqlEventStore.layer.pipe(Layer.provideMerge(SqliteDatabase.layer({ filename: tmpFile("tx.db") }))))
+    )
+  )
+  it.live.skipIf(pgReachable !== undefined)(
+    "PostgreSQL: a rolled-back append leaves nothing, a subscriber receives only the committed ones",
+    () => {
+      const prefix = pgPrefix("tx")
+      return transactionTest.pipe(
         Effect.provide(
           SqlEventStore.layerWith({ tablePrefix: prefix }).pipe(Layer.provideMerge(PgDatabase.layer({ url: pgUrl })))
         )
