@@ -337,9 +337,23 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
             const now = Date.now()
             const id = uuidv7At(now)
             const state = JSON.stringify(stateOf(i))
-            const params: Array<unknown> = [null, null, threadId, "", threadId, "", id, id, threadId, "", null, state]
+            const params: Array<unknown> = [
+              threadId,
+              null,
+              null,
+              threadId,
+              "",
+              threadId,
+              "",
+              id,
+              id,
+              threadId,
+              "",
+              null,
+              state
+            ]
             params.push(JSON.stringify(metadata), 0, now, id, [], [], [])
-            return values(t.saveAll, params).then((rows) => check(rows.length === 1, "raw save"))
+            return values(t.saveAll, params).then((rows) => check(rows[0]?.[2] != null, "raw save"))
           },
           latest: (threadId) => values(t.latest, [threadId, ""]).then((rows) => decodeLatest(rows, threadId))
         },

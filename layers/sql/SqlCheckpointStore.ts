@@ -129,14 +129,20 @@ const insertCheckpoint = Kit.stmt<Array<unknown>>(
 const insertWrite = Kit.stmt<Array<unknown>>(
   `INSERT INTO {checkpoint_writes} (checkpoint_id, idx, task_id, channel, value) VALUES (?, ?, ?, ?, ?)`
 )
-/** PostgreSQL: the parent check, the head bump, the checkpoint and its writes in one statement. */
-const saveAll = Kit.stmt<Array<unknown>, readonly [number, string | null]>(
-  `WITH parent AS (
-    SELECT 1 AS ok WHERE ?::text IS NULL
-      OR EXISTS (SELECT 1 FROM {checkpoints} WHERE id = ?::text AND thread_id = ?::text AND namespace = ?::text)
+/**
+ * PostgreSQL: the checks, the head bump, the checkpoint and its writes in one statement. The session and the
+ * parent are checked first (a foreign key is checked only at the end of the statement, after a duplicate id has
+ * already failed), so the answer is the one SQLite and memory give: no parent, else no session, else taken id.
+ */
+const saveAll = Kit.stmt<Array<unknown>, readonly [boolean, boolean, number | undefined, string | null]>(
+  `WITH checks AS (
+    SELECT EXISTS (SELECT 1 FROM {sessions} WHERE id = ?::text) AS session,
+      (?::text IS NULL
+        OR EXISTS (SELECT 1 FROM {checkpoints} WHERE id = ?::text AND thread_id = ?::text AND namespace = ?::text))
+        AS parent
   ), head AS (
     INSERT INTO {checkpoint_heads} (thread_id, namespace, last_seq, latest_id, prev_id)
-    SELECT ?::text, ?::text, 1, ?::text, NULL FROM parent
+    SELECT ?::text, ?::text, 1, ?::text, NULL FROM checks WHERE session AND parent
     ON CONFLICT (thread_id, namespace) DO UPDATE SET last_seq = {checkpoint_heads}.last_seq + 1,
       prev_id = {checkpoint_heads}.latest_id, latest_id = excluded.latest_id
     RETURNING last_seq, prev_id
@@ -149,8 +155,8 @@ const saveAll = Kit.stmt<Array<unknown>, readonly [number, string | null]>(
     SELECT ?::text, v.ord, v.task_id, v.channel, v.value
     FROM inserted, unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS v (task_id, channel, value, ord)
   )
-  SELECT seq, parent_id FROM inserted`,
-  (r) => [Number(r[0]), r[1]]
+  SELECT checks.session, checks.parent, inserted.seq, inserted.parent_id FROM checks LEFT JOIN inserted ON true`,
+  (r) => [r[0] === true, r[1] === true, r[2] === null ? undefined : Number(r[2]), r[3]]
 )
 const bumpWrites = Kit.stmt<[count: number, id: string], number>(
   `UPDATE {checkpoints} SET write_count = write_count + ? WHERE id = ? RETURNING write_count`,
@@ -282,6 +288,7 @@ export const ops = {
       pg: (row, writes) =>
         Kit.one(
           saveAll,
+          row.threadId,
           row.parentId,
           row.parentId,
           row.threadId,
@@ -301,7 +308,12 @@ export const ops = {
           column(writes, "taskId"),
           column(writes, "channel"),
           column(writes, "value")
-        ).map((saved): Saved => (saved === undefined ? "no-parent" : { seq: saved[0], parentId: saved[1] }))
+        ).map((saved): Saved => {
+          const [session, parent, seq, parentId] = saved!
+          if (!parent) return "no-parent"
+          if (!session || seq === undefined) return "no-session"
+          return { seq, parentId }
+        })
     }
   ),
   get: Kit.op("checkpoint.get", (id: string) => Kit.all(get, id).map((rows) => group(rows)[0])),

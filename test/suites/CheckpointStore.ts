@@ -117,6 +117,10 @@ export const suite = <E>(label: string, stores: Layer.Layer<CheckpointStore | Se
             checkpoints.save({ id: saved.id, threadId, state: 2, writes: [{ taskId: "t", channel: "c", value: 1 }] })
           )
         ).toMatchObject({ _tag: "Conflict", entity: "Checkpoint", id: saved.id, reason: "exists" })
+        // An unknown session is NotFound on every backend, even with an id that is taken.
+        expect(
+          yield* Effect.flip(checkpoints.save({ id: saved.id, threadId: `${threadId}-nope`, state: 1 }))
+        ).toMatchObject({ _tag: "NotFound", entity: "Session" })
         // Nothing of the refused saves is left: the chain is the one checkpoint, seq continues gapless.
         expect(yield* checkpoints.get(saved.id)).toEqual(saved)
         expect(saved.seq).toBe(1)
