@@ -123,11 +123,11 @@ interface Raw {
 }
 
 const texts = (prefix: string, dialect: Kit.Dialect) => {
-  const { insertImage, insertRef, meta, withBytes } = SqlImageStore.statements
+  const { insertImage, insertRef, lockedMeta, withBytes } = SqlImageStore.statements
   return {
     insertImage: Kit.resolve(insertImage.text, prefix, dialect),
     insertRef: Kit.resolve(insertRef.text, prefix, dialect),
-    meta: Kit.resolve(meta.text, prefix, dialect),
+    meta: Kit.resolve(lockedMeta.text, prefix, dialect),
     withBytes: Kit.resolve(withBytes.text, prefix, dialect)
   }
 }
@@ -143,8 +143,9 @@ const rawSqlite = (db: Database.Database): Raw => {
   const put = db.transaction((id: string, bytes: Uint8Array, now: number) => {
     const sniffed = sniffImage(bytes)!
     insertImage.run(id, sniffed.mimeType, bytes.length, sniffed.width ?? null, sniffed.height ?? null, now, bytes)
+    const row = meta.get(id) as Array<unknown>
     insertRef.run(refKey(id), id, null, null, "{}", now)
-    return meta.get(id) as Array<unknown>
+    return row
   })
   return {
     put: (bytes, now) => {
@@ -173,8 +174,9 @@ const rawPg = (sql: postgres.Sql, prefix: string): Raw => {
           [id, sniffed.mimeType, copy.length, sniffed.width ?? null, sniffed.height ?? null, now, buffer],
           { prepare: true }
         )
+        const row = await tx.unsafe(t.meta, [id], { prepare: true }).values()
         await tx.unsafe(t.insertRef, [refKey(id), id, null, null, "{}", now], { prepare: true })
-        return tx.unsafe(t.meta, [id], { prepare: true }).values()
+        return row
       })
       check(rows[0]![0] === id, "raw put")
     },

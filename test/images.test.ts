@@ -105,6 +105,47 @@ const raw = (label: string, prefix: string, database: Layer.Layer<SqlClient, unk
       })
     )
 
+    it.effect("puts racing the last release or the conversation's deletion: no error, no orphan, no lost image", () =>
+      Effect.gen(function* () {
+        const images = yield* ImageStore
+        const conversations = yield* ConversationStore
+        const sql = yield* SqlClient
+        const refsColumn = (id: string) =>
+          Effect.map(
+            sql.unsafe<{ refs: number | string }>(
+              `SELECT refs FROM "${prefix}_images" WHERE id = ${sql.onDialectOrElse({ pg: () => "$1", orElse: () => "?" })}`,
+              [id]
+            ),
+            (rows) => (rows.length === 0 ? 0 : Number(rows[0]!.refs))
+          )
+        for (let i = 0; i < 20; i++) {
+          const conversation = yield* conversations.create({ id: `race-${Date.now()}-${i}-${Math.random()}` })
+          const bytes = pngOf(i + 1, 1)
+          const ref = yield* images.put(bytes, { conversationId: conversation.id })
+          // The last release against a put by another owner: the put's reference must keep the bytes.
+          yield* Effect.all([images.release(ref.id, { conversationId: conversation.id }), images.put(bytes)], {
+            concurrency: 2
+          })
+          expect(yield* images.has(ref.id)).toBe(true)
+          expect(yield* count(sql, "image_refs", "image_id", ref.id)).toBe(1)
+          expect(yield* refsColumn(ref.id)).toBe(1)
+          // A put into the conversation against the conversation's deletion: either way nothing is orphaned.
+          yield* images.put(bytes, { conversationId: conversation.id, messageId: "m1" })
+          yield* images.delete(ref.id)
+          const [put] = yield* Effect.all(
+            [
+              Effect.either(images.put(bytes, { conversationId: conversation.id, messageId: "m2" })),
+              conversations.delete(conversation.id)
+            ],
+            { concurrency: 2 }
+          )
+          if (put._tag === "Left") expect(put.left._tag).toBe("NotFound")
+          expect(yield* count(sql, "image_refs", "image_id", ref.id)).toBe(0)
+          expect(yield* count(sql, "images", "id", ref.id)).toBe(0)
+        }
+      })
+    )
+
     it.effect("a conversation deleted with plain SQL takes its references and unreferenced bytes along", () =>
       Effect.gen(function* () {
         const images = yield* ImageStore

@@ -5,10 +5,11 @@
  * conversation (`ON DELETE CASCADE`). Triggers keep each image's reference
  * count and delete the image with its last reference, whichever way the
  * reference goes (a release, or a conversation or session deleted with plain
- * SQL), so no bytes are ever orphaned. On PostgreSQL the count is a row that
- * every reference change updates, so a put racing the last release either
- * sees the image gone (its reference's foreign key fails and the put is
- * retried, storing the bytes anew) or keeps it alive.
+ * SQL), so no bytes are ever orphaned. On PostgreSQL a put locks the
+ * conversation and then the image row before adding its reference (the order
+ * a release or a conversation's deletion takes them in), so a put racing the
+ * last release either finds the image gone and is retried (storing the bytes
+ * anew) or keeps it alive; a foreign key failing under a race retries too.
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import { Effect, Layer } from "effect"
@@ -130,7 +131,15 @@ const owned = (buffer: Uint8Array): Uint8Array =>
 /** A `Buffer` view of `bytes` (no copy): what both drivers bind as a BLOB/`bytea`. */
 const bound = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
-const conversationExists = Kit.stmt<[id: string], true>(`SELECT 1 FROM {conversations} WHERE id = ?`, () => true)
+// PostgreSQL: a put locks the conversation, then the image, in that order (a release or a conversation's deletion
+// takes the same rows in the same order), so a put racing them waits instead of deadlocking.
+const conversationExists = Kit.stmt<[id: string], true>(
+  {
+    sqlite: `SELECT 1 FROM {conversations} WHERE id = ?`,
+    pg: `SELECT 1 FROM {conversations} WHERE id = ? FOR KEY SHARE`
+  },
+  () => true
+)
 const insertImage = Kit.stmt<[string, string, number, number | null, number | null, number, Buffer]>(
   `INSERT INTO {images} (id, mime_type, size, width, height, refs, created_at, bytes) VALUES (?, ?, ?, ?, ?, 0, ?, ?)
     ON CONFLICT (id) DO NOTHING`
@@ -141,6 +150,13 @@ const insertRef = Kit.stmt<[string, string, string | null, string | null, string
 )
 const meta = Kit.stmt<[id: string], ImageRow>(`SELECT ${imageColumns} FROM {images} WHERE id = ?`, (r) =>
   decodeImage(r)
+)
+const lockedMeta = Kit.stmt<[id: string], ImageRow>(
+  {
+    sqlite: `SELECT ${imageColumns} FROM {images} WHERE id = ?`,
+    pg: `SELECT ${imageColumns} FROM {images} WHERE id = ? FOR UPDATE`
+  },
+  (r) => decodeImage(r)
 )
 const withBytes = Kit.stmt<[id: string], { readonly row: ImageRow; readonly bytes: Uint8Array }>(
   `SELECT ${imageColumns}, bytes FROM {images} WHERE id = ?`,
@@ -169,7 +185,7 @@ const listing = Kit.listing({
 })
 
 /** The statements, for the bench's raw side (which runs the same SQL through the driver). */
-export const statements = { conversationExists, insertImage, insertRef, meta, withBytes, deleteRef, refsOf }
+export const statements = { conversationExists, insertImage, lockedMeta, insertRef, meta, withBytes, deleteRef, refsOf }
 
 /** A put that lost a race with the image's last release (its reference's foreign key failed): run it again. */
 const retry = "retry" as const
@@ -192,8 +208,11 @@ export const ops = {
         image.createdAt,
         bound(bytes)
       )
+      // Gone already: a release committed between the insert (which found the row) and this lock.
+      const stored = yield* Kit.one(lockedMeta, image.id)
+      if (stored === undefined) return retry
       yield* Kit.exec(insertRef, ref.key, ref.imageId, ref.conversationId, ref.messageId, ref.metadata, ref.createdAt)
-      return (yield* Kit.one(meta, image.id))!
+      return stored
     },
     { atomic: true, onViolation: () => retry }
   ),
