@@ -220,10 +220,117 @@ export interface Hit {
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
+const wasm = (globalThis as { readonly WebAssembly?: WasmApi }).WebAssembly
+
 /**
- * A collection held for exact search: every vector in one contiguous `Float32Array` (slot × dimension), with
- * its norm, id, metadata and content per slot. Writes copy vectors in; a delete moves the last slot into the
- * hole, so slots stay dense. Used as the memory backend's storage and as the SQL backends' per-layer cache.
+ * A WebAssembly SIMD kernel (hand-assembled, 200 bytes): `dots(q, base, rows, stride, out)` writes the float32 dot
+ * product of the query at byte offset `q` with each of `rows` rows (`stride` bytes apart, a multiple of 16, from
+ * `base`) to `out` (float32 each), four lanes at a time. Its float32 sums only choose candidates: the results are
+ * re-scored exactly in float64 (see `VectorIndex.search`). Undefined where WebAssembly SIMD is unavailable.
+ */
+const kernel: object | undefined = (() => {
+  try {
+    return new wasm!.Module(
+      Buffer.from(
+        "AGFzbQEAAAABCQFgBX9/f39/AAIPAQNlbnYGbWVtb3J5AgABAwIBAAcIAQRkb3RzAAAKjwEBjAECA38BeyABIQYCQANAIAUgAk8NAf0MAAAA" +
+          "AAAAAAAAAAAAAAAAACEIQQAhBwNAIAggACAHav0AAgAgBiAHav0AAgD95gH95AEhCCAHQRBqIgcgA0kNAAsgBCAFQQJ0aiAI/R8AIAj9HwGS" +
+          "IAj9HwKSIAj9HwOSOAIAIAYgA2ohBiAFQQFqIQUMAAsLCw==",
+        "base64"
+      )
+    )
+  } catch {
+    return undefined
+  }
+})()
+
+/** The part of the WebAssembly API used here (the compiler's `lib` has no DOM types). */
+interface WasmApi {
+  readonly Module: new (bytes: Uint8Array) => object
+  readonly Instance: new (module: object, imports: object) => { readonly exports: Record<string, unknown> }
+  readonly Memory: new (descriptor: { readonly initial: number }) => WasmMemory
+}
+
+/** A WebAssembly memory. */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer
+  grow(pages: number): number
+}
+
+type Dots = (q: number, base: number, rows: number, stride: number, out: number) => void
+
+/** Candidates chosen by the float32 kernel per result asked, before the exact re-rank (plus `extraCandidates`). */
+const candidateFactor = 2
+const extraCandidates = 16
+
+/** The best `k` of pushed (score, slot) pairs: highest score first, ties by id (UTF-16 order). */
+class TopK {
+  private readonly scores: Float64Array
+  private readonly slots: Int32Array
+  count = 0
+  constructor(
+    private readonly k: number,
+    private readonly ids: ReadonlyArray<string>
+  ) {
+    this.scores = new Float64Array(k)
+    this.slots = new Int32Array(k)
+  }
+  private worse(sa: number, a: number, sb: number, b: number): boolean {
+    return sa < sb || (sa === sb && this.ids[a]! > this.ids[b]!)
+  }
+  /** Offers a record; kept when among the best `k` so far (a min-heap whose root is the worst kept). */
+  push(score: number, slot: number): void {
+    const scores = this.scores
+    const slots = this.slots
+    if (this.count < this.k) {
+      let i = this.count++
+      while (i > 0) {
+        const parent = (i - 1) >> 1
+        if (!this.worse(score, slot, scores[parent]!, slots[parent]!)) break
+        scores[i] = scores[parent]!
+        slots[i] = slots[parent]!
+        i = parent
+      }
+      scores[i] = score
+      slots[i] = slot
+      return
+    }
+    if (!this.worse(scores[0]!, slots[0]!, score, slot)) return
+    let i = 0
+    while (true) {
+      const l = 2 * i + 1
+      const r = l + 1
+      let m = -1
+      let ms = score
+      let mslot = slot
+      if (l < this.count && this.worse(scores[l]!, slots[l]!, ms, mslot)) {
+        m = l
+        ms = scores[l]!
+        mslot = slots[l]!
+      }
+      if (r < this.count && this.worse(scores[r]!, slots[r]!, ms, mslot)) m = r
+      if (m < 0) break
+      scores[i] = scores[m]!
+      slots[i] = slots[m]!
+      i = m
+    }
+    scores[i] = score
+    slots[i] = slot
+  }
+  /** The kept records, best first. */
+  hits(): Array<Hit> {
+    const hits: Array<Hit> = []
+    for (let i = 0; i < this.count; i++) hits.push({ slot: this.slots[i]!, score: this.scores[i]! })
+    const ids = this.ids
+    return hits.sort((a, b) => b.score - a.score || (ids[a.slot]! < ids[b.slot]! ? -1 : 1))
+  }
+}
+
+/**
+ * A collection held for exact search: every vector in one contiguous `Float32Array` (slot × stride, the dimension
+ * rounded up to a multiple of 4, zero-padded), with its norm, id, metadata and content per slot. The vectors live
+ * in a WebAssembly memory when SIMD is available (growing it never moves them). Writes copy vectors in; a delete
+ * moves the last slot into the hole, so slots stay dense. Used as the memory backend's storage and as the SQL
+ * backends' per-layer cache.
  */
 export class VectorIndex {
   /** Records held. */
@@ -235,28 +342,52 @@ export class VectorIndex {
   /** Slot → content. */
   readonly content: Array<string | undefined> = []
   private readonly slots = new Map<string, number>()
-  private data: Float32Array
-  private norms: Float64Array
+  /** Floats per row: the dimension rounded up to a multiple of 4. */
+  private readonly stride: number
+  private capacity = 0
+  private data: Float32Array = new Float32Array(0)
+  private norms: Float64Array = new Float64Array(0)
+  private readonly memory: WasmMemory | undefined
+  private readonly dots: Dots | undefined
 
   constructor(
     readonly dimension: number,
     readonly metric: Metric,
     capacity = 16
   ) {
-    this.data = new Float32Array(Math.max(1, capacity) * dimension)
-    this.norms = new Float64Array(Math.max(1, capacity))
+    this.stride = Math.ceil(dimension / 4) * 4
+    if (kernel !== undefined) {
+      try {
+        this.memory = new wasm!.Memory({ initial: 1 })
+        this.dots = new wasm!.Instance(kernel, { env: { memory: this.memory } }).exports["dots"] as Dots
+      } catch {
+        this.memory = undefined
+        this.dots = undefined
+      }
+    }
+    this.grow(Math.max(1, capacity))
   }
 
   private grow(needed: number): void {
-    const capacity = this.norms.length
-    if (needed <= capacity) return
-    const next = Math.max(needed, capacity * 2)
-    const data = new Float32Array(next * this.dimension)
-    data.set(this.data.subarray(0, this.size * this.dimension))
-    const norms = new Float64Array(next)
-    norms.set(this.norms.subarray(0, this.size))
-    this.data = data
+    if (needed <= this.capacity) return
+    const capacity = Math.max(needed, this.capacity * 2)
+    const floats = capacity * this.stride
+    if (this.memory !== undefined) {
+      // rows from byte 0, then scratch space for a search: the query (one row) and a float32 per row
+      const bytes = floats * 4 + this.stride * 4 + capacity * 4
+      const pages = Math.ceil(bytes / 65536)
+      const have = this.memory.buffer.byteLength / 65536
+      if (pages > have) this.memory.grow(pages - have)
+      this.data = new Float32Array(this.memory.buffer, 0, floats)
+    } else {
+      const data = new Float32Array(floats)
+      data.set(this.data)
+      this.data = data
+    }
+    const norms = new Float64Array(capacity)
+    norms.set(this.norms)
     this.norms = norms
+    this.capacity = capacity
   }
 
   /** Reserves room for `count` records in all (a bulk load sizes the buffer once). */
@@ -281,7 +412,7 @@ export class VectorIndex {
   }
 
   private finish(slot: number, metadata: JsonObject, content: string | undefined): void {
-    const offset = slot * this.dimension
+    const offset = slot * this.stride
     let sum = 0
     for (let i = 0; i < this.dimension; i++) sum += this.data[offset + i]! * this.data[offset + i]!
     this.norms[slot] = this.metric === "euclidean" ? sum : Math.sqrt(sum)
@@ -292,7 +423,7 @@ export class VectorIndex {
   /** Inserts or replaces record `id`; `vector` (of `dimension` values) is copied. */
   set(id: string, vector: Float32Array, metadata: JsonObject, content: string | undefined): void {
     const slot = this.slotFor(id)
-    this.data.set(vector, slot * this.dimension)
+    this.data.set(vector, slot * this.stride)
     this.finish(slot, metadata, content)
   }
 
@@ -302,9 +433,9 @@ export class VectorIndex {
       throw new RangeError(`vector "${id}" has ${bytes.byteLength} bytes, expected ${this.dimension * 4}`)
     }
     const slot = this.slotFor(id)
-    const offset = slot * this.dimension
+    const offset = slot * this.stride
     if (littleEndian) {
-      new Uint8Array(this.data.buffer, offset * 4, bytes.byteLength).set(bytes)
+      new Uint8Array(this.data.buffer, this.data.byteOffset + offset * 4, bytes.byteLength).set(bytes)
     } else {
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
       for (let i = 0; i < this.dimension; i++) this.data[offset + i] = view.getFloat32(i * 4, true)
@@ -320,13 +451,14 @@ export class VectorIndex {
     const last = --this.size
     if (slot !== last) {
       const lastId = this.ids[last]!
-      this.data.copyWithin(slot * this.dimension, last * this.dimension, (last + 1) * this.dimension)
+      this.data.copyWithin(slot * this.stride, last * this.stride, (last + 1) * this.stride)
       this.norms[slot] = this.norms[last]!
       this.ids[slot] = lastId
       this.metadata[slot] = this.metadata[last]!
       this.content[slot] = this.content[last]
       this.slots.set(lastId, slot)
     }
+    this.data.fill(0, last * this.stride, (last + 1) * this.stride)
     this.ids.length = last
     this.metadata.length = last
     this.content.length = last
@@ -335,90 +467,88 @@ export class VectorIndex {
 
   /** A copy of the vector in `slot`. */
   vector(slot: number): Float32Array {
-    return this.data.slice(slot * this.dimension, (slot + 1) * this.dimension)
+    return this.data.slice(slot * this.stride, slot * this.stride + this.dimension)
+  }
+
+  /** The exact (float64) dot product of `query` with the vector in `slot`. */
+  private dot(query: Float32Array, slot: number): number {
+    const data = this.data
+    const dim = this.dimension
+    const offset = slot * this.stride
+    const tail = dim & ~3
+    let a0 = 0
+    let a1 = 0
+    let a2 = 0
+    let a3 = 0
+    let j = 0
+    for (; j < tail; j += 4) {
+      a0 += query[j]! * data[offset + j]!
+      a1 += query[j + 1]! * data[offset + j + 1]!
+      a2 += query[j + 2]! * data[offset + j + 2]!
+      a3 += query[j + 3]! * data[offset + j + 3]!
+    }
+    for (; j < dim; j++) a0 += query[j]! * data[offset + j]!
+    return a0 + a1 + (a2 + a3)
   }
 
   /**
    * Exact top-`topK` of the records matching `predicate` (all when undefined) by score against `query`, best
    * first, ties by id (UTF-16 order); records scoring below `minScore` are left out. The filter runs inside
-   * the scan, so `topK` is never lost to post-filtering.
+   * the scan, so `topK` is never lost to post-filtering. On large scans the SIMD kernel's float32 scores pick
+   * `2 × topK + 16` candidates, which are then scored exactly (float64), as every score returned is.
    */
   search(query: Float32Array, topK: number, predicate?: Predicate, minScore?: number): Array<Hit> {
-    const dim = this.dimension
-    const data = this.data
-    const norms = this.norms
-    const ids = this.ids
-    const metadata = this.metadata
-    const metric = this.metric
-    let qq = 0
-    for (let i = 0; i < dim; i++) qq += query[i]! * query[i]!
-    const qn = Math.sqrt(qq)
-    const floor = minScore ?? -Infinity
-    const k = Math.min(topK, this.size)
-    // a bounded min-heap of the best k: its root is the worst kept (lowest score, then greatest id)
-    const heapScores = new Float64Array(k)
-    const heapSlots = new Int32Array(k)
-    let count = 0
-    const worse = (sa: number, a: number, sb: number, b: number) => sa < sb || (sa === sb && ids[a]! > ids[b]!)
-    const siftDown = (i: number) => {
-      while (true) {
-        const l = 2 * i + 1
-        const r = l + 1
-        let m = i
-        if (l < count && worse(heapScores[l]!, heapSlots[l]!, heapScores[m]!, heapSlots[m]!)) m = l
-        if (r < count && worse(heapScores[r]!, heapSlots[r]!, heapScores[m]!, heapSlots[m]!)) m = r
-        if (m === i) return
-        const s = heapScores[i]!
-        const t = heapSlots[i]!
-        heapScores[i] = heapScores[m]!
-        heapSlots[i] = heapSlots[m]!
-        heapScores[m] = s
-        heapSlots[m] = t
-        i = m
-      }
-    }
-    if (k === 0) return []
     const size = this.size
-    const tail = dim & ~3
-    for (let slot = 0; slot < size; slot++) {
-      if (predicate !== undefined && !predicate(metadata[slot]!)) continue
-      const offset = slot * dim
-      let a0 = 0
-      let a1 = 0
-      let a2 = 0
-      let a3 = 0
-      let j = 0
-      for (; j < tail; j += 4) {
-        a0 += query[j]! * data[offset + j]!
-        a1 += query[j + 1]! * data[offset + j + 1]!
-        a2 += query[j + 2]! * data[offset + j + 2]!
-        a3 += query[j + 3]! * data[offset + j + 3]!
-      }
-      for (; j < dim; j++) a0 += query[j]! * data[offset + j]!
-      const dot = a0 + a1 + (a2 + a3)
-      const score = scoreOf(metric, dot, qq, qn, norms[slot]!)
-      if (score < floor) continue
-      if (count < k) {
-        // sift up
-        let i = count++
-        while (i > 0) {
-          const parent = (i - 1) >> 1
-          if (!worse(score, slot, heapScores[parent]!, heapSlots[parent]!)) break
-          heapScores[i] = heapScores[parent]!
-          heapSlots[i] = heapSlots[parent]!
-          i = parent
-        }
-        heapScores[i] = score
-        heapSlots[i] = slot
-      } else if (worse(heapScores[0]!, heapSlots[0]!, score, slot)) {
-        heapScores[0] = score
-        heapSlots[0] = slot
-        siftDown(0)
-      }
+    const k = Math.min(topK, size)
+    if (k === 0) return []
+    const metric = this.metric
+    const norms = this.norms
+    let qq = 0
+    for (let i = 0; i < this.dimension; i++) qq += query[i]! * query[i]!
+    const qn = Math.sqrt(qq)
+    let matching: Array<number> | undefined
+    if (predicate !== undefined) {
+      matching = []
+      const metadata = this.metadata
+      for (let slot = 0; slot < size; slot++) if (predicate(metadata[slot]!)) matching.push(slot)
+      if (matching.length === 0) return []
     }
-    const hits: Array<Hit> = []
-    for (let i = 0; i < count; i++) hits.push({ slot: heapSlots[i]!, score: heapScores[i]! })
-    return hits.sort((a, b) => b.score - a.score || (ids[a.slot]! < ids[b.slot]! ? -1 : 1))
+    const scanned = matching === undefined ? size : matching.length
+    const floor = minScore ?? -Infinity
+    const exact = (slots: ReadonlyArray<number> | undefined, keep: number) => {
+      const top = new TopK(keep, this.ids)
+      const count = slots === undefined ? size : slots.length
+      for (let i = 0; i < count; i++) {
+        const slot = slots === undefined ? i : slots[i]!
+        const score = scoreOf(metric, this.dot(query, slot), qq, qn, norms[slot]!)
+        if (score >= floor) top.push(score, slot)
+      }
+      return top.hits()
+    }
+    const candidates = candidateFactor * k + extraCandidates
+    if (this.dots === undefined || scanned < 4 * candidates || scanned * 8 < size) {
+      return exact(matching, k)
+    }
+    // float32 SIMD pass over every row, then the exact re-rank of the best candidates
+    const rowBytes = this.stride * 4
+    const queryAt = this.capacity * rowBytes
+    const outAt = queryAt + rowBytes
+    const buffer = this.memory!.buffer
+    const padded = new Float32Array(buffer, queryAt, this.stride)
+    padded.fill(0)
+    padded.set(query)
+    this.dots(queryAt, 0, size, rowBytes, outAt)
+    const approx = new Float32Array(buffer, outAt, size)
+    const top = new TopK(Math.min(candidates, scanned), this.ids)
+    if (matching === undefined) {
+      for (let slot = 0; slot < size; slot++) top.push(scoreOf(metric, approx[slot]!, qq, qn, norms[slot]!), slot)
+    } else {
+      for (const slot of matching) top.push(scoreOf(metric, approx[slot]!, qq, qn, norms[slot]!), slot)
+    }
+    return exact(
+      top.hits().map((hit) => hit.slot),
+      k
+    )
   }
 }
 

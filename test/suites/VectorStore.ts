@@ -462,6 +462,45 @@ export const suite = <E>(label: string, stores: Layer.Layer<VectorStore, E>) =>
       })
     )
 
+    it.effect("large scans (the SIMD candidates and their exact re-rank) equal a float64 reference", () =>
+      Effect.gen(function* () {
+        const store = yield* VectorStore
+        let seed = 7
+        const next = () => {
+          seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+          return seed / 2 ** 32 - 0.5
+        }
+        for (const [metric, dim] of [
+          ["cosine", 23],
+          ["dot", 32],
+          ["euclidean", 5]
+        ] as const) {
+          const name = fresh(`scan-${metric}`)
+          yield* store.createCollection(name, { dimension: dim, metric })
+          const docs = Array.from({ length: 3000 }, (_, i) => ({
+            id: `s${i}`,
+            vector: Float32Array.from({ length: dim }, next),
+            metadata: { half: i % 2 === 0 }
+          }))
+          yield* store.upsert(name, docs)
+          yield* store.delete(name, ["s0", "s1"])
+          const kept = docs.slice(2)
+          for (const filter of [undefined, { half: true }]) {
+            const query = Float32Array.from({ length: dim }, next)
+            const expected = refSearch(
+              kept.map((d) => ({ ...d, vector: Array.from(d.vector) })),
+              metric,
+              Array.from(query),
+              filter === undefined ? { topK: 25 } : { topK: 25, filter }
+            )
+            const found = yield* store.search(name, query, filter === undefined ? { topK: 25 } : { topK: 25, filter })
+            expect(ids(found)).toEqual(ids(expected))
+            found.forEach((r, i) => expect(r.score).toBeCloseTo(expected[i]!.score, 12))
+          }
+        }
+      })
+    )
+
     it.effect("a large batch is written whole; concurrent writers lose nothing", () =>
       Effect.gen(function* () {
         const store = yield* VectorStore
