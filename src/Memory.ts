@@ -836,7 +836,7 @@ export const makeMemoryMessageStore = (driver: MemoryMessageDriver, embeddings: 
           content: JSON.stringify(input.content),
           metadata: JSON.stringify(input.metadata ?? {}),
           tokenCount: input.tokenCount ?? null,
-          expiresAt: yield* expiresAtFrom(input.ttl as Duration.DurationInput | undefined),
+          expiresAt: input.ttl === undefined ? null : yield* expiresAtFrom(input.ttl as Duration.DurationInput),
           createdAt: now,
           ...embedded(embeddings, vectors[i]!)
         })
