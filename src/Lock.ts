@@ -155,7 +155,7 @@ export class LockStore extends Context.Tag("effect-agent-stores/LockStore")<
      * refreshes the lease in the background every `refreshEvery`, and interrupts `effect` with `LockLost` when
      * the lease is lost (a refresh finds it taken over, or no refresh succeeded within `ttl` of the last
      * success). The lease is released on success, failure and interruption; when its release after a success
-     * finds it lost, the result is `LockLost`.
+     * fails, that is the result (`LockLost`: the lease expired before the release; or `StorageError`).
      */
     readonly withLock: <A, E, R>(
       key: string,
