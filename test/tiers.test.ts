@@ -195,3 +195,47 @@ if (unreachable !== undefined) {
     )
   })
 }
+
+describe("memory tiers: a search scores only the items its embedding model embedded", () => {
+  /** Two message stores on one database, embedding with models of different dimensions. */
+  const check = <R>(small: Layer.Layer<MemoryMessageStore, unknown, R>) =>
+    Effect.gen(function* () {
+      const smallStore = yield* Effect.provide(MemoryMessageStore, small)
+      const large = yield* MemoryMessageStore
+      const old = yield* smallStore.add({ conversationId: "c", role: "user", content: "the parcel is late" })
+      const current = yield* large.add({ conversationId: "c", role: "user", content: "the parcel is late" })
+      expect((yield* large.search("parcel late", { conversationId: "c" })).map((h) => h.item.id)).toEqual([current.id])
+      expect((yield* smallStore.search("parcel late", { conversationId: "c" })).map((h) => h.item.id)).toEqual([old.id])
+      expect((yield* large.listByConversation("c")).items.map((m) => m.id)).toEqual([old.id, current.id])
+    })
+  const smallEmbeddings = Embeddings.layerLocal({ dimension: 64 })
+
+  it.effect("memory", () =>
+    Effect.flatMap(MemoryDatabase, (db) =>
+      check(
+        MemoryTierStores.messageLayerWithDatabase.pipe(
+          Layer.provide(smallEmbeddings),
+          Layer.provide(Layer.succeed(MemoryDatabase, db))
+        )
+      )
+    ).pipe(
+      Effect.provide(
+        MemoryTierStores.messageLayerWithDatabase.pipe(
+          Layer.provideMerge(MemoryDatabase.layer),
+          Layer.provide(embeddings)
+        )
+      )
+    )
+  )
+
+  it.effect("sqlite", () =>
+    check(SqlTierStores.messageLayerWith().pipe(Layer.provide(smallEmbeddings))).pipe(
+      Effect.provide(
+        SqlTierStores.messageLayerWith().pipe(
+          Layer.provide(embeddings),
+          Layer.provideMerge(SqliteDatabase.layer({ filename: ":memory:" }))
+        )
+      )
+    )
+  )
+})
