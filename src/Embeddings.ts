@@ -27,7 +27,7 @@ export class Embeddings extends Context.Tag("effect-agent-stores/Embeddings")<
 const entity = "Embeddings"
 
 /** A small LRU of text → vector (a `Map` keeps insertion order; a hit moves to the end). */
-export class LruCache {
+export class EmbeddingCache {
   private readonly map = new Map<string, Float32Array>()
   constructor(readonly capacity: number) {}
   /** The cached vector of `key` (now most recently used), or undefined. */
@@ -76,13 +76,13 @@ const checkTexts = (texts: unknown): Effect.Effect<ReadonlyArray<string>, Invali
  * Wraps a batch embedder with input checks, an LRU cache (repeated texts, within one call too, are embedded once)
  * and batching (at most `batchSize` texts per call of `embedBatch`). Returned vectors are copies.
  */
-export const cached = (options: {
+export const cachedEmbed = (options: {
   readonly dimension: number
   readonly cacheSize: number
   readonly batchSize: number
   readonly embedBatch: (texts: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Float32Array>, StorageError>
 }) => {
-  const cache = new LruCache(options.cacheSize)
+  const cache = new EmbeddingCache(options.cacheSize)
   return (texts: ReadonlyArray<string>): Effect.Effect<ReadonlyArray<Float32Array>, InvalidInput | StorageError> =>
     Effect.flatMap(checkTexts(texts), (texts) => {
       const found = new Map<string, Float32Array>()
@@ -217,7 +217,7 @@ export const makeLocal = (options: LocalOptions = {}): Embeddings["Type"] => {
   return {
     model: `local-hash-${dimension}`,
     dimension,
-    embed: cached({
+    embed: cachedEmbed({
       dimension,
       cacheSize: options.cacheSize ?? 10_000,
       batchSize: 256,
@@ -276,7 +276,7 @@ export const layerFromEmbeddingModel = <E, R>(
       return {
         model: options.model,
         dimension: options.dimension,
-        embed: cached({
+        embed: cachedEmbed({
           dimension: options.dimension,
           cacheSize: options.cacheSize ?? 10_000,
           batchSize: options.batchSize ?? 96,

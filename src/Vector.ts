@@ -18,26 +18,26 @@ import { compile, type Metric, type Predicate, type VectorFilter, type VectorInd
 export type { Metric, VectorFilter } from "./VectorFilter.ts"
 
 /** A collection name: a non-empty Text (see `Json.ts`) up to 255 characters. */
-export const CollectionName = Text.pipe(Schema.minLength(1), Schema.maxLength(255))
+export const VectorCollectionName = Text.pipe(Schema.minLength(1), Schema.maxLength(255))
 
 /** A vector metric: `cosine` similarity, `dot` product or `euclidean` (scored `1 / (1 + distance)`). */
 export const VectorMetric: Schema.Schema<Metric> = Schema.Literal("cosine", "dot", "euclidean")
 
 /** The largest dimension a collection may have. */
-export const maxDimension = 65_536
+export const maxVectorDimension = 65_536
 
 /** The most records one `upsert` may write. */
-export const maxBatch = 100_000
+export const maxVectorBatch = 100_000
 
 /** The largest `topK` of a search. */
-export const maxTopK = 10_000
+export const maxVectorTopK = 10_000
 
-/** A collection's dimension: an integer from 1 to `maxDimension`. */
-export const Dimension = Schema.Int.pipe(Schema.between(1, maxDimension))
+/** A collection's dimension: an integer from 1 to `maxVectorDimension`. */
+export const VectorDimension = Schema.Int.pipe(Schema.between(1, maxVectorDimension))
 
 /** Options of `createCollection`: `dimension`, and `metric` (default `cosine`). */
 export const CreateCollectionOptions = Schema.Struct({
-  dimension: Dimension,
+  dimension: VectorDimension,
   metric: Schema.optional(VectorMetric)
 })
 /** Options of `createCollection`. */
@@ -69,8 +69,8 @@ export const VectorDocument = Schema.Struct({
 /** A record to upsert. */
 export type VectorDocument = typeof VectorDocument.Encoded
 
-/** The input of `upsert`: up to `maxBatch` records, written all or none. */
-export const VectorDocuments = Schema.Array(VectorDocument).pipe(Schema.maxItems(maxBatch))
+/** The input of `upsert`: up to `maxVectorBatch` records, written all or none. */
+export const VectorDocuments = Schema.Array(VectorDocument).pipe(Schema.maxItems(maxVectorBatch))
 
 /** A stored record: its vector is a copy the caller owns, `content` absent when none was given. */
 export interface VectorRecord {
@@ -89,25 +89,25 @@ export interface VectorSearchResult {
   readonly vector?: Float32Array
 }
 
-/** Options of `search`: `topK` (1 to `maxTopK`, default 10), `filter`, `minScore`, `includeVectors`. */
-export const SearchOptions = Schema.Struct({
-  topK: Schema.optional(Schema.Int.pipe(Schema.between(1, maxTopK))),
+/** Options of `search`: `topK` (1 to `maxVectorTopK`, default 10), `filter`, `minScore`, `includeVectors`. */
+export const VectorSearchOptions = Schema.Struct({
+  topK: Schema.optional(Schema.Int.pipe(Schema.between(1, maxVectorTopK))),
   filter: Schema.optional(JsonObject),
   minScore: Schema.optional(Schema.Finite),
   includeVectors: Schema.optional(Schema.Boolean)
 })
 /** Options of `search`. */
-export type SearchOptions = typeof SearchOptions.Encoded
+export type VectorSearchOptions = typeof VectorSearchOptions.Encoded
 
 /** Options of `count`: an optional `filter`. */
-export const CountOptions = Schema.Struct({ filter: Schema.optional(JsonObject) })
+export const VectorCountOptions = Schema.Struct({ filter: Schema.optional(JsonObject) })
 /** Options of `count`. */
-export type CountOptions = typeof CountOptions.Encoded
+export type VectorCountOptions = typeof VectorCountOptions.Encoded
 
 /** What `delete` removes: records by id, or every record matching a filter. */
-export const DeleteTarget = Schema.Union(Schema.Array(Schema.String), Schema.Struct({ filter: JsonObject }))
+export const VectorDeleteTarget = Schema.Union(Schema.Array(Schema.String), Schema.Struct({ filter: JsonObject }))
 /** What `delete` removes. */
-export type DeleteTarget = ReadonlyArray<string> | { readonly filter: VectorFilter }
+export type VectorDeleteTarget = ReadonlyArray<string> | { readonly filter: VectorFilter }
 
 /** The vector store. */
 export class VectorStore extends Context.Tag("effect-agent-stores/VectorStore")<
@@ -140,12 +140,12 @@ export class VectorStore extends Context.Tag("effect-agent-stores/VectorStore")<
     /** Deletes records by id or by filter; returns how many were deleted. */
     readonly delete: (
       collection: string,
-      target: DeleteTarget
+      target: VectorDeleteTarget
     ) => Effect.Effect<number, NotFound | InvalidInput | StorageError>
     /** How many records (matching `filter`, when given) the collection holds. */
     readonly count: (
       collection: string,
-      options?: CountOptions
+      options?: VectorCountOptions
     ) => Effect.Effect<number, NotFound | InvalidInput | StorageError>
     /**
      * The `topK` records (matching `filter`, scoring at least `minScore`) nearest to `vector`, by exact scan:
@@ -154,7 +154,7 @@ export class VectorStore extends Context.Tag("effect-agent-stores/VectorStore")<
     readonly search: (
       collection: string,
       vector: VectorValue,
-      options?: SearchOptions
+      options?: VectorSearchOptions
     ) => Effect.Effect<ReadonlyArray<VectorSearchResult>, NotFound | InvalidInput | StorageError>
   }
 >() {}
@@ -163,7 +163,7 @@ export class VectorStore extends Context.Tag("effect-agent-stores/VectorStore")<
 // Driver
 
 /** A collection as a driver stores it; `uid` tells a re-created collection of the same name from the old one. */
-export interface CollectionRow {
+export interface VectorCollectionRow {
   readonly name: string
   readonly uid: string
   readonly dimension: number
@@ -189,25 +189,28 @@ export interface IndexSnapshot {
 /** What a backend implements for `VectorStore`; validation, ids, scoring and filters live in `makeVectorStore`. */
 export interface VectorDriver {
   /** Creates the collection; `false` when the name is taken. */
-  readonly createCollection: (row: CollectionRow) => Effect.Effect<boolean, StorageError>
+  readonly createCollection: (row: VectorCollectionRow) => Effect.Effect<boolean, StorageError>
   /** The collection `name`. */
-  readonly collection: (name: string) => Effect.Effect<CollectionRow | undefined, StorageError>
+  readonly collection: (name: string) => Effect.Effect<VectorCollectionRow | undefined, StorageError>
   /** Every collection with its count, in any order. */
   readonly listCollections: () => Effect.Effect<
-    ReadonlyArray<{ readonly row: CollectionRow; readonly count: number }>,
+    ReadonlyArray<{ readonly row: VectorCollectionRow; readonly count: number }>,
     StorageError
   >
   /** How many records the collection holds (0 when it is gone). */
-  readonly count: (collection: CollectionRow) => Effect.Effect<number, StorageError>
+  readonly count: (collection: VectorCollectionRow) => Effect.Effect<number, StorageError>
   /** Drops the collection and its records; `false` when there was none. */
   readonly dropCollection: (name: string) => Effect.Effect<boolean, StorageError>
   /** The collection's records for a scan (never mutate it); `undefined` when the collection (this `uid`) is gone. */
-  readonly index: (collection: CollectionRow) => Effect.Effect<IndexSnapshot | undefined, StorageError>
+  readonly index: (collection: VectorCollectionRow) => Effect.Effect<IndexSnapshot | undefined, StorageError>
   /** Writes the records in one atomic step (ids unique); `false` when the collection (this `uid`) is gone. */
-  readonly upsert: (collection: CollectionRow, rows: ReadonlyArray<VectorRow>) => Effect.Effect<boolean, StorageError>
+  readonly upsert: (
+    collection: VectorCollectionRow,
+    rows: ReadonlyArray<VectorRow>
+  ) => Effect.Effect<boolean, StorageError>
   /** The records with these ids (copies), any order. */
   readonly get: (
-    collection: CollectionRow,
+    collection: VectorCollectionRow,
     ids: ReadonlyArray<string>
   ) => Effect.Effect<ReadonlyArray<VectorRecord>, StorageError>
   /**
@@ -215,7 +218,7 @@ export interface VectorDriver {
    * (nothing deleted) when `revision` is given and the collection is no longer at it.
    */
   readonly delete: (
-    collection: CollectionRow,
+    collection: VectorCollectionRow,
     ids: ReadonlyArray<string>,
     revision: string | undefined
   ) => Effect.Effect<ReadonlyArray<string> | "missing" | "stale", StorageError>
@@ -227,7 +230,7 @@ export interface VectorDriver {
 const collectionEntity = "VectorCollection"
 const entity = "Vector"
 
-const decodeName = decodeInput(collectionEntity, CollectionName)
+const decodeName = decodeInput(collectionEntity, VectorCollectionName)
 const decodeCreate = decodeInput(collectionEntity, CreateCollectionOptions)
 const decodeDocuments = decodeInput(entity, VectorDocuments)
 
@@ -250,7 +253,7 @@ const isFiniteArray = (value: Array<unknown>): boolean => {
  */
 const fastDocuments = (input: unknown): ReadonlyArray<Decoded> | undefined => {
   try {
-    if (!Array.isArray(input) || input.length > maxBatch) return undefined
+    if (!Array.isArray(input) || input.length > maxVectorBatch) return undefined
     const out: Array<Decoded> = new Array(input.length)
     for (let i = 0; i < input.length; i++) {
       const document: unknown = input[i]
@@ -277,17 +280,17 @@ const fastDocuments = (input: unknown): ReadonlyArray<Decoded> | undefined => {
   }
 }
 const decodeVector = decodeInput(entity, VectorValue)
-const decodeSearch = decodeOptions(entity, SearchOptions)
-const decodeCount = decodeOptions(entity, CountOptions)
+const decodeSearch = decodeOptions(entity, VectorSearchOptions)
+const decodeCount = decodeOptions(entity, VectorCountOptions)
 const decodeIds = decodeInput(entity, Schema.Array(Schema.String))
 const decodeFilter = decodeInput(entity, JsonObject)
 
 /** A plain deep copy of a JSON value. */
-export const copyJson = <A>(value: A): A => {
+export const copyVectorJson = <A>(value: A): A => {
   if (typeof value !== "object" || value === null) return value
-  if (Array.isArray(value)) return value.map(copyJson) as A
+  if (Array.isArray(value)) return value.map(copyVectorJson) as A
   const copy: Record<string, unknown> = {}
-  for (const key in value) copy[key] = copyJson((value as Record<string, unknown>)[key])
+  for (const key in value) copy[key] = copyVectorJson((value as Record<string, unknown>)[key])
   return copy as A
 }
 
@@ -327,14 +330,14 @@ export const makeVectorStore = (driver: VectorDriver) => {
   /** The collection's snapshot, re-resolving when it was replaced meanwhile. */
   const snapshot = (
     name: unknown
-  ): Effect.Effect<readonly [CollectionRow, IndexSnapshot], NotFound | InvalidInput | StorageError> =>
+  ): Effect.Effect<readonly [VectorCollectionRow, IndexSnapshot], NotFound | InvalidInput | StorageError> =>
     Effect.flatMap(resolve(name), (row) =>
       Effect.flatMap(driver.index(row), (found) =>
         found === undefined ? snapshot(name) : Effect.succeed([row, found] as const)
       )
     )
 
-  const infoOf = (row: CollectionRow, count: number): CollectionInfo => ({
+  const infoOf = (row: VectorCollectionRow, count: number): CollectionInfo => ({
     name: row.name,
     dimension: row.dimension,
     metric: row.metric,
@@ -372,7 +375,7 @@ export const makeVectorStore = (driver: VectorDriver) => {
         const key = yield* decodeName(name, ["name"])
         const { dimension, metric } = yield* decodeCreate(options, ["options"])
         const now = yield* Clock.currentTimeMillis
-        const row: CollectionRow = {
+        const row: VectorCollectionRow = {
           name: key,
           uid: uuidv7At(now),
           dimension,
@@ -466,7 +469,7 @@ export const makeVectorStore = (driver: VectorDriver) => {
           const result: { -readonly [K in keyof VectorSearchResult]: VectorSearchResult[K] } = {
             id: index.ids[slot]!,
             score,
-            metadata: copyJson(index.metadata[slot]!)
+            metadata: copyVectorJson(index.metadata[slot]!)
           }
           if (content !== undefined) result.content = content
           if (includeVectors === true) result.vector = index.vector(slot)

@@ -5,18 +5,18 @@
  */
 import { Effect, Layer } from "effect"
 import {
-  type CollectionRow,
+  type VectorCollectionRow,
   makeVectorStore,
   type VectorDriver,
   type VectorRecord,
   VectorStore
 } from "../../src/Vector.ts"
-import { copyJson } from "../../src/Vector.ts"
+import { copyVectorJson } from "../../src/Vector.ts"
 import { VectorIndex } from "../../src/VectorFilter.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 
 interface Collection {
-  readonly row: CollectionRow
+  readonly row: VectorCollectionRow
   readonly index: VectorIndex
   revision: number
 }
@@ -24,7 +24,7 @@ interface Collection {
 /** A `VectorDriver` over the shared in-memory maps: one `VectorIndex` per collection. */
 export const driver = Effect.map(MemoryDatabase, (db): VectorDriver => {
   const collections = db.map<string, Collection>("vector_collections")
-  const live = (row: CollectionRow): Collection | undefined => {
+  const live = (row: VectorCollectionRow): Collection | undefined => {
     const found = collections.get(row.name)
     return found !== undefined && found.row.uid === row.uid ? found : undefined
   }
@@ -59,7 +59,7 @@ export const driver = Effect.map(MemoryDatabase, (db): VectorDriver => {
         const found = live(row)
         if (found === undefined) return false
         found.index.reserve(found.index.size + rows.length)
-        for (const r of rows) found.index.set(r.id, r.vector, copyJson(r.metadata), r.content)
+        for (const r of rows) found.index.set(r.id, r.vector, copyVectorJson(r.metadata), r.content)
         found.revision++
         return true
       }),
@@ -73,7 +73,11 @@ export const driver = Effect.map(MemoryDatabase, (db): VectorDriver => {
           const slot = index.slotOf(id)
           if (slot === undefined) continue
           const content = index.content[slot]
-          const record: VectorRecord = { id, vector: index.vector(slot), metadata: copyJson(index.metadata[slot]!) }
+          const record: VectorRecord = {
+            id,
+            vector: index.vector(slot),
+            metadata: copyVectorJson(index.metadata[slot]!)
+          }
           records.push(content === undefined ? record : { ...record, content })
         }
         return records

@@ -19,7 +19,7 @@ import { bytesToFloat32, float32ToBytes } from "../../src/Binary.ts"
 import type { StorageError } from "../../src/Errors.ts"
 import { parseJson } from "../../src/Json.ts"
 import {
-  type CollectionRow,
+  type VectorCollectionRow,
   makeVectorStore,
   type VectorDriver,
   type VectorRecord,
@@ -68,7 +68,7 @@ const bytesOf = (vector: Float32Array): Buffer =>
 
 const collectionColumns = "name, uid, dimension, metric, created_at"
 
-const decodeCollection = (r: ReadonlyArray<any>): CollectionRow => ({
+const decodeCollection = (r: ReadonlyArray<any>): VectorCollectionRow => ({
   name: r[0],
   uid: r[1],
   dimension: Number(r[2]),
@@ -91,11 +91,11 @@ const insertCollection = Kit.stmt<[string, string, number, string, string, numbe
     ON CONFLICT (name) DO NOTHING RETURNING name`,
   (r) => r[0]
 )
-const selectCollection = Kit.stmt<[name: string], CollectionRow>(
+const selectCollection = Kit.stmt<[name: string], VectorCollectionRow>(
   `SELECT ${collectionColumns} FROM {vector_collections} WHERE name = ?`,
   decodeCollection
 )
-const listCollections = Kit.stmt<[], { row: CollectionRow; count: number }>(
+const listCollections = Kit.stmt<[], { row: VectorCollectionRow; count: number }>(
   `SELECT ${collectionColumns}, (SELECT count(*) FROM {vectors} v WHERE v.collection = c.name)
     FROM {vector_collections} c`,
   (r) => ({ row: decodeCollection(r), count: Number(r[5]) })
@@ -174,7 +174,7 @@ interface Restamp {
   readonly after: string
 }
 
-function* restamp(row: CollectionRow, expected: string | undefined) {
+function* restamp(row: VectorCollectionRow, expected: string | undefined) {
   const before: string | undefined = yield* Kit.one(lockStamp, row.name, row.uid)
   if (before === undefined) return "missing" as const
   if (expected !== undefined && before !== expected) return "stale" as const
@@ -188,25 +188,27 @@ const contentText = (content: string | undefined): string | null =>
 
 /** The operations of `VectorDriver` on SQL (the scan cache is built over them, see `driver`). */
 export const ops = {
-  createCollection: Kit.op("vector.createCollection", (row: CollectionRow) =>
+  createCollection: Kit.op("vector.createCollection", (row: VectorCollectionRow) =>
     Kit.one(insertCollection, row.name, row.uid, row.dimension, row.metric, randomUUID(), row.createdAt).map(
       (name) => name !== undefined
     )
   ),
   collection: Kit.op("vector.collection", (name: string) => Kit.one(selectCollection, name)),
   listCollections: Kit.op("vector.listCollections", () => Kit.all(listCollections)),
-  count: Kit.op("vector.count", (row: CollectionRow) => Kit.one(countVectors, row.name, row.uid).map((n) => n ?? 0)),
+  count: Kit.op("vector.count", (row: VectorCollectionRow) =>
+    Kit.one(countVectors, row.name, row.uid).map((n) => n ?? 0)
+  ),
   dropCollection: Kit.op("vector.dropCollection", (name: string) =>
     Kit.one(dropCollection, name).map((found) => found !== undefined)
   ),
-  stamp: Kit.op("vector.stamp", (row: CollectionRow) => Kit.one(selectStamp, row.name, row.uid)),
-  load: Kit.op("vector.load", (row: CollectionRow) => Kit.all(loadAll, row.name)),
-  get: Kit.op("vector.get", (row: CollectionRow, ids: ReadonlyArray<string>) =>
+  stamp: Kit.op("vector.stamp", (row: VectorCollectionRow) => Kit.one(selectStamp, row.name, row.uid)),
+  load: Kit.op("vector.load", (row: VectorCollectionRow) => Kit.all(loadAll, row.name)),
+  get: Kit.op("vector.get", (row: VectorCollectionRow, ids: ReadonlyArray<string>) =>
     Kit.all(selectIds, row.name, JSON.stringify(ids))
   ),
   upsert: Kit.op(
     "vector.upsert",
-    function* (row: CollectionRow, rows: ReadonlyArray<VectorRow>) {
+    function* (row: VectorCollectionRow, rows: ReadonlyArray<VectorRow>) {
       const stamps = yield* restamp(row, undefined)
       if (typeof stamps === "string") return undefined
       for (const r of rows) {
@@ -216,7 +218,7 @@ export const ops = {
     },
     {
       atomic: true,
-      pg: function* (row: CollectionRow, rows: ReadonlyArray<VectorRow>) {
+      pg: function* (row: VectorCollectionRow, rows: ReadonlyArray<VectorRow>) {
         const stamps = yield* restamp(row, undefined)
         if (typeof stamps === "string") return undefined
         for (let start = 0; start < rows.length; start += pgChunk) {
@@ -231,7 +233,7 @@ export const ops = {
   ),
   delete: Kit.op(
     "vector.delete",
-    function* (row: CollectionRow, ids: ReadonlyArray<string>, expected: string | undefined) {
+    function* (row: VectorCollectionRow, ids: ReadonlyArray<string>, expected: string | undefined) {
       const stamps = yield* restamp(row, expected)
       if (typeof stamps === "string") return stamps
       const deleted: ReadonlyArray<string> = yield* Kit.all(deleteIds, row.name, JSON.stringify(ids))
@@ -259,7 +261,7 @@ export const driver: Effect.Effect<VectorDriver, StorageError, SqlClient | Kit.S
   (sql): VectorDriver => {
     const cache = new Map<string, Cached>()
     /** After this layer's write: update the copy in place when it was at the replaced stamp, else drop it. */
-    const wrote = (row: CollectionRow, stamps: Restamp, apply: (index: VectorIndex) => void) => {
+    const wrote = (row: VectorCollectionRow, stamps: Restamp, apply: (index: VectorIndex) => void) => {
       const cached = cache.get(row.name)
       if (cached === undefined) return
       if (cached.uid === row.uid && cached.stamp === stamps.before) {
@@ -267,7 +269,7 @@ export const driver: Effect.Effect<VectorDriver, StorageError, SqlClient | Kit.S
         cached.stamp = stamps.after
       } else if (cached.stamp !== stamps.after) cache.delete(row.name)
     }
-    const build = (row: CollectionRow, rows: ReadonlyArray<StoredRow>): VectorIndex => {
+    const build = (row: VectorCollectionRow, rows: ReadonlyArray<StoredRow>): VectorIndex => {
       const index = new VectorIndex(row.dimension, row.metric, rows.length)
       for (const r of rows) index.setBytes(r.id, r.vector, JSON.parse(r.metadata), contentOf(r.content))
       return index

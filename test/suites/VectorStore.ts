@@ -8,10 +8,10 @@ import { expect, layer } from "@effect/vitest"
 import { Effect, FastCheck as fc, Layer, Schema } from "effect"
 import { JsonObject } from "../../src/Json.ts"
 import {
-  CollectionName,
-  CountOptions,
+  VectorCollectionName,
+  VectorCountOptions,
   CreateCollectionOptions,
-  SearchOptions,
+  VectorSearchOptions,
   VectorDocuments,
   type VectorSearchResult,
   VectorStore
@@ -618,16 +618,16 @@ export const suite = <E>(label: string, stores: Layer.Layer<VectorStore, E>) =>
             (options) => store.createCollection(fresh("harness-x"), options as never),
             { id: (id) => store.createCollection(id as never, { dimension: 2 }) }
           ),
-          BadInput.operation("createCollection name", CollectionName, (n) =>
+          BadInput.operation("createCollection name", VectorCollectionName, (n) =>
             store.createCollection(n as never, { dimension: 2 })
           ),
           BadInput.operation("upsert", VectorDocuments, (docs) => store.upsert(name, docs as never), {
             id: (id) => store.upsert(id as never, [])
           }),
-          BadInput.operation("search", SearchOptions, (options) => store.search(name, [1, 2], options as never), {
+          BadInput.operation("search", VectorSearchOptions, (options) => store.search(name, [1, 2], options as never), {
             optional: true
           }),
-          BadInput.operation("count", CountOptions, (options) => store.count(name, options as never), {
+          BadInput.operation("count", VectorCountOptions, (options) => store.count(name, options as never), {
             optional: true
           }),
           BadInput.operation("delete filter", JsonObject, (filter) => store.delete(name, { filter } as never)),
