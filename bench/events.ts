@@ -6,7 +6,8 @@
  * round trips: on SQLite (raw better-sqlite3 on its own temp file with the
  * library's schema and pragmas; the same four statements in one immediate
  * transaction) and on PostgreSQL (raw `postgres`, pool 16 on both sides, the
- * same one-statement append; own tables, dropped at the end), at 1 caller and,
+ * same one-statement append with its two `pg_notify`s; own tables, dropped at
+ * the end), at 1 caller and,
  * on PostgreSQL, 16. Plus subscribe latency (append → delivered to a
  * subscriber in the same process, p50/p99), library only.
  *
@@ -376,7 +377,9 @@ const pgRows = async (reps: number): Promise<Array<Row> | string> => {
                 events.map((e) => e.id),
                 events.map((e) => e.type),
                 events.map((e) => e.payload),
-                events.map(() => "{}")
+                events.map(() => "{}"),
+                ...PgDatabase.notifyArgs(`raw:events:${stream}`),
+                ...PgDatabase.notifyArgs("raw:events")
               ] as Array<any>,
               { prepare: true }
             )

@@ -13,10 +13,15 @@ import * as Wakeups from "../Wakeups.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
 import { compareCodePoints } from "./MemoryStateStore.ts"
 
+/** The wake-up channels of an event store under `namespace`: one for every append, one per stream. */
+export const eventChannels = (namespace: string) => ({
+  all: `${namespace}:events`,
+  stream: (streamId: string) => `${namespace}:events:${streamId}`
+})
+
 /** The live side of an event store over `wakeups`: one channel per stream and one for every append, under `namespace`. */
 export const eventLive = (wakeups: Wakeups.Wakeups["Type"], namespace: string): EventLive => {
-  const all = `${namespace}:events`
-  const one = (streamId: string) => `${namespace}:events:${streamId}`
+  const { all, stream: one } = eventChannels(namespace)
   return {
     wake: (streamId) => Effect.zipRight(wakeups.wake(one(streamId)), wakeups.wake(all)),
     follow: (streamId, start, read) =>

@@ -249,6 +249,16 @@ const notifyChannel = "agent_stores_wakeups"
  */
 const origin = `${randomBytes(6).toString("hex")}:`
 
+/**
+ * The `pg_notify(channel, payload)` arguments announcing wake-up `channel` to the other processes. A store can
+ * run that `pg_notify` inside its own write (PostgreSQL delivers it at commit, never on rollback) and wake this
+ * process's listeners with `Wakeups.inProcess(hooks)`, instead of `wake`'s separate NOTIFY round trip.
+ */
+export const notifyArgs = (channel: string): readonly [string, string] => [
+  notifyChannel,
+  origin + Wakeups.channelKey(channel)
+]
+
 /** Wakes this process's listeners for a notification from another process. */
 const onNotify = (payload: string): void => {
   if (!payload.startsWith(origin)) Wakeups.wakeLocal(payload.slice(origin.length))

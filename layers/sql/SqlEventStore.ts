@@ -17,8 +17,8 @@
  * PostgreSQL appends in one statement (stream claim, counter bump and every
  * event through `unnest`), one round trip whatever the batch size.
  */
-import type { SqlClient } from "@effect/sql/SqlClient"
-import { Effect, Layer } from "effect"
+import { SqlClient } from "@effect/sql/SqlClient"
+import { Effect, Layer, Option } from "effect"
 import type { StorageError } from "../../src/Errors.ts"
 import {
   type AppendOutcome,
@@ -32,9 +32,11 @@ import {
   type TruncateOutcome
 } from "../../src/Event.ts"
 import type { PageQuery } from "../../src/Page.ts"
-import { eventLive } from "../memory/MemoryEventStore.ts"
+import { eventChannels, eventLive } from "../memory/MemoryEventStore.ts"
 import * as Wakeups from "../Wakeups.ts"
+import * as CommitHooks from "./CommitHooks.ts"
 import * as Kit from "./Kit.ts"
+import * as PgDatabase from "./PgDatabase.ts"
 import { successor } from "./SqlStateStore.ts"
 
 const refuse = (what: string) => `events are append-only: ${what} is refused (truncateBefore is the one removal)`
@@ -270,10 +272,11 @@ type PgAppendParams = [
   ids: ReadonlyArray<string>,
   types: ReadonlyArray<string>,
   payloads: ReadonlyArray<string>,
-  metadata: ReadonlyArray<string>
+  metadata: ReadonlyArray<string>,
+  ...notify: Array<string>
 ]
 
-const pgAppendStatement = (claim: string) =>
+const pgAppendStatement = (claim: string, notify: string) =>
   Kit.stmt<PgAppendParams, { readonly version: number; readonly position: number }>(
     `WITH p AS (SELECT ?::text AS stream_id, ?::bigint AS n, ?::bigint AS now, ?::bigint AS expected),
       claim AS (${claim}),
@@ -289,16 +292,29 @@ const pgAppendStatement = (claim: string) =>
           unnest(?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS e(id, type, payload, metadata, i)
         RETURNING position
       )
-    SELECT claim.version, bumped.value, (SELECT count(*) FROM inserted) FROM claim, bumped`,
+    SELECT claim.version, bumped.value, (SELECT count(*) FROM inserted)${notify} FROM claim, bumped`,
     (r) => ({ version: Number(r[0]), position: Number(r[1]) })
   )
 
-const pgAppends = {
-  exact: pgAppendStatement(pgClaims.exact),
-  exists: pgAppendStatement(pgClaims.exists),
-  create: pgAppendStatement(pgClaims.create),
-  any: pgAppendStatement(pgClaims.any)
-}
+const pgAppendsOf = (notify: string) => ({
+  exact: pgAppendStatement(pgClaims.exact, notify),
+  exists: pgAppendStatement(pgClaims.exists, notify),
+  create: pgAppendStatement(pgClaims.create, notify),
+  any: pgAppendStatement(pgClaims.any, notify)
+})
+
+/** The appends without a NOTIFY (a `SqlClient` other than `PgDatabase`'s), and with one per channel. */
+const pgAppends = pgAppendsOf("")
+const pgNotifyingAppends = pgAppendsOf(", pg_notify(?, ?), pg_notify(?, ?)")
+
+/** The NOTIFY of a truncation, inside its transaction (PostgreSQL only). */
+const pgNotify = Kit.stmt<[string, string, string, string]>("SELECT pg_notify(?, ?), pg_notify(?, ?)")
+
+/**
+ * The `pg_notify` arguments of an append to a stream (its channel, then every stream's), run inside the write so
+ * other processes hear of it at commit; `undefined` where wake-ups are in-process only.
+ */
+export type Notify = readonly [string, string, string, string] | undefined
 
 /** The version of a stream (0 when none), after a refused claim. */
 const versionOf = (streamId: string) => Kit.one(selectStream, streamId).map((row) => row?.version ?? 0)
@@ -307,7 +323,8 @@ function* appendSteps(
   streamId: string,
   events: ReadonlyArray<NewEvent>,
   expected: EventExpectation,
-  now: number
+  now: number,
+  _notify?: Notify
 ): Generator<Kit.Call<any>, AppendOutcome, any> {
   const current: EventStreamRow | undefined = yield* Kit.one(selectStream, streamId)
   const actual = current?.version ?? 0
@@ -343,16 +360,18 @@ function* pgAppendSteps(
   streamId: string,
   events: ReadonlyArray<NewEvent>,
   expected: EventExpectation,
-  now: number
+  now: number,
+  notify?: Notify
 ): Generator<Kit.Call<any>, AppendOutcome, any> {
+  const statements = notify === undefined ? pgAppends : pgNotifyingAppends
   const statement =
     expected === "any"
-      ? pgAppends.any
+      ? statements.any
       : expected === "streamExists"
-        ? pgAppends.exists
+        ? statements.exists
         : expected === 0
-          ? pgAppends.create
-          : pgAppends.exact
+          ? statements.create
+          : statements.exact
   const result = yield* Kit.one(
     statement,
     streamId,
@@ -363,7 +382,8 @@ function* pgAppendSteps(
     events.map((e) => e.id),
     events.map((e) => e.type),
     events.map((e) => e.payload),
-    events.map((e) => e.metadata)
+    events.map((e) => e.metadata),
+    ...(notify ?? [])
   )
   if (result === undefined) return { _tag: "Refused", actual: yield* versionOf(streamId) }
   return { _tag: "Appended", version: result.version, position: result.position }
@@ -373,7 +393,8 @@ function* truncateSteps(
   streamId: string,
   before: number,
   marker: (truncatedBefore: number, removed: number) => NewEvent,
-  now: number
+  now: number,
+  notify?: Notify
 ): Generator<Kit.Call<any>, TruncateOutcome, any> {
   const current: EventStreamRow | undefined = yield* Kit.one(selectStream, streamId)
   if (current === undefined) return undefined
@@ -385,10 +406,11 @@ function* truncateSteps(
   const position: number = (yield* Kit.one(Kit.bumpCounter, counter, 1))!
   const event = marker(mark, removed.length)
   yield* Kit.exec(insertEvent, event.id, streamId, version, position, event.type, event.payload, event.metadata, now)
+  if (notify !== undefined) yield* Kit.exec(pgNotify, ...notify)
   return { _tag: "Truncated", truncatedBefore: mark, removed: removed.length }
 }
 
-/** The operations of `EventDriver`. */
+/** The operations of `EventDriver` (the writes take the PostgreSQL NOTIFY arguments, see `Notify`). */
 export const ops = {
   append: Kit.op("events.append", appendSteps, {
     atomic: true,
@@ -415,22 +437,52 @@ export const ops = {
   head: Kit.op("events.head", () => Kit.one(head, counter).map((value) => value ?? 0)),
   truncate: Kit.op("events.truncate", truncateSteps, { atomic: true })
 }
+const sqlOps = ops
 
-/** An `EventDriver` on the SQL backend in context. */
+/** The driver over the runner's operations, passing `notify(streamId)` to the writes. */
+const driverOf = (d: Kit.DriverOf<typeof sqlOps>, notify: (streamId: string) => Notify): EventDriver => ({
+  ...d,
+  append: (streamId, events, expected, now) => d.append(streamId, events, expected, now, notify(streamId)),
+  truncate: (streamId, before, marker, now) => d.truncate(streamId, before, marker, now, notify(streamId)),
+  head: d.head()
+})
+
+/** An `EventDriver` on the SQL backend in context (wake-ups announced by the store, not by the driver). */
 export const driver: Effect.Effect<EventDriver, StorageError, SqlClient | Kit.SqlTables> = Effect.map(
-  Kit.driver(ops),
-  (d): EventDriver => ({ ...d, head: d.head() })
+  Kit.driver(sqlOps),
+  (d) => driverOf(d, () => undefined)
 )
 
-/** `EventStore` on SQL (the embedded SQLite connection or the `SqlClient` in context), migrating first. */
+/**
+ * `EventStore` on SQL (the embedded SQLite connection or the `SqlClient` in context), migrating first. On
+ * `PgDatabase`, an append's NOTIFY runs inside its own statement (no extra round trip) and this process's
+ * subscribers are woken at commit.
+ */
 export const layerWith = (options: Kit.SqlOptions = {}): Layer.Layer<EventStore, StorageError, SqlClient> =>
   Layer.effect(
     EventStore,
     Effect.gen(function* () {
-      const events = yield* driver
+      const ops = yield* Kit.driver(sqlOps)
       const { prefix } = yield* Kit.SqlTables
-      const wakeups = yield* Wakeups.current
-      return makeEventStore(events, eventLive(wakeups, `sql:${prefix}`))
+      const namespace = `sql:${prefix}`
+      const crossProcess = yield* Effect.serviceOption(Wakeups.Wakeups)
+      const pg = (yield* SqlClient).onDialectOrElse({ pg: () => true, orElse: () => false })
+      if (!pg || Option.isNone(crossProcess)) {
+        return makeEventStore(
+          driverOf(ops, () => undefined),
+          eventLive(yield* Wakeups.current, namespace)
+        )
+      }
+      const channels = eventChannels(namespace)
+      const notify = (streamId: string): Notify => [
+        ...PgDatabase.notifyArgs(channels.stream(streamId)),
+        ...PgDatabase.notifyArgs(channels.all)
+      ]
+      const local = Wakeups.inProcess(yield* Effect.serviceOption(CommitHooks.CommitHooks))
+      return makeEventStore(
+        driverOf(ops, notify),
+        eventLive({ wake: local.wake, listen: crossProcess.value.listen }, namespace)
+      )
     })
   ).pipe(Layer.provide(Kit.migrations(schema, options)))
 
@@ -444,5 +496,6 @@ export const statements = {
   advanceStream,
   insertEvent,
   readForward,
-  pgAppendAny: pgAppends.any
+  /** The append the library runs on `PgDatabase`: with its NOTIFY arguments after the events' arrays. */
+  pgAppendAny: pgNotifyingAppends.any
 }
