@@ -7,27 +7,59 @@ import type { SqlClient } from "@effect/sql/SqlClient"
 import { Config, ConfigError, Effect, Either, Layer, Option, Redacted } from "effect"
 import { existsSync } from "node:fs"
 import { dirname, resolve } from "node:path"
+import type { ModeOptions } from "../src/Backend.ts"
+import type { SessionBroker } from "../src/Broker.ts"
+import { Embeddings, layerLocal } from "../src/Embeddings.ts"
 import { StorageError } from "../src/Errors.ts"
 import { MemoryDatabase } from "./memory/MemoryDatabase.ts"
-import { registry, type Stores } from "./Registry.ts"
-import type { SqlOptions } from "./sql/Kit.ts"
+import { registry, type RegistryStores, type Stores } from "./Registry.ts"
+import * as Broker from "./SessionBroker.ts"
+import { defaultPrefix, type SqlOptions } from "./sql/Kit.ts"
+import * as StorageBackend from "./StorageBackend.ts"
 import * as PgDatabase from "./sql/PgDatabase.ts"
 import * as SqliteDatabase from "./sql/SqliteDatabase.ts"
 
 export type { Stores } from "./Registry.ts"
 
 /** The registry's layers merged: together they provide every store. */
-const mergeAll = <E, R>(layers: ReadonlyArray<Layer.Layer<Stores, E, R>>): Layer.Layer<Stores, E, R> =>
-  Layer.mergeAll(...(layers as [Layer.Layer<Stores, E, R>]))
+const mergeAll = <E, R>(layers: ReadonlyArray<Layer.Layer<RegistryStores, E, R>>): Layer.Layer<RegistryStores, E, R> =>
+  Layer.mergeAll(...(layers as [Layer.Layer<RegistryStores, E, R>]))
 
-/** Every store in memory, sharing one `MemoryDatabase`. */
-export const StoresMemory: Layer.Layer<Stores> = mergeAll<never, MemoryDatabase>(
-  registry.map((store) => store.memory as Layer.Layer<Stores, never, MemoryDatabase>)
-).pipe(Layer.provide(MemoryDatabase.layer))
+/** The registry's stores with the services built over them (the `SessionBroker`) and the `Embeddings` they use. */
+const complete = <E, R>(
+  stores: Layer.Layer<RegistryStores, E, R | Embeddings>,
+  options: Broker.BrokerOptions & BundleOptions
+): Layer.Layer<RegistryStores | SessionBroker | Embeddings, E, R> =>
+  Broker.layerWith({ tablePrefix: options.tablePrefix ?? defaultPrefix }).pipe(
+    Layer.provideMerge(stores),
+    Layer.provideMerge(options.embeddings ?? layerLocal())
+  )
 
-/** Every store's SQL layer over the `SqlClient` in context (prepared statements when `SqliteDatabase` is there). */
-export const StoresSql = (options: SqlOptions = {}): Layer.Layer<Stores, StorageError, SqlClient> =>
-  mergeAll(registry.map((store) => store.sql(options) as Layer.Layer<Stores, StorageError, SqlClient>))
+/** Options every bundle takes beside its connection's: the `Embeddings` of the memory tiers (default `layerLocal()`). */
+export interface BundleOptions {
+  readonly embeddings?: Layer.Layer<Embeddings>
+}
+
+/** Every store in memory, sharing one `MemoryDatabase`, with the local `Embeddings`. */
+export const StoresMemory: Layer.Layer<Stores> = complete(
+  mergeAll(registry.map((store) => store.memory as Layer.Layer<RegistryStores, never, MemoryDatabase | Embeddings>)),
+  {}
+).pipe(Layer.provide(MemoryDatabase.layer), Layer.provideMerge(StorageBackend.memory))
+
+/** Options of `StoresSql`: the tables' prefix, the mode (`{ mode: "production" }`) and the embeddings. */
+export interface StoresSqlOptions extends SqlOptions, ModeOptions, BundleOptions {}
+
+/**
+ * Every store's SQL layer over the `SqlClient` in context (prepared statements when `SqliteDatabase` is there).
+ * The `StorageBackend` is built first, so `{ mode: "production" }` refuses a backend before any table is created.
+ */
+export const StoresSql = (options: StoresSqlOptions = {}): Layer.Layer<Stores, StorageError, SqlClient> =>
+  complete(
+    mergeAll(
+      registry.map((store) => store.sql(options) as Layer.Layer<RegistryStores, StorageError, SqlClient | Embeddings>)
+    ),
+    options
+  ).pipe(Layer.provideMerge(StorageBackend.layerSql(options)))
 
 /**
  * Every store on one embedded SQLite file (default `./agent-stores.db`;
@@ -36,7 +68,7 @@ export const StoresSql = (options: SqlOptions = {}): Layer.Layer<Stores, Storage
  * stores.
  */
 export const StoresSqlite = (
-  options: SqliteDatabase.SqliteOptions & SqlOptions = {}
+  options: SqliteDatabase.SqliteOptions & StoresSqlOptions = {}
 ): Layer.Layer<Stores | SqlClient | SqliteDatabase.SqliteDatabase, StorageError> =>
   StoresSql(options).pipe(Layer.provideMerge(SqliteDatabase.layer(options)))
 
@@ -44,7 +76,7 @@ export const StoresSqlite = (
  * Options of `StoresPg`: the connection's (`url`, `maxConnections`, `prepare`,
  * `connectTimeout`, `operationTimeout`; see `PgDatabaseOptions`) and the tables'.
  */
-export interface PgOptions extends SqlOptions, PgDatabase.PgDatabaseOptions {}
+export interface PgOptions extends StoresSqlOptions, PgDatabase.PgDatabaseOptions {}
 
 /** Every store on PostgreSQL. Also provides the `SqlClient` (a pool) the stores use. */
 export const StoresPg = (options: PgOptions): Layer.Layer<Stores | SqlClient, StorageError> =>

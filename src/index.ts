@@ -4,13 +4,20 @@
  * JSON, binary values). Kernel helpers the stores share internally are not exported.
  */
 export * from "./AgentMemory.ts"
+export * from "./Audit.ts"
+export * from "./Backend.ts"
 export { Bytes, Vector } from "./Binary.ts"
 export { sha256Hex } from "./CanonicalJson.ts"
 export * from "./Config.ts"
 export * from "./Conversation.ts"
+export * from "./Embeddings.ts"
 export * from "./Errors.ts"
+export * from "./Event.ts"
 export { uuidv7 } from "./Id.ts"
+export * from "./Image.ts"
 export { Json, JsonObject, Text } from "./Json.ts"
+export * from "./Lock.ts"
+export * from "./Memory.ts"
 export {
   Amount,
   CostInfo,
@@ -35,6 +42,10 @@ export {
 } from "./Message.ts"
 export { defaultLimit, maxLimit, type Page, PageOptions, type PageQuery } from "./Page.ts"
 export * from "./Plan.ts"
+export * from "./Broker.ts"
 export { UpdateOptions, Version } from "./Record.ts"
 export * from "./Session.ts"
+export * from "./State.ts"
 export * from "./Task.ts"
+export * from "./Trace.ts"
+export * from "./Vector.ts"

@@ -10,13 +10,12 @@ import { Layer } from "effect"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import postgres from "postgres"
 import type { StorageError } from "../src/Errors.ts"
 import { MemoryDatabase } from "../layers/memory/MemoryDatabase.ts"
 import type { SqlOptions, SqlSchema } from "../layers/sql/Kit.ts"
 import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
-import { pgReady, pgUrl } from "./pg.ts"
+import { dropPrefix, pgReady, pgUrl } from "./pg.ts"
 
 /** A store's layers as its modules export them. */
 export interface StoreLayers<I> {
@@ -59,15 +58,7 @@ export const onEveryBackend = async <I>(store: StoreLayers<I>, register: (backen
     return
   }
   const tablePrefix = `t${process.pid}_${Date.now().toString(36)}`
-  afterAll(async () => {
-    const sql = postgres(pgUrl, { max: 1, onnotice: () => {} })
-    try {
-      for (const table of tablesOf(tablePrefix, store.schemas))
-        await sql.unsafe(`DROP TABLE IF EXISTS "${table}" CASCADE`)
-    } finally {
-      await sql.end({ timeout: 1 })
-    }
-  })
+  afterAll(() => dropPrefix(tablePrefix, tablesOf(tablePrefix, store.schemas)))
   register({
     label: "postgres",
     layer: store.sql({ tablePrefix }).pipe(Layer.provide(PgDatabase.layer({ url: pgUrl })))

@@ -6,9 +6,8 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
-import postgres from "postgres"
 import { tablesOf } from "../layers/Registry.ts"
-import { pgReady, pgUrl } from "./pg.ts"
+import { dropPrefix, pgReady, pgUrl } from "./pg.ts"
 
 const run = promisify(execFile)
 
@@ -36,11 +35,7 @@ describe("light imports", () => {
 const unreachable = await pgReady("light imports on PostgreSQL")
 if (unreachable === undefined) {
   const tablePrefix = `t${process.pid}_light`
-  afterAll(async () => {
-    const sql = postgres(pgUrl, { max: 1, onnotice: () => {} })
-    for (const table of tablesOf(tablePrefix)) await sql.unsafe(`DROP TABLE IF EXISTS "${table}" CASCADE`)
-    await sql.end({ timeout: 1 })
-  })
+  afterAll(() => dropPrefix(tablePrefix, tablesOf(tablePrefix)))
   it("StoresPg from layers/index.ts does not load better-sqlite3", async () => {
     const { stdout } = await child("better-sqlite3", "layers/index.ts", "postgres", pgUrl, tablePrefix)
     expect(stdout.trim()).toBe("ok")

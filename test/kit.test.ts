@@ -20,7 +20,7 @@ import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import type { PageQuery } from "../src/Page.ts"
 import * as Ledger from "./fixtures/ledger.ts"
 import { Child } from "./child.ts"
-import { pgReady, pgUrl } from "./pg.ts"
+import { dropPrefix, pgReady, pgUrl } from "./pg.ts"
 
 const pgPrefix = `k${process.pid}_${Date.now().toString(36)}`
 
@@ -28,19 +28,11 @@ const pgReachable = await pgReady("kit PostgreSQL tests")
 
 afterAll(async () => {
   if (pgReachable !== undefined) return
-  await Effect.runPromise(
-    Effect.flatMap(SqlClient, (sql) =>
-      Effect.forEach(
-        [
-          ...tablesOf(pgPrefix),
-          ...Ledger.schema.tables.map((table) => `${pgPrefix}_${table}`),
-          `${pgPrefix}_${Ledger.schema.name}_migrations`
-        ],
-        (table) => sql`DROP TABLE IF EXISTS ${sql(table)} CASCADE`,
-        { discard: true }
-      )
-    ).pipe(Effect.provide(PgDatabase.layer({ url: pgUrl })), Effect.scoped)
-  )
+  await dropPrefix(pgPrefix, [
+    ...tablesOf(pgPrefix),
+    ...Ledger.schema.tables.map((table) => `${pgPrefix}_${table}`),
+    `${pgPrefix}_${Ledger.schema.name}_migrations`
+  ])
 })
 
 const page = (limit: number, after: ReadonlyArray<string | number> | undefined, order: "asc" | "desc"): PageQuery => ({

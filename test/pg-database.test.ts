@@ -16,7 +16,7 @@ import { PgExecutor, layer } from "../layers/sql/PgDatabase.ts"
 import { StoresPg } from "../layers/Stores.ts"
 import { StorageError } from "../src/Errors.ts"
 import { SessionStore } from "../src/Session.ts"
-import { pgReady, pgUrl as url } from "./pg.ts"
+import { dropPrefix, pgReady, pgUrl as url } from "./pg.ts"
 import { suites } from "./suites/index.ts"
 
 const tablePrefix = `p${process.pid}_${Date.now().toString(36)}`
@@ -59,15 +59,7 @@ if (reachable !== undefined) {
     it("needs a reachable server", () => {})
   })
 } else {
-  const drop = (prefix: string) =>
-    Effect.runPromise(
-      Effect.flatMap(SqlClient, (sql) =>
-        Effect.forEach(tablesOf(prefix), (table) => sql.unsafe(`DROP TABLE IF EXISTS "${table}" CASCADE`), {
-          discard: true
-        })
-      ).pipe(Effect.provide(layer({ url })), Effect.scoped)
-    )
-  afterAll(() => drop(tablePrefix))
+  afterAll(() => dropPrefix(tablePrefix, tablesOf(tablePrefix), url))
 
   describe("PgDatabase on PostgreSQL", () => {
     it.live("operationTimeout fails a statement past it, and the pool still answers afterwards", () =>

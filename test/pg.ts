@@ -71,3 +71,20 @@ export const pgReady = async (what: string): Promise<string | undefined> => {
   console.warn(`\n*** ${what} SKIPPED: PostgreSQL at ${where} is not usable (${reason}) ***\n`)
   return reason
 }
+
+/**
+ * Drops everything the stores made under `prefix` on the server of `url`: the tables of `tables` and every function
+ * whose name starts with the prefix (trigger functions outlive `DROP TABLE`).
+ */
+export const dropPrefix = async (prefix: string, tables: ReadonlyArray<string>, url: string = pgUrl): Promise<void> => {
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  try {
+    for (const table of tables) await sql.unsafe(`DROP TABLE IF EXISTS "${table}" CASCADE`)
+    const functions = await sql<Array<{ signature: string }>>`
+      SELECT p.oid::regprocedure::text AS signature FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = current_schema() AND starts_with(p.proname, ${`${prefix}_`})`
+    for (const { signature } of functions) await sql.unsafe(`DROP FUNCTION IF EXISTS ${signature} CASCADE`)
+  } finally {
+    await sql.end({ timeout: 1 })
+  }
+}

@@ -4,25 +4,14 @@
  * they are skipped with the reason printed; under CI (`CI` set) it fails the
  * run instead.
  */
-import * as PgClient from "@effect/sql-pg/PgClient"
-import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
 import { tablesOf } from "../layers/Registry.ts"
 import { StoresPg } from "../layers/Stores.ts"
 import postgres from "postgres"
-import { ensureDatabase, pgReady, pgUrl as url } from "./pg.ts"
+import { dropPrefix, ensureDatabase, pgReady, pgUrl as url } from "./pg.ts"
 import { suites } from "./suites/index.ts"
 
 const tablePrefix = `t${process.pid}_${Date.now().toString(36)}`
-
-const withPg = <A>(f: (sql: SqlClient) => Effect.Effect<A, unknown>) =>
-  Effect.runPromise(
-    Effect.flatMap(SqlClient, f).pipe(
-      Effect.provide(PgClient.layer({ url: Redacted.make(url), connectTimeout: "3 seconds" })),
-      Effect.scoped
-    )
-  )
 
 const reachable = await pgReady("PostgreSQL suites")
 
@@ -31,13 +20,7 @@ if (reachable !== undefined) {
     it("needs a reachable server", () => {})
   })
 } else {
-  afterAll(() =>
-    withPg((sql) =>
-      Effect.forEach(tablesOf(tablePrefix), (table) => sql`DROP TABLE IF EXISTS ${sql(table)} CASCADE`, {
-        discard: true
-      })
-    )
-  )
+  afterAll(() => dropPrefix(tablePrefix, tablesOf(tablePrefix)))
   suites("postgres", StoresPg({ url, tablePrefix }))
 
   describe("the tests' database", () => {

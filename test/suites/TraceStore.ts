@@ -265,7 +265,8 @@ export const suite = <E>(label: string, stores: Layer.Layer<TraceStore, E>) =>
           expect(span.endedAt).toBeDefined()
         }
         expect((yield* traces.list({ sessionId, name: "child.ok" })).items.length).toBe(1)
-        expect(yield* recorder.stats).toEqual({ recorded: 7, written: 7, dropped: 0, failed: 0 })
+        // `recorded` may also count spans a generic `SqlClient` makes for its own statements after the program.
+        expect(yield* recorder.stats).toMatchObject({ written: 7, dropped: 0, failed: 0 })
       })
     )
 
