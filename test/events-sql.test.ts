@@ -8,7 +8,7 @@
 import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Stream } from "effect"
-import { mkdtempSync } from "node:fs"
+import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -185,13 +185,16 @@ const pollAll = (events: EventStore["Type"], after: number, finished: () => bool
 describe("EventStore across processes and connections", () => {
   it("4 processes on one SQLite file: one winner per version, gapless; readAll polled meanwhile skips nothing", async () => {
     const filename = tmpFile("race.db")
+    const go = `${filename}.go`
     const store = SqlEventStore.layer.pipe(Layer.provide(SqliteDatabase.layer({ filename })))
     await Effect.runPromise(Effect.scoped(Layer.build(store)))
     const target = 80
     const children = Array.from(
       { length: 4 },
-      (_, i) => new Child(`events race p${i}`, child, ["race", filename, "race", `p${i}`, String(target)])
+      (_, i) => new Child(`events race p${i}`, child, ["race", filename, "race", `p${i}`, String(target), go])
     )
+    await Promise.all(children.map((c) => c.waitFor((line) => line === "ready", 120_000, "ready")))
+    writeFileSync(go, "go")
     let finished = false
     const outputs = Promise.all(children.map((c) => c.done(240_000))).finally(() => (finished = true))
     const result = await Effect.runPromise(

@@ -277,7 +277,7 @@ type PgAppendParams = [
 ]
 
 const pgAppendStatement = (claim: string, notify: string) =>
-  Kit.stmt<PgAppendParams, { readonly version: number; readonly position: number }>(
+  Kit.stmt<PgAppendParams, AppendOutcome>(
     `WITH p AS (SELECT ?::text AS stream_id, ?::bigint AS n, ?::bigint AS now, ?::bigint AS expected),
       claim AS (${claim}),
       bumped AS (
@@ -292,8 +292,14 @@ const pgAppendStatement = (claim: string, notify: string) =>
           unnest(?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS e(id, type, payload, metadata, i)
         RETURNING position
       )
-    SELECT claim.version, bumped.value, (SELECT count(*) FROM inserted)${notify} FROM claim, bumped`,
-    (r) => ({ version: Number(r[0]), position: Number(r[1]) })
+    SELECT claim.version, bumped.value, (SELECT count(*) FROM inserted),
+      (SELECT s.version FROM {event_streams} AS s WHERE s.stream_id = p.stream_id)${notify}
+    FROM p LEFT JOIN claim ON true LEFT JOIN bumped ON true`,
+    // Refused: the version the statement saw (a concurrent claim may have moved it on; the store then retries).
+    (r): AppendOutcome =>
+      r[0] === null
+        ? { _tag: "Refused", actual: r[3] === null ? 0 : Number(r[3]) }
+        : { _tag: "Appended", version: Number(r[0]), position: Number(r[1]) }
   )
 
 const pgAppendsOf = (notify: string) => ({
@@ -305,7 +311,7 @@ const pgAppendsOf = (notify: string) => ({
 
 /** The appends without a NOTIFY (a `SqlClient` other than `PgDatabase`'s), and with one per channel. */
 const pgAppends = pgAppendsOf("")
-const pgNotifyingAppends = pgAppendsOf(", pg_notify(?, ?), pg_notify(?, ?)")
+const pgNotifyingAppends = pgAppendsOf(", (SELECT pg_notify(?, ?) FROM claim), (SELECT pg_notify(?, ?) FROM claim)")
 
 /** The NOTIFY of a truncation, inside its transaction (PostgreSQL only). */
 const pgNotify = Kit.stmt<[string, string, string, string]>("SELECT pg_notify(?, ?), pg_notify(?, ?)")
@@ -356,13 +362,14 @@ function* appendSteps(
   return { _tag: "Appended", version, position }
 }
 
-function* pgAppendSteps(
+/** One statement, so no transaction around it: one round trip. */
+const pgAppend = (
   streamId: string,
   events: ReadonlyArray<NewEvent>,
   expected: EventExpectation,
   now: number,
   notify?: Notify
-): Generator<Kit.Call<any>, AppendOutcome, any> {
+): Kit.Call<AppendOutcome> => {
   const statements = notify === undefined ? pgAppends : pgNotifyingAppends
   const statement =
     expected === "any"
@@ -372,7 +379,7 @@ function* pgAppendSteps(
         : expected === 0
           ? statements.create
           : statements.exact
-  const result = yield* Kit.one(
+  return Kit.one(
     statement,
     streamId,
     events.length,
@@ -384,9 +391,7 @@ function* pgAppendSteps(
     events.map((e) => e.payload),
     events.map((e) => e.metadata),
     ...(notify ?? [])
-  )
-  if (result === undefined) return { _tag: "Refused", actual: yield* versionOf(streamId) }
-  return { _tag: "Appended", version: result.version, position: result.position }
+  ).map((outcome) => outcome ?? { _tag: "Refused", actual: 0 })
 }
 
 function* truncateSteps(
@@ -414,7 +419,7 @@ function* truncateSteps(
 export const ops = {
   append: Kit.op("events.append", appendSteps, {
     atomic: true,
-    pg: pgAppendSteps,
+    pg: pgAppend,
     onViolation: (violation): AppendOutcome =>
       violation === "unique" ? { _tag: "Duplicate" } : { _tag: "Refused", actual: 0 }
   }),
