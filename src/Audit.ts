@@ -21,6 +21,7 @@ import { Json, Text } from "./Json.ts"
 import { type KeyShape, type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
 import { byId, decodeInput, decodeOptions } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
+import { traced } from "./Traced.ts"
 
 const text255 = Text.pipe(Schema.minLength(1), Schema.maxLength(255))
 
@@ -237,100 +238,104 @@ export const makeAuditLogStore = (driver: AuditDriver) => {
       Effect.map(driver.get(id), (row) => (row === undefined ? undefined : decodeRow(row)))
     )
 
-  return AuditLogStore.of({
-    append: Effect.fnUntraced(function* (input) {
-      const fields = yield* decodeAppend(input)
-      const now = yield* Clock.currentTimeMillis
-      const detail = fields.detail === undefined ? null : fields.detail
-      const draft: AuditDraft = {
-        id: fields.id ?? uuidv7At(now),
-        sessionId: fields.sessionId ?? null,
-        actor: fields.actor,
-        action: fields.action,
-        resource: fields.resource,
-        detail: JSON.stringify(detail),
-        createdAt: now
-      }
-      const row = yield* driver.append(draft, (seq, prevHash) => entryHash({ ...draft, seq, prevHash }, detail)!)
-      if (row === undefined) {
-        return yield* new Conflict({ entity, id: draft.id, expected: 0, actual: 1, reason: "exists" })
-      }
-      return decodeRow(row)
-    }),
-    get: (id) =>
-      Effect.flatMap(find(id), (entry) =>
-        entry === undefined ? Effect.fail(new NotFound({ entity, id: String(id) })) : Effect.succeed(entry)
-      ),
-    find: (id) => Effect.map(find(id), Option.fromNullable),
-    list: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeList(input)
-      const query = yield* toPageQuery(entity, options, bySeqKey)
-      const filter: AuditFilter = {
-        sessionId: options.sessionId,
-        actor: options.actor,
-        action: options.action,
-        resource: options.resource,
-        from: options.from === undefined ? undefined : DateTime.toEpochMillis(options.from),
-        to: options.to === undefined ? undefined : DateTime.toEpochMillis(options.to)
-      }
-      const rows = yield* driver.list(filter, query)
-      return toPage(rows, query, decodeRow, seqKey)
-    }),
-    verify: Effect.fnUntraced(function* (input) {
-      const { from } = yield* decodeVerify(input)
-      const start = from ?? 1
-      const head = yield* driver.head
-      let prevHash = genesisHash
-      let expectedSeq = start
-      // From the first entry, rows with any seq are walked (one inserted at seq 0 is found); later, from `start`.
-      let after = start === 1 ? Number.MIN_SAFE_INTEGER : start - 1
-      if (start > 1) {
-        const previous = yield* driver.bySeq(start - 1)
-        if (previous === undefined) {
+  return traced(
+    "AuditLogStore",
+    driver,
+    AuditLogStore.of({
+      append: Effect.fnUntraced(function* (input) {
+        const fields = yield* decodeAppend(input)
+        const now = yield* Clock.currentTimeMillis
+        const detail = fields.detail === undefined ? null : fields.detail
+        const draft: AuditDraft = {
+          id: fields.id ?? uuidv7At(now),
+          sessionId: fields.sessionId ?? null,
+          actor: fields.actor,
+          action: fields.action,
+          resource: fields.resource,
+          detail: JSON.stringify(detail),
+          createdAt: now
+        }
+        const row = yield* driver.append(draft, (seq, prevHash) => entryHash({ ...draft, seq, prevHash }, detail)!)
+        if (row === undefined) {
+          return yield* new Conflict({ entity, id: draft.id, expected: 0, actual: 1, reason: "exists" })
+        }
+        return decodeRow(row)
+      }),
+      get: (id) =>
+        Effect.flatMap(find(id), (entry) =>
+          entry === undefined ? Effect.fail(new NotFound({ entity, id: String(id) })) : Effect.succeed(entry)
+        ),
+      find: (id) => Effect.map(find(id), Option.fromNullable),
+      list: Effect.fnUntraced(function* (input) {
+        const options = yield* decodeList(input)
+        const query = yield* toPageQuery(entity, options, bySeqKey)
+        const filter: AuditFilter = {
+          sessionId: options.sessionId,
+          actor: options.actor,
+          action: options.action,
+          resource: options.resource,
+          from: options.from === undefined ? undefined : DateTime.toEpochMillis(options.from),
+          to: options.to === undefined ? undefined : DateTime.toEpochMillis(options.to)
+        }
+        const rows = yield* driver.list(filter, query)
+        return toPage(rows, query, decodeRow, seqKey)
+      }),
+      verify: Effect.fnUntraced(function* (input) {
+        const { from } = yield* decodeVerify(input)
+        const start = from ?? 1
+        const head = yield* driver.head
+        let prevHash = genesisHash
+        let expectedSeq = start
+        // From the first entry, rows with any seq are walked (one inserted at seq 0 is found); later, from `start`.
+        let after = start === 1 ? Number.MIN_SAFE_INTEGER : start - 1
+        if (start > 1) {
+          const previous = yield* driver.bySeq(start - 1)
+          if (previous === undefined) {
+            return yield* new IntegrityError({
+              entity,
+              id: `seq ${start - 1}`,
+              expected: `an entry at seq ${start - 1}`,
+              actual: "none"
+            })
+          }
+          prevHash = previous.hash
+        }
+        let checked = 0
+        while (true) {
+          const rows = yield* driver.range(after, verifyBatch)
+          for (const row of rows) {
+            const problem = checkRow(row, expectedSeq, prevHash)
+            if (problem !== undefined) return yield* problem
+            prevHash = row.hash
+            expectedSeq++
+            checked++
+          }
+          if (rows.length < verifyBatch) break
+          after = rows[rows.length - 1]!.seq
+        }
+        const last = expectedSeq - 1
+        // Entries appended during the walk are verified too: the counter read before it only has to be reached.
+        if (last < head) {
           return yield* new IntegrityError({
             entity,
-            id: `seq ${start - 1}`,
-            expected: `an entry at seq ${start - 1}`,
-            actual: "none"
+            id: `seq ${last + 1}`,
+            expected: `entries up to seq ${head}`,
+            actual: `entries up to seq ${last}`
           })
         }
-        prevHash = previous.hash
-      }
-      let checked = 0
-      while (true) {
-        const rows = yield* driver.range(after, verifyBatch)
-        for (const row of rows) {
-          const problem = checkRow(row, expectedSeq, prevHash)
-          if (problem !== undefined) return yield* problem
-          prevHash = row.hash
-          expectedSeq++
-          checked++
+        // Every appended entry bumped the counter in its own transaction: a row past the counter was not appended.
+        const now = last > head ? yield* driver.head : head
+        if (last > now) {
+          const stray = yield* driver.bySeq(now + 1)
+          return yield* new IntegrityError({
+            entity,
+            id: stray?.id ?? `seq ${now + 1}`,
+            expected: `entries up to seq ${now}`,
+            actual: `an entry at seq ${now + 1}`
+          })
         }
-        if (rows.length < verifyBatch) break
-        after = rows[rows.length - 1]!.seq
-      }
-      const last = expectedSeq - 1
-      // Entries appended during the walk are verified too: the counter read before it only has to be reached.
-      if (last < head) {
-        return yield* new IntegrityError({
-          entity,
-          id: `seq ${last + 1}`,
-          expected: `entries up to seq ${head}`,
-          actual: `entries up to seq ${last}`
-        })
-      }
-      // Every appended entry bumped the counter in its own transaction: a row past the counter was not appended.
-      const now = last > head ? yield* driver.head : head
-      if (last > now) {
-        const stray = yield* driver.bySeq(now + 1)
-        return yield* new IntegrityError({
-          entity,
-          id: stray?.id ?? `seq ${now + 1}`,
-          expected: `entries up to seq ${now}`,
-          actual: `an entry at seq ${now + 1}`
-        })
-      }
-      return { checked, head: { seq: last, hash: prevHash } }
+        return { checked, head: { seq: last, hash: prevHash } }
+      })
     })
-  })
+  )
 }

@@ -17,6 +17,7 @@ import { type JsonObject, JsonObject as JsonObjectSchema, Text } from "./Json.ts
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
 import { byId, decodeOptions, decoder } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
+import { traced } from "./Traced.ts"
 
 /** An image id: the SHA-256 of its bytes, 64 lowercase hex digits. */
 export const ImageId = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.brand("ImageId"))
@@ -368,82 +369,86 @@ export const makeImageStore = (driver: ImageDriver, options: ImageStoreOptions =
       )
     })
 
-  return ImageStore.of({
-    put: (bytes, options) =>
-      Effect.gen(function* () {
-        const owned = yield* checkBytes(bytes)
-        const decoded = yield* decodePutOptions(options)
-        if (decoded.messageId !== undefined && decoded.conversationId === undefined) return yield* needsConversation()
-        const sniffed = sniffImage(owned)
-        const declared = decoded.mimeType === undefined ? undefined : decoded.mimeType.toLowerCase()
-        const normalised = declared === undefined ? undefined : (aliases[declared] ?? declared)
-        if (
-          normalised !== undefined &&
-          normalised !== sniffed?.mimeType &&
-          (sniffed !== undefined || sniffable.has(normalised))
-        ) {
-          const actual = sniffed === undefined ? `not ${normalised}` : sniffed.mimeType
-          return yield* InvalidInput.single(entity, `is ${decoded.mimeType} but the bytes are ${actual}`, [
-            "options",
-            "mimeType"
-          ])
-        }
-        const id = sha256Hex(owned)
-        const now = yield* Clock.currentTimeMillis
-        const image: ImageRow = {
-          id,
-          mimeType: sniffed?.mimeType ?? normalised ?? "application/octet-stream",
-          size: owned.byteLength,
-          width: sniffed?.width ?? null,
-          height: sniffed?.height ?? null,
-          createdAt: now
-        }
-        const ref: ImageRefRow = {
-          key: referenceKey(id, decoded.conversationId, decoded.messageId),
-          imageId: id,
-          conversationId: decoded.conversationId ?? null,
-          messageId: decoded.messageId ?? null,
-          metadata: JSON.stringify(decoded.metadata ?? {}),
-          createdAt: now
-        }
-        const stored = yield* driver.put(image, owned, ref)
-        if (stored === "no-conversation") {
-          return yield* new NotFound({ entity: "Conversation", id: decoded.conversationId ?? "" })
-        }
-        return refOf(stored)
-      }),
-    get: (id) =>
-      Effect.gen(function* () {
-        const found = yield* byId(entity, id, undefined, (key) =>
-          ImageIdPattern.test(key) ? driver.get(key) : Effect.succeed(undefined)
-        )
-        if (found === undefined) return yield* new NotFound({ entity, id: String(id) })
-        const actual = sha256Hex(found.bytes)
-        if (actual !== found.row.id) {
-          return yield* new IntegrityError({ entity, id: found.row.id, expected: found.row.id, actual })
-        }
-        return { ref: refOf(found.row), bytes: found.bytes }
-      }),
-    getMeta: (id) =>
-      Effect.flatMap(find(id), (row) =>
-        row === undefined ? new NotFound({ entity, id: String(id) }) : Effect.succeed(refOf(row))
-      ),
-    has: (id) => Effect.map(find(id), (row) => row !== undefined),
-    list: (options) =>
-      Effect.gen(function* () {
-        const decoded = yield* decodeListOptions(options)
-        const query = yield* toPageQuery(entity, decoded)
-        const filter: ImageFilter = {
-          conversationId: decoded.conversationId,
-          messageId: decoded.messageId,
-          imageId: decoded.imageId
-        }
-        const rows = yield* driver.list(filter, query)
-        return toPage(rows, query, referenceOf, (row) => [row.createdAt, row.key])
-      }),
-    release: (id, owner) => release(id, owner),
-    delete: (id) => release(id, undefined)
-  })
+  return traced(
+    "ImageStore",
+    driver,
+    ImageStore.of({
+      put: (bytes, options) =>
+        Effect.gen(function* () {
+          const owned = yield* checkBytes(bytes)
+          const decoded = yield* decodePutOptions(options)
+          if (decoded.messageId !== undefined && decoded.conversationId === undefined) return yield* needsConversation()
+          const sniffed = sniffImage(owned)
+          const declared = decoded.mimeType === undefined ? undefined : decoded.mimeType.toLowerCase()
+          const normalised = declared === undefined ? undefined : (aliases[declared] ?? declared)
+          if (
+            normalised !== undefined &&
+            normalised !== sniffed?.mimeType &&
+            (sniffed !== undefined || sniffable.has(normalised))
+          ) {
+            const actual = sniffed === undefined ? `not ${normalised}` : sniffed.mimeType
+            return yield* InvalidInput.single(entity, `is ${decoded.mimeType} but the bytes are ${actual}`, [
+              "options",
+              "mimeType"
+            ])
+          }
+          const id = sha256Hex(owned)
+          const now = yield* Clock.currentTimeMillis
+          const image: ImageRow = {
+            id,
+            mimeType: sniffed?.mimeType ?? normalised ?? "application/octet-stream",
+            size: owned.byteLength,
+            width: sniffed?.width ?? null,
+            height: sniffed?.height ?? null,
+            createdAt: now
+          }
+          const ref: ImageRefRow = {
+            key: referenceKey(id, decoded.conversationId, decoded.messageId),
+            imageId: id,
+            conversationId: decoded.conversationId ?? null,
+            messageId: decoded.messageId ?? null,
+            metadata: JSON.stringify(decoded.metadata ?? {}),
+            createdAt: now
+          }
+          const stored = yield* driver.put(image, owned, ref)
+          if (stored === "no-conversation") {
+            return yield* new NotFound({ entity: "Conversation", id: decoded.conversationId ?? "" })
+          }
+          return refOf(stored)
+        }),
+      get: (id) =>
+        Effect.gen(function* () {
+          const found = yield* byId(entity, id, undefined, (key) =>
+            ImageIdPattern.test(key) ? driver.get(key) : Effect.succeed(undefined)
+          )
+          if (found === undefined) return yield* new NotFound({ entity, id: String(id) })
+          const actual = sha256Hex(found.bytes)
+          if (actual !== found.row.id) {
+            return yield* new IntegrityError({ entity, id: found.row.id, expected: found.row.id, actual })
+          }
+          return { ref: refOf(found.row), bytes: found.bytes }
+        }),
+      getMeta: (id) =>
+        Effect.flatMap(find(id), (row) =>
+          row === undefined ? new NotFound({ entity, id: String(id) }) : Effect.succeed(refOf(row))
+        ),
+      has: (id) => Effect.map(find(id), (row) => row !== undefined),
+      list: (options) =>
+        Effect.gen(function* () {
+          const decoded = yield* decodeListOptions(options)
+          const query = yield* toPageQuery(entity, decoded)
+          const filter: ImageFilter = {
+            conversationId: decoded.conversationId,
+            messageId: decoded.messageId,
+            imageId: decoded.imageId
+          }
+          const rows = yield* driver.list(filter, query)
+          return toPage(rows, query, referenceOf, (row) => [row.createdAt, row.key])
+        }),
+      release: (id, owner) => release(id, owner),
+      delete: (id) => release(id, undefined)
+    })
+  )
 }
 
 const ImageIdPattern = /^[0-9a-f]{64}$/

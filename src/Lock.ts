@@ -20,6 +20,7 @@ import { Text } from "./Json.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
 import { checkId, decodeInput, decodeOptions } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
+import { traced } from "./Traced.ts"
 
 const text255 = Text.pipe(Schema.minLength(1), Schema.maxLength(255))
 
@@ -313,95 +314,99 @@ export const makeLockStore = (driver: LockDriver) => {
       }
     })
 
-  return LockStore.of({
-    clock: driver.clock,
-    acquire: (key, options) =>
-      Effect.gen(function* () {
-        const k = yield* decodeKey(key, ["key"])
-        const { owner, ttl, wait } = yield* decodeAcquire(options, ["options"])
-        const { lease } = yield* acquireTimed(
-          k,
-          owner,
-          Math.ceil(millisOf(ttl)),
-          wait === undefined ? 0 : millisOf(wait)
-        )
-        return lease
-      }),
-    release: (lease) => Effect.flatMap(decodeRef(lease, ["lease"]), release),
-    refresh: (lease, ttl) =>
-      Effect.gen(function* () {
-        const ref = yield* decodeRef(lease, ["lease"])
-        const millis = Math.ceil(millisOf(yield* decodeTtl(ttl, ["ttl"])))
-        const row = yield* driver.refresh(ref.key, ref.owner, ref.token, yield* now, millis)
-        if (row === undefined) return yield* new LockLost({ key: ref.key, owner: ref.owner, token: ref.token })
-        return leaseOf(row)
-      }),
-    isLocked: (key) =>
-      Effect.flatMap(checkId(entity, key), (k) =>
-        k === undefined
-          ? Effect.succeed(false)
-          : Effect.map(
-              Effect.flatMap(now, (t) => driver.get(k, t)),
-              (row) => row !== undefined
-            )
-      ),
-    find: (key) =>
-      Effect.flatMap(checkId(entity, key), (k) =>
-        k === undefined
-          ? Effect.succeed(Option.none())
-          : Effect.map(
-              Effect.flatMap(now, (t) => driver.get(k, t)),
-              (row) => Option.map(Option.fromNullable(row), leaseOf)
-            )
-      ),
-    list: (options) =>
-      Effect.gen(function* () {
-        const decoded = yield* decodeList(options)
-        const query = yield* toPageQuery(entity, decoded, ["string"])
-        const rows = yield* driver.list(decoded.prefix, yield* now, query)
-        return toPage(rows, query, leaseOf, (row) => [row.key])
-      }),
-    releaseExpired: (options) =>
-      Effect.gen(function* () {
-        const { batch } = yield* decodeReleaseExpired(options)
-        return yield* driver.releaseExpired(yield* now, batch ?? 1000)
-      }),
-    withLock: <A, E, R>(
-      key: string,
-      effect: Effect.Effect<A, E, R> | ((lease: Lease) => Effect.Effect<A, E, R>),
-      options: WithLockOptions
-    ) =>
-      Effect.gen(function* () {
-        const k = yield* decodeKey(key, ["key"])
-        const { owner, refreshEvery, ttl, wait } = yield* decodeWithLock(options, ["options"])
-        if (!Effect.isEffect(effect) && typeof effect !== "function") {
-          return yield* InvalidInput.single(entity, "must be an Effect or a function returning one", ["effect"])
-        }
-        const ttlMillis = Math.ceil(millisOf(ttl))
-        const every = Math.max(
-          1,
-          Math.min(
-            ttlMillis,
-            refreshEvery === undefined ? Math.floor(ttlMillis / 3) : Math.ceil(millisOf(refreshEvery))
+  return traced(
+    "LockStore",
+    driver,
+    LockStore.of({
+      clock: driver.clock,
+      acquire: (key, options) =>
+        Effect.gen(function* () {
+          const k = yield* decodeKey(key, ["key"])
+          const { owner, ttl, wait } = yield* decodeAcquire(options, ["options"])
+          const { lease } = yield* acquireTimed(
+            k,
+            owner,
+            Math.ceil(millisOf(ttl)),
+            wait === undefined ? 0 : millisOf(wait)
           )
-        )
-        const waitMillis = wait === undefined ? 0 : millisOf(wait)
-        return yield* Effect.uninterruptibleMask((restore) =>
-          Effect.gen(function* () {
-            const { lease, sent } = yield* restore(acquireTimed(k, owner, ttlMillis, waitMillis))
-            const body = Effect.isEffect(effect) ? effect : Effect.suspend(() => effect(lease))
-            const lockLost = Effect.suspend(() =>
-              Effect.fail(new LockLost({ key: lease.key, owner: lease.owner, token: lease.token }))
+          return lease
+        }),
+      release: (lease) => Effect.flatMap(decodeRef(lease, ["lease"]), release),
+      refresh: (lease, ttl) =>
+        Effect.gen(function* () {
+          const ref = yield* decodeRef(lease, ["lease"])
+          const millis = Math.ceil(millisOf(yield* decodeTtl(ttl, ["ttl"])))
+          const row = yield* driver.refresh(ref.key, ref.owner, ref.token, yield* now, millis)
+          if (row === undefined) return yield* new LockLost({ key: ref.key, owner: ref.owner, token: ref.token })
+          return leaseOf(row)
+        }),
+      isLocked: (key) =>
+        Effect.flatMap(checkId(entity, key), (k) =>
+          k === undefined
+            ? Effect.succeed(false)
+            : Effect.map(
+                Effect.flatMap(now, (t) => driver.get(k, t)),
+                (row) => row !== undefined
+              )
+        ),
+      find: (key) =>
+        Effect.flatMap(checkId(entity, key), (k) =>
+          k === undefined
+            ? Effect.succeed(Option.none())
+            : Effect.map(
+                Effect.flatMap(now, (t) => driver.get(k, t)),
+                (row) => Option.map(Option.fromNullable(row), leaseOf)
+              )
+        ),
+      list: (options) =>
+        Effect.gen(function* () {
+          const decoded = yield* decodeList(options)
+          const query = yield* toPageQuery(entity, decoded, ["string"])
+          const rows = yield* driver.list(decoded.prefix, yield* now, query)
+          return toPage(rows, query, leaseOf, (row) => [row.key])
+        }),
+      releaseExpired: (options) =>
+        Effect.gen(function* () {
+          const { batch } = yield* decodeReleaseExpired(options)
+          return yield* driver.releaseExpired(yield* now, batch ?? 1000)
+        }),
+      withLock: <A, E, R>(
+        key: string,
+        effect: Effect.Effect<A, E, R> | ((lease: Lease) => Effect.Effect<A, E, R>),
+        options: WithLockOptions
+      ) =>
+        Effect.gen(function* () {
+          const k = yield* decodeKey(key, ["key"])
+          const { owner, refreshEvery, ttl, wait } = yield* decodeWithLock(options, ["options"])
+          if (!Effect.isEffect(effect) && typeof effect !== "function") {
+            return yield* InvalidInput.single(entity, "must be an Effect or a function returning one", ["effect"])
+          }
+          const ttlMillis = Math.ceil(millisOf(ttl))
+          const every = Math.max(
+            1,
+            Math.min(
+              ttlMillis,
+              refreshEvery === undefined ? Math.floor(ttlMillis / 3) : Math.ceil(millisOf(refreshEvery))
             )
-            // The keeper completes only when the lease is lost: then `body` is interrupted and the result is LockLost.
-            const exit = yield* Effect.exit(
-              restore(Effect.raceFirst(body, Effect.zipRight(keep(lease, sent, ttlMillis, every), lockLost)))
-            )
-            const released = yield* Effect.exit(release(lease))
-            if (Exit.isSuccess(exit) && Exit.isFailure(released)) return yield* Effect.failCause(released.cause)
-            return yield* exit
-          })
-        )
-      })
-  })
+          )
+          const waitMillis = wait === undefined ? 0 : millisOf(wait)
+          return yield* Effect.uninterruptibleMask((restore) =>
+            Effect.gen(function* () {
+              const { lease, sent } = yield* restore(acquireTimed(k, owner, ttlMillis, waitMillis))
+              const body = Effect.isEffect(effect) ? effect : Effect.suspend(() => effect(lease))
+              const lockLost = Effect.suspend(() =>
+                Effect.fail(new LockLost({ key: lease.key, owner: lease.owner, token: lease.token }))
+              )
+              // The keeper completes only when the lease is lost: then `body` is interrupted and the result is LockLost.
+              const exit = yield* Effect.exit(
+                restore(Effect.raceFirst(body, Effect.zipRight(keep(lease, sent, ttlMillis, every), lockLost)))
+              )
+              const released = yield* Effect.exit(release(lease))
+              if (Exit.isSuccess(exit) && Exit.isFailure(released)) return yield* Effect.failCause(released.cause)
+              return yield* exit
+            })
+          )
+        })
+    })
+  )
 }

@@ -24,6 +24,7 @@ import { type Keyset, type Page, PageOptions, type PageQuery, toPage, toPageQuer
 import { byId, checkId, decodeInput, decodeOptions, UpdateOptions, updateVersioned } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
 import { MemoryTtl } from "./AgentMemory.ts"
+import { traced } from "./Traced.ts"
 
 // ---------------------------------------------------------------------------
 // Shared schemas
@@ -853,45 +854,49 @@ export const makeMemoryMessageStore = (driver: MemoryMessageDriver, embeddings: 
   const find = (id: unknown) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => findOne(messageEntity, id, driver.getMany, live(now)))
 
-  return MemoryMessageStore.of({
-    add: (input) =>
-      Effect.flatMap(decodeMessageInput(input), (fields) => Effect.map(addAll([fields]), (added) => added[0]!)),
-    addMany: (inputs) => Effect.flatMap(decodeMessageInputs(inputs), addAll),
-    get: (id) => Effect.flatMap(find(id), orNotFound(messageEntity, id)),
-    find: (id) => Effect.map(find(id), Option.fromNullable),
-    listByConversation: Effect.fnUntraced(function* (conversationId, input) {
-      const conversation = yield* checkConversation(messageEntity, conversationId)
-      const options = yield* decodeMessagePage(input)
-      const query = yield* toPageQuery(messageEntity, options, ["number", "string"])
-      const keyOf = (row: MemoryMessageRow): Keyset => [row.seq, row.id]
-      if (conversation === undefined) return toPage([], query, decodeMessageRow, keyOf)
-      const rows = yield* driver.list(conversation, yield* Clock.currentTimeMillis, query)
-      return toPage(rows, query, decodeMessageRow, keyOf)
-    }),
-    list: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeMessageList(input)
-      const query = yield* toPageQuery(messageEntity, options)
-      const rows = yield* driver.listAll(options.conversationId, yield* Clock.currentTimeMillis, query)
-      return toPage(rows, query, decodeMessageRow)
-    }),
-    search: (text, options) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        searchWith({
-          entity: messageEntity,
-          embeddings,
-          candidates: (conversationId) => driver.candidates(conversationId, embeddings.model, now),
-          rows: driver.getMany,
-          decode: live(now)
-        })(text, options)
-      ),
-    delete: (id) => deleteById(messageEntity, id, driver.delete),
-    deleteByConversation: (conversationId) =>
-      deleteConversation(messageEntity, conversationId, driver.deleteByConversation),
-    deleteExpired: Effect.fnUntraced(function* (options) {
-      const { batch } = yield* decodeDeleteExpired(options)
-      return yield* driver.deleteExpired(yield* Clock.currentTimeMillis, batch ?? 1000)
+  return traced(
+    "MemoryMessageStore",
+    driver,
+    MemoryMessageStore.of({
+      add: (input) =>
+        Effect.flatMap(decodeMessageInput(input), (fields) => Effect.map(addAll([fields]), (added) => added[0]!)),
+      addMany: (inputs) => Effect.flatMap(decodeMessageInputs(inputs), addAll),
+      get: (id) => Effect.flatMap(find(id), orNotFound(messageEntity, id)),
+      find: (id) => Effect.map(find(id), Option.fromNullable),
+      listByConversation: Effect.fnUntraced(function* (conversationId, input) {
+        const conversation = yield* checkConversation(messageEntity, conversationId)
+        const options = yield* decodeMessagePage(input)
+        const query = yield* toPageQuery(messageEntity, options, ["number", "string"])
+        const keyOf = (row: MemoryMessageRow): Keyset => [row.seq, row.id]
+        if (conversation === undefined) return toPage([], query, decodeMessageRow, keyOf)
+        const rows = yield* driver.list(conversation, yield* Clock.currentTimeMillis, query)
+        return toPage(rows, query, decodeMessageRow, keyOf)
+      }),
+      list: Effect.fnUntraced(function* (input) {
+        const options = yield* decodeMessageList(input)
+        const query = yield* toPageQuery(messageEntity, options)
+        const rows = yield* driver.listAll(options.conversationId, yield* Clock.currentTimeMillis, query)
+        return toPage(rows, query, decodeMessageRow)
+      }),
+      search: (text, options) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          searchWith({
+            entity: messageEntity,
+            embeddings,
+            candidates: (conversationId) => driver.candidates(conversationId, embeddings.model, now),
+            rows: driver.getMany,
+            decode: live(now)
+          })(text, options)
+        ),
+      delete: (id) => deleteById(messageEntity, id, driver.delete),
+      deleteByConversation: (conversationId) =>
+        deleteConversation(messageEntity, conversationId, driver.deleteByConversation),
+      deleteExpired: Effect.fnUntraced(function* (options) {
+        const { batch } = yield* decodeDeleteExpired(options)
+        return yield* driver.deleteExpired(yield* Clock.currentTimeMillis, batch ?? 1000)
+      })
     })
-  })
+  )
 }
 
 // ---------------------------------------------------------------------------
@@ -979,25 +984,29 @@ const decodeSummaryRow = (row: SummaryRow): Summary => ({
 
 /** Builds a `SummaryStore` over a driver and an embedder. */
 export const makeSummaryStore = (driver: SummaryDriver, embeddings: Embeddings["Type"]) =>
-  SummaryStore.of(
-    makeItemStore({
-      entity: "Summary",
-      input: SummaryInput,
-      listOptions: SummaryListOptions,
-      check: (input) => (input.fromSeq <= input.toSeq ? undefined : { path: ["toSeq"], rule: "must be ≥ fromSeq" }),
-      row: (input, id, now): SummaryRow => ({
-        id,
-        conversationId: input.conversationId,
-        fromSeq: input.fromSeq,
-        toSeq: input.toSeq,
-        content: JSON.stringify(input.content),
-        metadata: JSON.stringify(input.metadata ?? {}),
-        createdAt: now
-      }),
-      decode: decodeSummaryRow,
-      driver,
-      embeddings
-    })
+  traced(
+    "SummaryStore",
+    driver,
+    SummaryStore.of(
+      makeItemStore({
+        entity: "Summary",
+        input: SummaryInput,
+        listOptions: SummaryListOptions,
+        check: (input) => (input.fromSeq <= input.toSeq ? undefined : { path: ["toSeq"], rule: "must be ≥ fromSeq" }),
+        row: (input, id, now): SummaryRow => ({
+          id,
+          conversationId: input.conversationId,
+          fromSeq: input.fromSeq,
+          toSeq: input.toSeq,
+          content: JSON.stringify(input.content),
+          metadata: JSON.stringify(input.metadata ?? {}),
+          createdAt: now
+        }),
+        decode: decodeSummaryRow,
+        driver,
+        embeddings
+      })
+    )
   )
 
 const decodeFactRow = (row: FactRow): Fact => ({
@@ -1013,25 +1022,29 @@ const decodeFactRow = (row: FactRow): Fact => ({
 
 /** Builds a `FactStore` over a driver and an embedder. */
 export const makeFactStore = (driver: FactDriver, embeddings: Embeddings["Type"]) =>
-  FactStore.of(
-    makeItemStore({
-      entity: "Fact",
-      input: FactInput,
-      listOptions: FactListOptions,
-      row: (input, id, now): FactRow => ({
-        id,
-        conversationId: input.conversationId,
-        content: JSON.stringify(input.content),
-        kind: input.kind ?? "other",
-        importance: input.importance ?? 0.5,
-        sourceMessageIds: JSON.stringify(input.sourceMessageIds ?? []),
-        metadata: JSON.stringify(input.metadata ?? {}),
-        createdAt: now
-      }),
-      decode: decodeFactRow,
-      driver,
-      embeddings
-    })
+  traced(
+    "FactStore",
+    driver,
+    FactStore.of(
+      makeItemStore({
+        entity: "Fact",
+        input: FactInput,
+        listOptions: FactListOptions,
+        row: (input, id, now): FactRow => ({
+          id,
+          conversationId: input.conversationId,
+          content: JSON.stringify(input.content),
+          kind: input.kind ?? "other",
+          importance: input.importance ?? 0.5,
+          sourceMessageIds: JSON.stringify(input.sourceMessageIds ?? []),
+          metadata: JSON.stringify(input.metadata ?? {}),
+          createdAt: now
+        }),
+        decode: decodeFactRow,
+        driver,
+        embeddings
+      })
+    )
   )
 
 // ---------------------------------------------------------------------------
@@ -1067,80 +1080,84 @@ const decodeName = decodeInput(modelEntity, Schema.String)
 export const makeMentalModelStore = (driver: MentalModelDriver, embeddings: Embeddings["Type"]) => {
   const find = (id: unknown) =>
     byId(modelEntity, id, undefined, (key) => Effect.map(driver.get(key), (row) => row && decodeModelRow(row)))
-  return MentalModelStore.of({
-    add: Effect.fnUntraced(function* (input) {
-      const fields = yield* decodeModelInput(input)
-      const [vector] = yield* embedAll(embeddings, [fields.content])
-      const now = yield* Clock.currentTimeMillis
-      const row: MentalModelRow = {
-        id: fields.id ?? uuidv7At(now),
-        name: fields.name,
-        content: JSON.stringify(fields.content),
-        metadata: JSON.stringify(fields.metadata ?? {}),
-        createdAt: now,
-        updatedAt: now,
-        version: 1
-      }
-      if (yield* driver.insert({ ...row, ...embedded(embeddings, vector!) })) return decodeModelRow(row)
-      const byName = yield* driver.getByName(row.name)
-      return yield* exists(modelEntity, byName === undefined ? row.id : row.name)
-    }),
-    update: Effect.fnUntraced(function* (id, input, options) {
-      const key = yield* checkId(modelEntity, id)
-      const patch = yield* decodeModelPatch(input)
-      const { expectedVersion } = yield* decodeModelUpdateOptions(options)
-      if (key === undefined) return yield* new NotFound({ entity: modelEntity, id })
-      const content = patch.content === undefined ? undefined : JSON.stringify(patch.content)
-      const row = yield* updateVersioned<MentalModelRow & MemoryEmbedding, Errors>({
+  return traced(
+    "MentalModelStore",
+    driver,
+    MentalModelStore.of({
+      add: Effect.fnUntraced(function* (input) {
+        const fields = yield* decodeModelInput(input)
+        const [vector] = yield* embedAll(embeddings, [fields.content])
+        const now = yield* Clock.currentTimeMillis
+        const row: MentalModelRow = {
+          id: fields.id ?? uuidv7At(now),
+          name: fields.name,
+          content: JSON.stringify(fields.content),
+          metadata: JSON.stringify(fields.metadata ?? {}),
+          createdAt: now,
+          updatedAt: now,
+          version: 1
+        }
+        if (yield* driver.insert({ ...row, ...embedded(embeddings, vector!) })) return decodeModelRow(row)
+        const byName = yield* driver.getByName(row.name)
+        return yield* exists(modelEntity, byName === undefined ? row.id : row.name)
+      }),
+      update: Effect.fnUntraced(function* (id, input, options) {
+        const key = yield* checkId(modelEntity, id)
+        const patch = yield* decodeModelPatch(input)
+        const { expectedVersion } = yield* decodeModelUpdateOptions(options)
+        if (key === undefined) return yield* new NotFound({ entity: modelEntity, id })
+        const content = patch.content === undefined ? undefined : JSON.stringify(patch.content)
+        const row = yield* updateVersioned<MentalModelRow & MemoryEmbedding, Errors>({
+          entity: modelEntity,
+          id: key,
+          expectedVersion,
+          read: Effect.map(driver.get(key), (row) => row && { ...row, model: "", vector: new Uint8Array() }),
+          next: (current) =>
+            Effect.gen(function* () {
+              const text = patch.content ?? (JSON.parse(current.content) as string)
+              const [vector] = yield* embedAll(embeddings, [text])
+              const now = yield* Clock.currentTimeMillis
+              return {
+                ...current,
+                content: content ?? current.content,
+                metadata: patch.metadata === undefined ? current.metadata : JSON.stringify(patch.metadata),
+                updatedAt: Math.max(now, current.updatedAt),
+                version: current.version + 1,
+                ...embedded(embeddings, vector!)
+              }
+            }),
+          write: (next) => Effect.map(driver.replace(next, next.version - 1), (won) => (won ? next : undefined))
+        })
+        return decodeModelRow(row)
+      }),
+      get: (id) => Effect.flatMap(find(id), orNotFound(modelEntity, id)),
+      getByName: (name) =>
+        Effect.flatMap(decodeName(name, ["name"]), (key) =>
+          Effect.flatMap(isPossibleName(key) ? driver.getByName(key) : Effect.succeed(undefined), (row) =>
+            orNotFound<MentalModel>(modelEntity, key)(row && decodeModelRow(row))
+          )
+        ),
+      list: Effect.fnUntraced(function* (input) {
+        const options = yield* decodeModelPage(input)
+        const query = yield* toPageQuery(modelEntity, options)
+        return toPage(yield* driver.list(query), query, decodeModelRow)
+      }),
+      history: Effect.fnUntraced(function* (id) {
+        const key = yield* checkId(modelEntity, id)
+        const rows = key === undefined ? [] : yield* driver.history(key)
+        if (rows.length === 0) return yield* new NotFound({ entity: modelEntity, id })
+        return rows.map(decodeVersionRow)
+      }),
+      search: searchWith({
         entity: modelEntity,
-        id: key,
-        expectedVersion,
-        read: Effect.map(driver.get(key), (row) => row && { ...row, model: "", vector: new Uint8Array() }),
-        next: (current) =>
-          Effect.gen(function* () {
-            const text = patch.content ?? (JSON.parse(current.content) as string)
-            const [vector] = yield* embedAll(embeddings, [text])
-            const now = yield* Clock.currentTimeMillis
-            return {
-              ...current,
-              content: content ?? current.content,
-              metadata: patch.metadata === undefined ? current.metadata : JSON.stringify(patch.metadata),
-              updatedAt: Math.max(now, current.updatedAt),
-              version: current.version + 1,
-              ...embedded(embeddings, vector!)
-            }
-          }),
-        write: (next) => Effect.map(driver.replace(next, next.version - 1), (won) => (won ? next : undefined))
-      })
-      return decodeModelRow(row)
-    }),
-    get: (id) => Effect.flatMap(find(id), orNotFound(modelEntity, id)),
-    getByName: (name) =>
-      Effect.flatMap(decodeName(name, ["name"]), (key) =>
-        Effect.flatMap(isPossibleName(key) ? driver.getByName(key) : Effect.succeed(undefined), (row) =>
-          orNotFound<MentalModel>(modelEntity, key)(row && decodeModelRow(row))
-        )
-      ),
-    list: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeModelPage(input)
-      const query = yield* toPageQuery(modelEntity, options)
-      return toPage(yield* driver.list(query), query, decodeModelRow)
-    }),
-    history: Effect.fnUntraced(function* (id) {
-      const key = yield* checkId(modelEntity, id)
-      const rows = key === undefined ? [] : yield* driver.history(key)
-      if (rows.length === 0) return yield* new NotFound({ entity: modelEntity, id })
-      return rows.map(decodeVersionRow)
-    }),
-    search: searchWith({
-      entity: modelEntity,
-      embeddings,
-      candidates: () => driver.candidates(embeddings.model),
-      rows: driver.getMany,
-      decode: decodeModelRow
-    }),
-    delete: (id) => deleteById(modelEntity, id, driver.delete)
-  })
+        embeddings,
+        candidates: () => driver.candidates(embeddings.model),
+        rows: driver.getMany,
+        decode: decodeModelRow
+      }),
+      delete: (id) => deleteById(modelEntity, id, driver.delete)
+    })
+  )
 }
 
 const isPossibleName = (name: string) => Schema.is(text255)(name)
@@ -1205,62 +1222,66 @@ export const makeTierMetadataStore = (driver: TierMetadataDriver) => {
     })
   const find = (id: unknown) => findOne(tierEntity, id, driver.getMany, (row: TierMetadataRow) => decodeTierRow(row))
 
-  return TierMetadataStore.of({
-    add: (input) =>
-      Effect.flatMap(decodeTierInput(input), (fields) => Effect.map(addAll([fields]), (rows) => rows[0]!)),
-    addMany: (inputs) => Effect.flatMap(decodeTierInputs(inputs), addAll),
-    get: (itemId) => Effect.flatMap(find(itemId), orNotFound(tierEntity, itemId)),
-    getMany: Effect.fnUntraced(function* (itemIds) {
-      const ids = possibleIds(yield* decodeItemIds(itemIds, ["itemIds"]))
-      if (ids.length === 0) return []
-      const rows = new Map((yield* driver.getMany(ids)).map((row) => [row.itemId, row]))
-      return ids.flatMap((id) => {
-        const row = rows.get(id)
-        return row === undefined ? [] : [decodeTierRow(row)]
-      })
-    }),
-    update: Effect.fnUntraced(function* (itemId, input, options) {
-      const key = yield* checkId(tierEntity, itemId)
-      const patch = yield* decodeTierPatch(input)
-      const { expectedVersion } = yield* decodeTierUpdateOptions(options)
-      if (key === undefined) return yield* new NotFound({ entity: tierEntity, id: itemId })
-      const row = yield* updateVersioned<TierMetadataRow, never>({
-        entity: tierEntity,
-        id: key,
-        expectedVersion,
-        read: Effect.map(driver.getMany([key]), (rows) => rows[0]),
-        next: (current) =>
-          Effect.map(Clock.currentTimeMillis, (now): TierMetadataRow => ({
-            ...current,
-            tier: patch.tier ?? current.tier,
-            importance: patch.importance ?? current.importance,
-            authority: patch.authority ?? current.authority,
-            updatedAt: Math.max(now, current.updatedAt),
-            version: current.version + 1
-          })),
-        write: (next) => driver.update(next, next.version - 1)
-      })
-      return decodeTierRow(row)
-    }),
-    delete: (itemId) => deleteById(tierEntity, itemId, driver.delete),
-    listByTier: Effect.fnUntraced(function* (tier, input) {
-      const key = yield* decodeTier(tier, ["tier"])
-      const options = yield* decodeTierPage(input)
-      const query = yield* toPageQuery(tierEntity, options)
-      return toPage(yield* driver.listByTier(key, query), query, decodeTierRow, tierKey)
-    }),
-    count: (tier) =>
-      tier === undefined ? driver.count(undefined) : Effect.flatMap(decodeTier(tier, ["tier"]), driver.count),
-    countByTier: () =>
-      Effect.map(driver.countByTier(), (counts) => {
-        const result: Record<MemoryTier, number> = { hot: 0, warm: 0, cold: 0, mental_model: 0 }
-        for (const [tier, n] of counts) if (tier in result) result[tier as MemoryTier] = n
-        return result
+  return traced(
+    "TierMetadataStore",
+    driver,
+    TierMetadataStore.of({
+      add: (input) =>
+        Effect.flatMap(decodeTierInput(input), (fields) => Effect.map(addAll([fields]), (rows) => rows[0]!)),
+      addMany: (inputs) => Effect.flatMap(decodeTierInputs(inputs), addAll),
+      get: (itemId) => Effect.flatMap(find(itemId), orNotFound(tierEntity, itemId)),
+      getMany: Effect.fnUntraced(function* (itemIds) {
+        const ids = possibleIds(yield* decodeItemIds(itemIds, ["itemIds"]))
+        if (ids.length === 0) return []
+        const rows = new Map((yield* driver.getMany(ids)).map((row) => [row.itemId, row]))
+        return ids.flatMap((id) => {
+          const row = rows.get(id)
+          return row === undefined ? [] : [decodeTierRow(row)]
+        })
       }),
-    recordAccess: Effect.fnUntraced(function* (itemIds) {
-      const ids = possibleIds(yield* decodeItemIds(itemIds, ["itemIds"]))
-      if (ids.length === 0) return 0
-      return yield* driver.recordAccess(ids, yield* Clock.currentTimeMillis)
+      update: Effect.fnUntraced(function* (itemId, input, options) {
+        const key = yield* checkId(tierEntity, itemId)
+        const patch = yield* decodeTierPatch(input)
+        const { expectedVersion } = yield* decodeTierUpdateOptions(options)
+        if (key === undefined) return yield* new NotFound({ entity: tierEntity, id: itemId })
+        const row = yield* updateVersioned<TierMetadataRow, never>({
+          entity: tierEntity,
+          id: key,
+          expectedVersion,
+          read: Effect.map(driver.getMany([key]), (rows) => rows[0]),
+          next: (current) =>
+            Effect.map(Clock.currentTimeMillis, (now): TierMetadataRow => ({
+              ...current,
+              tier: patch.tier ?? current.tier,
+              importance: patch.importance ?? current.importance,
+              authority: patch.authority ?? current.authority,
+              updatedAt: Math.max(now, current.updatedAt),
+              version: current.version + 1
+            })),
+          write: (next) => driver.update(next, next.version - 1)
+        })
+        return decodeTierRow(row)
+      }),
+      delete: (itemId) => deleteById(tierEntity, itemId, driver.delete),
+      listByTier: Effect.fnUntraced(function* (tier, input) {
+        const key = yield* decodeTier(tier, ["tier"])
+        const options = yield* decodeTierPage(input)
+        const query = yield* toPageQuery(tierEntity, options)
+        return toPage(yield* driver.listByTier(key, query), query, decodeTierRow, tierKey)
+      }),
+      count: (tier) =>
+        tier === undefined ? driver.count(undefined) : Effect.flatMap(decodeTier(tier, ["tier"]), driver.count),
+      countByTier: () =>
+        Effect.map(driver.countByTier(), (counts) => {
+          const result: Record<MemoryTier, number> = { hot: 0, warm: 0, cold: 0, mental_model: 0 }
+          for (const [tier, n] of counts) if (tier in result) result[tier as MemoryTier] = n
+          return result
+        }),
+      recordAccess: Effect.fnUntraced(function* (itemIds) {
+        const ids = possibleIds(yield* decodeItemIds(itemIds, ["itemIds"]))
+        if (ids.length === 0) return 0
+        return yield* driver.recordAccess(ids, yield* Clock.currentTimeMillis)
+      })
     })
-  })
+  )
 }

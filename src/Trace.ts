@@ -31,6 +31,7 @@ import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./P
 import { byId, decodeInput, decodeOptions, isPlainObject } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
 import { Instant } from "./Audit.ts"
+import { traced } from "./Traced.ts"
 
 const text255 = Text.pipe(Schema.minLength(1), Schema.maxLength(255))
 
@@ -355,50 +356,54 @@ export const makeTraceStore = (driver: TraceDriver) => {
       return yield* write(spans)
     })
 
-  return TraceStore.of({
-    insert: Effect.fnUntraced(function* (input) {
-      const span = yield* decodeSpan(input)
-      const prepared = yield* toRow(span, yield* Clock.currentTimeMillis, [])
-      return (yield* write([prepared]))[0]!
-    }),
-    insertMany: Effect.fnUntraced(function* (input) {
-      const items = yield* decodeBatch(input)
-      const now = yield* Clock.currentTimeMillis
-      const spans: Array<Prepared> = []
-      for (let i = 0; i < items.length; i++) {
-        spans.push(yield* toRow(yield* decodeSpan(items[i], [i]), now, [i]))
-      }
-      return yield* write(spans)
-    }),
-    get: (id) =>
-      Effect.flatMap(find(id), (span) =>
-        span === undefined ? Effect.fail(new NotFound({ entity, id: String(id) })) : Effect.succeed(span)
-      ),
-    find: (id) => Effect.map(find(id), Option.fromNullable),
-    listByTrace: (traceId) =>
-      byId(entity, traceId, [] as ReadonlyArray<Span>, (traceId) =>
-        Effect.map(driver.listByTrace(traceId), (rows) => rows.map(decodeRow))
-      ),
-    list: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeList(input)
-      const query = yield* toPageQuery(entity, options)
-      const filter: SpanFilter = {
-        sessionId: options.sessionId,
-        name: options.name,
-        from: options.from === undefined ? undefined : DateTime.toEpochMillis(options.from),
-        to: options.to === undefined ? undefined : DateTime.toEpochMillis(options.to)
-      }
-      return toPage(yield* driver.list(filter, query), query, decodeRow, startedKey)
-    }),
-    prune: Effect.fnUntraced(function* (input) {
-      const { olderThan } = yield* decodePrune(input)
-      const millis = typeof olderThan === "number" ? olderThan : Duration.toMillis(olderThan)
-      if (!Number.isFinite(millis)) {
-        return yield* InvalidInput.single(entity, "must be a finite duration", ["olderThan"])
-      }
-      return yield* driver.prune((yield* Clock.currentTimeMillis) - millis)
+  return traced(
+    "TraceStore",
+    driver,
+    TraceStore.of({
+      insert: Effect.fnUntraced(function* (input) {
+        const span = yield* decodeSpan(input)
+        const prepared = yield* toRow(span, yield* Clock.currentTimeMillis, [])
+        return (yield* write([prepared]))[0]!
+      }),
+      insertMany: Effect.fnUntraced(function* (input) {
+        const items = yield* decodeBatch(input)
+        const now = yield* Clock.currentTimeMillis
+        const spans: Array<Prepared> = []
+        for (let i = 0; i < items.length; i++) {
+          spans.push(yield* toRow(yield* decodeSpan(items[i], [i]), now, [i]))
+        }
+        return yield* write(spans)
+      }),
+      get: (id) =>
+        Effect.flatMap(find(id), (span) =>
+          span === undefined ? Effect.fail(new NotFound({ entity, id: String(id) })) : Effect.succeed(span)
+        ),
+      find: (id) => Effect.map(find(id), Option.fromNullable),
+      listByTrace: (traceId) =>
+        byId(entity, traceId, [] as ReadonlyArray<Span>, (traceId) =>
+          Effect.map(driver.listByTrace(traceId), (rows) => rows.map(decodeRow))
+        ),
+      list: Effect.fnUntraced(function* (input) {
+        const options = yield* decodeList(input)
+        const query = yield* toPageQuery(entity, options)
+        const filter: SpanFilter = {
+          sessionId: options.sessionId,
+          name: options.name,
+          from: options.from === undefined ? undefined : DateTime.toEpochMillis(options.from),
+          to: options.to === undefined ? undefined : DateTime.toEpochMillis(options.to)
+        }
+        return toPage(yield* driver.list(filter, query), query, decodeRow, startedKey)
+      }),
+      prune: Effect.fnUntraced(function* (input) {
+        const { olderThan } = yield* decodePrune(input)
+        const millis = typeof olderThan === "number" ? olderThan : Duration.toMillis(olderThan)
+        if (!Number.isFinite(millis)) {
+          return yield* InvalidInput.single(entity, "must be a finite duration", ["olderThan"])
+        }
+        return yield* driver.prune((yield* Clock.currentTimeMillis) - millis)
+      })
     })
-  })
+  )
 }
 
 // ---------------------------------------------------------------------------

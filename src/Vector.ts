@@ -14,6 +14,7 @@ import { uuidv7At } from "./Id.ts"
 import { isJson, isStorableText, JsonObject, Text } from "./Json.ts"
 import { checkId, decodeInput, decodeOptions, isPlainObject, kindOf } from "./Record.ts"
 import { compile, type Metric, type Predicate, type VectorFilter, type VectorIndex } from "./VectorFilter.ts"
+import { traced } from "./Traced.ts"
 
 export type { Metric, VectorFilter } from "./VectorFilter.ts"
 
@@ -369,112 +370,117 @@ export const makeVectorStore = (driver: VectorDriver) => {
       return written ? ids : yield* upsert(name, documents, now)
     })
 
-  return VectorStore.of({
-    createCollection: (name, options) =>
-      Effect.gen(function* () {
-        const key = yield* decodeName(name, ["name"])
-        const { dimension, metric } = yield* decodeCreate(options, ["options"])
-        const now = yield* Clock.currentTimeMillis
-        const row: VectorCollectionRow = {
-          name: key,
-          uid: uuidv7At(now),
-          dimension,
-          metric: metric ?? "cosine",
-          createdAt: now
-        }
-        if (!(yield* driver.createCollection(row))) {
-          return yield* new Conflict({ entity: collectionEntity, id: key, expected: 0, actual: 1, reason: "exists" })
-        }
-        return infoOf(row, 0)
-      }),
-    describeCollection: (name) =>
-      Effect.flatMap(resolve(name), (row) => Effect.map(driver.count(row), (count) => infoOf(row, count))),
-    listCollections: () =>
-      Effect.map(driver.listCollections(), (rows) =>
-        rows
-          .map(({ count, row }) => infoOf(row, count))
-          .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-      ),
-    dropCollection: (name) =>
-      Effect.flatMap(checkId(collectionEntity, name), (key) =>
-        key === undefined ? Effect.succeed(false) : driver.dropCollection(key)
-      ),
-    upsert: (collection, documents) =>
-      Effect.gen(function* () {
-        if (typeof collection !== "string") yield* checkId(collectionEntity, collection)
-        const decoded = fastDocuments(documents) ?? (yield* decodeDocuments(documents, ["documents"]))
-        const now = yield* Clock.currentTimeMillis
-        return yield* upsert(collection, decoded, now)
-      }),
-    get: (collection, ids) =>
-      Effect.gen(function* () {
-        const wanted = yield* decodeIds(ids, ["ids"])
-        const row = yield* resolve(collection)
-        const unique = Array.from(new Set(wanted.filter((id) => Schema.is(VectorId)(id))))
-        if (unique.length === 0) return []
-        const found = yield* driver.get(row, unique)
-        const byId = new Map(found.map((record) => [record.id, record]))
-        return unique.flatMap((id) => {
-          const record = byId.get(id)
-          return record === undefined ? [] : [record]
-        })
-      }),
-    delete: (collection, target) =>
-      Effect.gen(function* () {
-        if (Array.isArray(target)) {
-          const ids = yield* decodeIds(target, ["ids"])
-          const row = yield* resolve(collection)
-          const unique = Array.from(new Set(ids.filter((id) => Schema.is(VectorId)(id))))
-          if (unique.length === 0) return 0
-          const deleted = yield* driver.delete(row, unique, undefined)
-          if (deleted === "missing") return yield* new NotFound({ entity: collectionEntity, id: row.name })
-          return (deleted as ReadonlyArray<string>).length
-        }
-        if (typeof target !== "object" || target === null) {
-          return yield* InvalidInput.single(entity, `must be an array of ids or { filter }, got ${kindOf(target)}`, [
-            "target"
-          ])
-        }
-        const predicate = yield* compileFilter((target as { filter?: unknown }).filter, ["target", "filter"])
-        while (true) {
-          const [row, { index, revision }] = yield* snapshot(collection)
-          const ids: Array<string> = []
-          for (let slot = 0; slot < index.size; slot++) if (predicate(index.metadata[slot]!)) ids.push(index.ids[slot]!)
-          if (ids.length === 0) return 0
-          const deleted = yield* driver.delete(row, ids, revision)
-          if (deleted === "missing") return yield* new NotFound({ entity: collectionEntity, id: row.name })
-          if (deleted !== "stale") return deleted.length
-        }
-      }),
-    count: (collection, options) =>
-      Effect.gen(function* () {
-        const { filter } = yield* decodeCount(options)
-        const predicate: Predicate | undefined =
-          filter === undefined ? undefined : yield* compileFilter(filter, ["options", "filter"])
-        if (predicate === undefined) return yield* driver.count(yield* resolve(collection))
-        const [, { index }] = yield* snapshot(collection)
-        let count = 0
-        for (let slot = 0; slot < index.size; slot++) if (predicate(index.metadata[slot]!)) count++
-        return count
-      }),
-    search: (collection, vector, options) =>
-      Effect.gen(function* () {
-        const given = yield* decodeVector(vector, ["vector"])
-        const { filter, includeVectors, minScore, topK } = yield* decodeSearch(options)
-        const predicate = filter === undefined ? undefined : yield* compileFilter(filter, ["options", "filter"])
-        const [row, { index }] = yield* snapshot(collection)
-        const query = yield* toFloat32(given, row.dimension, ["vector"])
-        return index.search(query, topK ?? 10, predicate, minScore).map(({ score, slot }): VectorSearchResult => {
-          const content = index.content[slot]
-          const result: { -readonly [K in keyof VectorSearchResult]: VectorSearchResult[K] } = {
-            id: index.ids[slot]!,
-            score,
-            metadata: copyVectorJson(index.metadata[slot]!)
+  return traced(
+    "VectorStore",
+    driver,
+    VectorStore.of({
+      createCollection: (name, options) =>
+        Effect.gen(function* () {
+          const key = yield* decodeName(name, ["name"])
+          const { dimension, metric } = yield* decodeCreate(options, ["options"])
+          const now = yield* Clock.currentTimeMillis
+          const row: VectorCollectionRow = {
+            name: key,
+            uid: uuidv7At(now),
+            dimension,
+            metric: metric ?? "cosine",
+            createdAt: now
           }
-          if (content !== undefined) result.content = content
-          if (includeVectors === true) result.vector = index.vector(slot)
-          return result
+          if (!(yield* driver.createCollection(row))) {
+            return yield* new Conflict({ entity: collectionEntity, id: key, expected: 0, actual: 1, reason: "exists" })
+          }
+          return infoOf(row, 0)
+        }),
+      describeCollection: (name) =>
+        Effect.flatMap(resolve(name), (row) => Effect.map(driver.count(row), (count) => infoOf(row, count))),
+      listCollections: () =>
+        Effect.map(driver.listCollections(), (rows) =>
+          rows
+            .map(({ count, row }) => infoOf(row, count))
+            .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+        ),
+      dropCollection: (name) =>
+        Effect.flatMap(checkId(collectionEntity, name), (key) =>
+          key === undefined ? Effect.succeed(false) : driver.dropCollection(key)
+        ),
+      upsert: (collection, documents) =>
+        Effect.gen(function* () {
+          if (typeof collection !== "string") yield* checkId(collectionEntity, collection)
+          const decoded = fastDocuments(documents) ?? (yield* decodeDocuments(documents, ["documents"]))
+          const now = yield* Clock.currentTimeMillis
+          return yield* upsert(collection, decoded, now)
+        }),
+      get: (collection, ids) =>
+        Effect.gen(function* () {
+          const wanted = yield* decodeIds(ids, ["ids"])
+          const row = yield* resolve(collection)
+          const unique = Array.from(new Set(wanted.filter((id) => Schema.is(VectorId)(id))))
+          if (unique.length === 0) return []
+          const found = yield* driver.get(row, unique)
+          const byId = new Map(found.map((record) => [record.id, record]))
+          return unique.flatMap((id) => {
+            const record = byId.get(id)
+            return record === undefined ? [] : [record]
+          })
+        }),
+      delete: (collection, target) =>
+        Effect.gen(function* () {
+          if (Array.isArray(target)) {
+            const ids = yield* decodeIds(target, ["ids"])
+            const row = yield* resolve(collection)
+            const unique = Array.from(new Set(ids.filter((id) => Schema.is(VectorId)(id))))
+            if (unique.length === 0) return 0
+            const deleted = yield* driver.delete(row, unique, undefined)
+            if (deleted === "missing") return yield* new NotFound({ entity: collectionEntity, id: row.name })
+            return (deleted as ReadonlyArray<string>).length
+          }
+          if (typeof target !== "object" || target === null) {
+            return yield* InvalidInput.single(entity, `must be an array of ids or { filter }, got ${kindOf(target)}`, [
+              "target"
+            ])
+          }
+          const predicate = yield* compileFilter((target as { filter?: unknown }).filter, ["target", "filter"])
+          while (true) {
+            const [row, { index, revision }] = yield* snapshot(collection)
+            const ids: Array<string> = []
+            for (let slot = 0; slot < index.size; slot++)
+              if (predicate(index.metadata[slot]!)) ids.push(index.ids[slot]!)
+            if (ids.length === 0) return 0
+            const deleted = yield* driver.delete(row, ids, revision)
+            if (deleted === "missing") return yield* new NotFound({ entity: collectionEntity, id: row.name })
+            if (deleted !== "stale") return deleted.length
+          }
+        }),
+      count: (collection, options) =>
+        Effect.gen(function* () {
+          const { filter } = yield* decodeCount(options)
+          const predicate: Predicate | undefined =
+            filter === undefined ? undefined : yield* compileFilter(filter, ["options", "filter"])
+          if (predicate === undefined) return yield* driver.count(yield* resolve(collection))
+          const [, { index }] = yield* snapshot(collection)
+          let count = 0
+          for (let slot = 0; slot < index.size; slot++) if (predicate(index.metadata[slot]!)) count++
+          return count
+        }),
+      search: (collection, vector, options) =>
+        Effect.gen(function* () {
+          const given = yield* decodeVector(vector, ["vector"])
+          const { filter, includeVectors, minScore, topK } = yield* decodeSearch(options)
+          const predicate = filter === undefined ? undefined : yield* compileFilter(filter, ["options", "filter"])
+          const [row, { index }] = yield* snapshot(collection)
+          const query = yield* toFloat32(given, row.dimension, ["vector"])
+          return index.search(query, topK ?? 10, predicate, minScore).map(({ score, slot }): VectorSearchResult => {
+            const content = index.content[slot]
+            const result: { -readonly [K in keyof VectorSearchResult]: VectorSearchResult[K] } = {
+              id: index.ids[slot]!,
+              score,
+              metadata: copyVectorJson(index.metadata[slot]!)
+            }
+            if (content !== undefined) result.content = content
+            if (includeVectors === true) result.vector = index.vector(slot)
+            return result
+          })
         })
-      })
-  })
+    })
+  )
 }
