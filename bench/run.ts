@@ -23,7 +23,10 @@
  * Then the PostgreSQL rows (`bench/pg.ts`) and the agent-work rows of both
  * databases (`bench/agentWork.ts`), `BENCH_PG_REPS` (default 5) each, against
  * `DATABASE_URL` (default the local server), skipped with a note when it is
- * unreachable.
+ * unreachable. Last, the stores' own rows (events, checkpoints, audit and
+ * traces, locks, images, the broker, vectors, memory tiers; `BENCH_STORES`
+ * picks some, `BENCH_STORE_REPS` default 3), each beside the raw driver
+ * running the same statements.
  */
 import { Effect, Layer, Option, Tracer } from "effect"
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -39,6 +42,14 @@ import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { type Baseline, extraPragmas, openBaseline } from "./baseline.ts"
 import { printAgentWork, runAgentWork } from "./agentWork.ts"
+import { printBroker, runBroker } from "./broker.ts"
+import { printCheckpoints, runCheckpoints } from "./checkpoints.ts"
+import { printEvents, runEvents } from "./events.ts"
+import { printImages, runImages } from "./images.ts"
+import { printLedger, runLedger } from "./ledger.ts"
+import { printLocks, runLocks } from "./locks.ts"
+import { printTiers, runTiers } from "./tiers.ts"
+import { printVectors, runVectors } from "./vectors.ts"
 import { printPg, runPg } from "./pg.ts"
 import { best, median } from "./stats.ts"
 
@@ -574,6 +585,90 @@ if (!scaleMode) {
     results.push(...workRows)
   } catch (error) {
     console.log(`\npostgres rows skipped: ${String(error)} (set DATABASE_URL to a reachable server)`)
+  }
+}
+
+/**
+ * The stores' own rows (`BENCH_STORES`, comma-separated, default all): each beside the raw driver running the same
+ * statements on SQLite and PostgreSQL, `BENCH_STORE_REPS` (default 3) repetitions each.
+ */
+const storeBenches: ReadonlyArray<readonly [string, (reps: number) => Promise<ReadonlyArray<unknown>>]> = [
+  [
+    "events",
+    async (reps) => {
+      const r = await runEvents({ reps })
+      printEvents(r, reps)
+      return r
+    }
+  ],
+  [
+    "checkpoints",
+    async (reps) => {
+      const r = await runCheckpoints({ reps })
+      printCheckpoints(r, reps)
+      return r
+    }
+  ],
+  [
+    "ledger",
+    async (reps) => {
+      const r = await runLedger({ reps })
+      printLedger(r, reps)
+      return r
+    }
+  ],
+  [
+    "locks",
+    async (reps) => {
+      const r = await runLocks({ reps })
+      printLocks(r, reps)
+      return r
+    }
+  ],
+  [
+    "images",
+    async (reps) => {
+      const r = await runImages({ reps })
+      printImages(r)
+      return r
+    }
+  ],
+  [
+    "broker",
+    async (reps) => {
+      const r = await runBroker({ reps })
+      printBroker(r)
+      return r
+    }
+  ],
+  [
+    "vectors",
+    async (reps) => {
+      const r = await runVectors({ reps })
+      printVectors(r)
+      return r
+    }
+  ],
+  [
+    "tiers",
+    async (reps) => {
+      const r = await runTiers({ reps })
+      printTiers(r)
+      return r
+    }
+  ]
+]
+if (!scaleMode) {
+  const wanted = (process.env["BENCH_STORES"] ?? storeBenches.map(([name]) => name).join(",")).split(",")
+  const storeReps = Math.max(1, Number(process.env["BENCH_STORE_REPS"] ?? 3))
+  for (const [name, bench] of storeBenches) {
+    if (!wanted.includes(name)) continue
+    console.log(`\n${name}:`)
+    try {
+      results.push(...((await bench(storeReps)) as ReadonlyArray<Result>))
+    } catch (error) {
+      console.log(`${name} rows skipped: ${String(error)}`)
+    }
   }
 }
 
