@@ -25,6 +25,7 @@ import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./P
 import { checkId, decodeInput, decodeOptions, decoder } from "./Record.ts"
 import { StateStore } from "./State.ts"
 import { utcFromMillis } from "./Time.ts"
+import { traced } from "./Traced.ts"
 
 /** What `subscribe` and `project` take for "every stream". Not a valid stream id. */
 export const allStreams = "all" as const
@@ -459,57 +460,61 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
       })
     )
 
-  return EventStore.of({
-    append: (streamId, events, options) => append(streamId, events, options),
-    read: Effect.fnUntraced(function* (streamId, input) {
-      const id = yield* lookupId(streamId)
-      const options = yield* decodeReadOptions(input)
-      if (id === undefined) return []
-      const backward = options.direction === "backward"
-      const after = options.after ?? (backward ? Number.MAX_SAFE_INTEGER : 0)
-      return yield* readStream(id, after, options.limit ?? 100, backward)
-    }),
-    readAll: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeReadAllOptions(input)
-      return yield* readAll(options.after ?? 0, options.limit ?? 100, options.types)
-    }),
-    version: (streamId) =>
-      Effect.flatMap(lookupId(streamId), (id) =>
-        id === undefined ? Effect.succeed(0) : Effect.map(driver.stream(id), (row) => row?.version ?? 0)
-      ),
-    streams: Effect.fnUntraced(function* (input) {
-      const options = yield* decodeStreamsOptions(input)
-      const query = yield* toPageQuery(entity, options, ["string"])
-      const rows = yield* driver.streams(options.prefix, query)
-      return toPage(rows, query, decodeStreamRow, (row) => [row.streamId])
-    }),
-    subscribe,
-    truncateBefore: Effect.fnUntraced(function* (streamId, input) {
-      const id = yield* lookupId(streamId)
-      const before = yield* decodeBefore(input, ["before"])
-      if (id === undefined) return yield* new NotFound({ entity: streamEntity, id: String(streamId) })
-      while (true) {
-        const now = yield* Clock.currentTimeMillis
-        const markerId = uuidv7At(now)
-        const outcome = yield* driver.truncate(
-          id,
-          before,
-          (mark, removed) => ({
-            id: markerId,
-            type: truncatedType,
-            payload: JSON.stringify({ before: mark, removed }),
-            metadata: "{}"
-          }),
-          now
-        )
-        if (outcome === undefined) return yield* new NotFound({ entity: streamEntity, id })
-        if (outcome._tag === "Refused") continue
-        if (outcome._tag === "Unchanged") return { truncatedBefore: outcome.truncatedBefore, removed: 0 }
-        yield* wake(id)
-        return { truncatedBefore: outcome.truncatedBefore, removed: outcome.removed }
-      }
+  return traced(
+    "EventStore",
+    driver,
+    EventStore.of({
+      append: (streamId, events, options) => append(streamId, events, options),
+      read: Effect.fnUntraced(function* (streamId, input) {
+        const id = yield* lookupId(streamId)
+        const options = yield* decodeReadOptions(input)
+        if (id === undefined) return []
+        const backward = options.direction === "backward"
+        const after = options.after ?? (backward ? Number.MAX_SAFE_INTEGER : 0)
+        return yield* readStream(id, after, options.limit ?? 100, backward)
+      }),
+      readAll: Effect.fnUntraced(function* (input) {
+        const options = yield* decodeReadAllOptions(input)
+        return yield* readAll(options.after ?? 0, options.limit ?? 100, options.types)
+      }),
+      version: (streamId) =>
+        Effect.flatMap(lookupId(streamId), (id) =>
+          id === undefined ? Effect.succeed(0) : Effect.map(driver.stream(id), (row) => row?.version ?? 0)
+        ),
+      streams: Effect.fnUntraced(function* (input) {
+        const options = yield* decodeStreamsOptions(input)
+        const query = yield* toPageQuery(entity, options, ["string"])
+        const rows = yield* driver.streams(options.prefix, query)
+        return toPage(rows, query, decodeStreamRow, (row) => [row.streamId])
+      }),
+      subscribe,
+      truncateBefore: Effect.fnUntraced(function* (streamId, input) {
+        const id = yield* lookupId(streamId)
+        const before = yield* decodeBefore(input, ["before"])
+        if (id === undefined) return yield* new NotFound({ entity: streamEntity, id: String(streamId) })
+        while (true) {
+          const now = yield* Clock.currentTimeMillis
+          const markerId = uuidv7At(now)
+          const outcome = yield* driver.truncate(
+            id,
+            before,
+            (mark, removed) => ({
+              id: markerId,
+              type: truncatedType,
+              payload: JSON.stringify({ before: mark, removed }),
+              metadata: "{}"
+            }),
+            now
+          )
+          if (outcome === undefined) return yield* new NotFound({ entity: streamEntity, id })
+          if (outcome._tag === "Refused") continue
+          if (outcome._tag === "Unchanged") return { truncatedBefore: outcome.truncatedBefore, removed: 0 }
+          yield* wake(id)
+          return { truncatedBefore: outcome.truncatedBefore, removed: outcome.removed }
+        }
+      })
     })
-  })
+  )
 }
 
 // ---------------------------------------------------------------------------
