@@ -63,6 +63,13 @@ const tablesOf = (sql: SqlClient, prefix: string) =>
     SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND starts_with(tablename, ${`${prefix}_`})
   `.pipe(Effect.map((rows) => rows.map((row) => row.tablename)))
 
+/** The functions of `prefix` in the current schema (the append-only and reference-count triggers'), by signature. */
+const functionsOf = (sql: SqlClient, prefix: string) =>
+  sql<{ readonly signature: string }>`
+    SELECT p.oid::regprocedure::text AS signature FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = current_schema() AND starts_with(p.proname, ${`${prefix}_`})
+  `.pipe(Effect.map((rows) => rows.map((row) => row.signature)))
+
 /** The prefix when `AGENT_STORES_TABLE_PREFIX` is unset: one per run. */
 const freshPrefix = `example_${Date.now().toString(36)}`
 
@@ -71,9 +78,15 @@ const runAndCleanUp = Effect.gen(function* () {
   const prefix = yield* Config.string("AGENT_STORES_TABLE_PREFIX")
   const sql = yield* SqlClient
   const existing = new Set(yield* tablesOf(sql, prefix))
+  const existingFunctions = new Set(yield* functionsOf(sql, prefix))
   const dropCreated = Effect.gen(function* () {
     const created = (yield* tablesOf(sql, prefix)).filter((table) => !existing.has(table))
     yield* Effect.forEach(created, (table) => sql`DROP TABLE IF EXISTS ${sql(table)} CASCADE`, { discard: true })
+    const functions = (yield* functionsOf(sql, prefix)).filter((signature) => !existingFunctions.has(signature))
+    // A signature read from the catalogue (regprocedure text, quoted as PostgreSQL quotes it), not user data.
+    yield* Effect.forEach(functions, (signature) => sql.unsafe(`DROP FUNCTION IF EXISTS ${signature} CASCADE`), {
+      discard: true
+    })
     yield* Console.log(`dropped the ${created.length} tables this run created (prefix ${prefix})`)
   }).pipe(Effect.orDie)
 
