@@ -209,13 +209,20 @@ export type RegistryStores = Context.Tag.Identifier<(typeof registry)[number]["t
  */
 export type Stores = RegistryStores | SessionBroker | Embeddings | StorageBackend
 
-/** Every SQL schema the registry's stores use, each after the schemas it requires. */
+/**
+ * Every SQL schema the registry's stores use, the kernel's first and each after the schemas it requires. Two
+ * different schemas of one name would share a migrations table: that fails here, at import.
+ */
 export const schemas: ReadonlyArray<Kit.SqlSchema> = (() => {
   const found = new Map<string, Kit.SqlSchema>()
   const visit = (schema: Kit.SqlSchema): void => {
+    const known = found.get(schema.name)
+    if (known === schema) return
+    if (known !== undefined) throw new Error(`two SQL schemas are named "${schema.name}"`)
     schema.requires.forEach(visit)
     found.set(schema.name, schema)
   }
+  visit(Kit.kernel)
   registry.forEach((store) => visit(store.schema))
   return [...found.values()]
 })()
@@ -229,6 +236,6 @@ export const migrationTables = (prefix: string = Kit.defaultPrefix): ReadonlyArr
  * what a clean-up drops.
  */
 export const tablesOf = (prefix: string = Kit.defaultPrefix): ReadonlyArray<string> =>
-  [Kit.kernel, ...schemas]
+  schemas
     .flatMap((schema) => [...schema.tables.map((table) => `${prefix}_${table}`), `${prefix}_${schema.name}_migrations`])
     .reverse()
