@@ -47,7 +47,9 @@ const fibers = Effect.gen(function* () {
   const deadline = micros() + seconds * 1_000_000
   yield* Effect.all(
     [
-      ...Array.from({ length: 8 }, (_, i) => contender(key, `fiber-${i}`, deadline, record)),
+      // The contenders start just after the pauser, so its first pause holds the key while they wait (waiting is
+      // backoff, not a queue: in a tight loop the pauser might otherwise never get the key).
+      ...Array.from({ length: 8 }, (_, i) => Effect.delay(contender(key, `fiber-${i}`, deadline, record), "50 millis")),
       pauser(key, "pauser", deadline, record)
     ],
     { concurrency: "unbounded", discard: true }
