@@ -17,7 +17,8 @@
  * reported, with the ratio of the medians alongside. The memory layer runs
  * `BENCH_MEMORY_REPS` times (default 1: its appends are slow enough to double
  * the bench's time). `BENCH_CLOCK=cpu` times with this process's CPU time
- * (steadier on a busy machine). To measure a setting on both sides alike:
+ * (steadier on a busy machine). `BENCH_WORKLOADS` (e.g. `W1,W2`) runs only the
+ * workloads whose names start so. To measure a setting on both sides alike:
  * `BENCH_PRAGMAS` (`;`-separated pragmas applied after the library's own) and
  * `BENCH_SETUP_SQL` (DDL run right after opening, e.g. another index).
  * Then the PostgreSQL rows (`bench/pg.ts`) and the agent-work rows of both
@@ -433,7 +434,11 @@ const scaleWorkload = (sessions: number): Workload => {
   }
 }
 
-const selected: ReadonlyArray<Workload> = scaleMode ? SCALES.map(scaleWorkload) : workloads
+/** `BENCH_WORKLOADS`: comma-separated name prefixes (e.g. `W1,W2`) to run only those SQLite workloads. */
+const only = process.env["BENCH_WORKLOADS"]?.split(",").filter((prefix) => prefix !== "")
+const selected: ReadonlyArray<Workload> = scaleMode
+  ? SCALES.map(scaleWorkload)
+  : workloads.filter((workload) => only === undefined || only.some((prefix) => workload.name.startsWith(prefix)))
 
 // ---------------------------------------------------------------------------
 // Runner
