@@ -38,7 +38,7 @@ import { mmapBytes, pageCacheKiB, SqliteDatabase } from "../layers/sql/SqliteDat
 import { type Stores, StoresPg, StoresSqlite } from "../layers/Stores.ts"
 import { TemplateStore } from "../src/Plan.ts"
 import { AgentStateStore, TaskStore, type TaskRow } from "../src/Task.ts"
-import { best, median } from "./stats.ts"
+import { best, median, printTable } from "./stats.ts"
 
 /** One row of the agent-work table. */
 export interface Row {
@@ -588,16 +588,11 @@ export const printAgentWork = (rows: ReadonlyArray<Row>, reps: number) => {
     r.ratio.toFixed(2),
     r.medianRatio.toFixed(2)
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)))
-  const line = (row: ReadonlyArray<string>) =>
-    row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
   console.log(
     `agent work: best of ${reps} runs per side; raw = better-sqlite3 / postgres (porsager, pool ${POOL}), the ` +
       "library's statements and round trips; one op = claim + complete, save + get, or one render; target >= 0.8"
   )
-  console.log(line(header))
-  console.log(widths.map((w) => "-".repeat(w)).join("  "))
-  for (const row of cells) console.log(line(row))
+  printTable(header, cells)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -33,6 +33,7 @@ import { StoresPg, StoresSqlite } from "../layers/Stores.ts"
 import { SessionBroker } from "../src/Broker.ts"
 import { uuidv7At } from "../src/Id.ts"
 import type { MessageInput } from "../src/Message.ts"
+import { printTable } from "./stats.ts"
 
 /** One row of the broker table: latencies in milliseconds. */
 export interface Row {
@@ -377,16 +378,11 @@ export const printBroker = (rows: ReadonlyArray<Row>) => {
     r.baselineP99.toFixed(3),
     r.ratio.toFixed(2)
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)))
-  const line = (row: ReadonlyArray<string>) =>
-    row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
   console.log(
     "broker: send -> subscriber delivery latency, ping-pong, all reps pooled; raw = better-sqlite3 / postgres " +
       `(porsager, pool ${POOL}) with the stores' statements and an in-process wake; ratio = raw p50 / library p50`
   )
-  console.log(line(header))
-  console.log(widths.map((w) => "-".repeat(w)).join("  "))
-  for (const row of cells) console.log(line(row))
+  printTable(header, cells)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

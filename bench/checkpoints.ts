@@ -35,7 +35,7 @@ import type { StorageError } from "../src/Errors.ts"
 import { uuidv7At } from "../src/Id.ts"
 import { SessionStore } from "../src/Session.ts"
 import { CheckpointStore } from "../src/State.ts"
-import { best, median } from "./stats.ts"
+import { best, median, printTable } from "./stats.ts"
 
 /** One row of the checkpoint table. */
 export interface Row {
@@ -396,17 +396,12 @@ export const printCheckpoints = (rows: ReadonlyArray<Row>, reps: number) => {
     r.langGraph.toLocaleString("en-US"),
     r.vsLangGraph.toFixed(1)
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)))
-  const line = (row: ReadonlyArray<string>) =>
-    row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
   console.log(
     `checkpoints: best of ${reps} runs per side; raw = better-sqlite3 / postgres (porsager, pool ${POOL}) running the ` +
       "library's statements and round trips; LangGraph = the issue's anchor (SqliteSaver / PostgresSaver, not measured " +
       "here); targets >= 0.8 raw, >= 2x LangGraph"
   )
-  console.log(line(header))
-  console.log(widths.map((w) => "-".repeat(w)).join("  "))
-  for (const row of cells) console.log(line(row))
+  printTable(header, cells)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

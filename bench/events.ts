@@ -30,7 +30,7 @@ import * as SqlEventStore from "../layers/sql/SqlEventStore.ts"
 import { mmapBytes, pageCacheKiB } from "../layers/sql/SqliteDatabase.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { EventStore } from "../src/Event.ts"
-import { best, median } from "./stats.ts"
+import { best, median, printTable } from "./stats.ts"
 
 /** One row of the event table: throughput beside the raw driver, or a latency (library only). */
 export interface Row {
@@ -454,16 +454,11 @@ export const printEvents = (rows: ReadonlyArray<Row>, reps: number = 3) => {
     r.p50Ms?.toFixed(2) ?? "-",
     r.p99Ms?.toFixed(2) ?? "-"
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)))
-  const line = (row: ReadonlyArray<string>) =>
-    row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
   console.log(
     `events: best of ${reps} runs per side; raw = better-sqlite3 / postgres (porsager, pool ${POOL}) running the ` +
       "library's statements and round trips; one op = one append, or one whole read of the 10k stream; target >= 0.8"
   )
-  console.log(line(header))
-  console.log(widths.map((w) => "-".repeat(w)).join("  "))
-  for (const row of cells) console.log(line(row))
+  printTable(header, cells)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

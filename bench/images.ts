@@ -30,7 +30,7 @@ import * as SqlConversationStore from "../layers/sql/SqlConversationStore.ts"
 import * as SqlImageStore from "../layers/sql/SqlImageStore.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { ImageStore, sniffImage } from "../src/Image.ts"
-import { best, median } from "./stats.ts"
+import { best, median, printTable } from "./stats.ts"
 
 /** One row of the image table. */
 export interface Row {
@@ -348,16 +348,11 @@ export const printImages = (rows: ReadonlyArray<Row>) => {
     r.ratio.toFixed(2),
     r.medianRatio.toFixed(2)
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)))
-  const line = (row: ReadonlyArray<string>) =>
-    row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
   console.log(
     `images: best runs per side; raw = better-sqlite3 / postgres (pool ${POOL}) running the store's statements ` +
       "with the same SHA-256 on put and get; 100 KB PNGs, every put new bytes; target >= 0.8"
   )
-  console.log(line(header))
-  console.log(widths.map((w) => "-".repeat(w)).join("  "))
-  for (const row of cells) console.log(line(row))
+  printTable(header, cells)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -30,7 +30,7 @@ import * as SqlTraceStore from "../layers/sql/SqlTraceStore.ts"
 import { AuditLogStore, entryHash, genesisHash } from "../src/Audit.ts"
 import { uuidv7 } from "../src/Id.ts"
 import { TraceRecorder, TraceStore } from "../src/Trace.ts"
-import { best, median } from "./stats.ts"
+import { best, median, printTable } from "./stats.ts"
 
 /** One row of the ledger table. */
 export interface Row {
@@ -347,16 +347,11 @@ export const printLedger = (rows: ReadonlyArray<Row>, reps: number = 3) => {
     Number.isNaN(r.ratio) ? "-" : r.ratio.toFixed(2),
     Number.isNaN(r.medianRatio) ? "-" : r.medianRatio.toFixed(2)
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)))
-  const line = (row: ReadonlyArray<string>) =>
-    row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
   console.log(
     `ledger: best of ${reps} runs per side; baseline = raw better-sqlite3 / postgres (pool ${POOL}) running the ` +
       "library's statements and hashing, or, for spans, Effect's own tracer; target >= 0.8"
   )
-  console.log(line(header))
-  console.log(widths.map((w) => "-".repeat(w)).join("  "))
-  for (const row of cells) console.log(line(row))
+  printTable(header, cells)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

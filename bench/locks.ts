@@ -31,7 +31,7 @@ import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import * as SqlLockStore from "../layers/sql/SqlLockStore.ts"
 import { LockStore, tokenCounter } from "../src/Lock.ts"
-import { best, median } from "./stats.ts"
+import { best, median, printTable } from "./stats.ts"
 
 /** One row of the lock table. */
 export interface Row {
@@ -278,16 +278,11 @@ export const printLocks = (rows: ReadonlyArray<Row>, reps: number) => {
     r.ratio.toFixed(2),
     r.medianRatio.toFixed(2)
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)))
-  const line = (row: ReadonlyArray<string>) =>
-    row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
   console.log(
     `locks: best of ${reps} runs per side; raw = better-sqlite3 / postgres (porsager, pool ${POOL}), the ` +
       "library's statements and round trips; one op = acquire + release (each caller its own key); target >= 0.8"
   )
-  console.log(line(header))
-  console.log(widths.map((w) => "-".repeat(w)).join("  "))
-  for (const row of cells) console.log(line(row))
+  printTable(header, cells)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

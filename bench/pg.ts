@@ -22,7 +22,7 @@ import { ConversationStore } from "../src/Conversation.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { openPgBaseline, type PgBaseline } from "./pgBaseline.ts"
-import { best, median } from "./stats.ts"
+import { best, median, printTable } from "./stats.ts"
 
 /** One row of the PostgreSQL table. */
 export interface PgResult {
@@ -291,13 +291,8 @@ export const printPg = (results: ReadonlyArray<PgResult>, reps: number) => {
     r.ratio.toFixed(2),
     r.medianRatio.toFixed(2)
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
-  const line = (cells: ReadonlyArray<string>) =>
-    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
   console.log(`postgres: best of ${reps} runs per side; raw = postgres (porsager), same statements, pool ${POOL}`)
-  console.log(line(header))
-  console.log(widths.map((w) => "-".repeat(w)).join("  "))
-  for (const row of rows) console.log(line(row))
+  printTable(header, rows, (i) => i === 0)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -52,7 +52,7 @@ import { printLocks, runLocks } from "./locks.ts"
 import { printTiers, runTiers } from "./tiers.ts"
 import { printVectors, runVectors } from "./vectors.ts"
 import { printPg, runPg } from "./pg.ts"
-import { best, median } from "./stats.ts"
+import { best, median, printTable } from "./stats.ts"
 
 /** One row of `bench/results.json`. */
 export interface Result {
@@ -554,9 +554,6 @@ const table = results.map((r) => [
   r.medianRatio.toFixed(2),
   ...(scaleMode ? [r.scaleRatio!.toFixed(2), r.medianScaleRatio!.toFixed(2), r.baselineScaleRatio!.toFixed(2)] : [])
 ])
-const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)))
-const line = (cells: ReadonlyArray<string>) =>
-  cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
 
 console.log(
   `sqlite and baseline: best of ${reps} runs each (highest ops/s); memory: best of ${memoryReps}; ` +
@@ -571,9 +568,7 @@ console.log(
         "vs 10k = ops/s over ops/s at 10k sessions; target >= 0.85"
     : "W0/W1/W3/W4: one op = one call; W2: one op = one appendMany of 100 messages; target ratio >= 0.8"
 )
-console.log(line(header))
-console.log(widths.map((w) => "-".repeat(w)).join("  "))
-for (const row of table) console.log(line(row))
+printTable(header, table)
 console.log(`(${elapsed.toFixed(1)} s)`)
 
 // PostgreSQL (bench/pg.ts): the same workloads through StoresPg and the raw `postgres` driver, at 1 and 16 callers.

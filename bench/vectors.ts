@@ -29,7 +29,7 @@ import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { mmapBytes, pageCacheKiB } from "../layers/sql/SqliteDatabase.ts"
 import * as SqlVectorStore from "../layers/sql/SqlVectorStore.ts"
 import { VectorStore } from "../src/Vector.ts"
-import { median } from "./stats.ts"
+import { median, printTable } from "./stats.ts"
 
 /** One row of the vector table: a time per query (ms, lower is better) or a rate (vectors/s, higher is better). */
 export interface Row {
@@ -330,16 +330,11 @@ export const printVectors = (rows: ReadonlyArray<Row>) => {
         : `${(r.value / r.baseline).toFixed(2)}x`,
     r.recall === undefined ? "" : r.recall.toFixed(3)
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)))
-  const line = (row: ReadonlyArray<string>) =>
-    row.map((cell, i) => (i < 2 || i === 4 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ")
   console.log(
     `vectors (W6): ${DIMENSION}-dimensional, exact search; baseline = plain JS Float32Array scan (ms/query) or raw ` +
       "better-sqlite3 with the same insert (vectors/s); vs baseline > 1 is faster"
   )
-  console.log(line(header))
-  console.log(widths.map((w) => "-".repeat(w)).join("  "))
-  for (const row of cells) console.log(line(row))
+  printTable(header, cells, (i) => i < 2 || i === 4)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
