@@ -210,10 +210,10 @@ export type RegistryStores = Context.Tag.Identifier<(typeof registry)[number]["t
 export type Stores = RegistryStores | SessionBroker | Embeddings | StorageBackend
 
 /**
- * Every SQL schema the registry's stores use, the kernel's first and each after the schemas it requires. Two
- * different schemas of one name would share a migrations table: that fails here, at import.
+ * `roots` and the schemas they require, the kernel's first and each after the schemas it requires. Two different
+ * schemas of one name would share a migrations table: that throws.
  */
-export const schemas: ReadonlyArray<Kit.SqlSchema> = (() => {
+export const withRequired = (roots: ReadonlyArray<Kit.SqlSchema>): ReadonlyArray<Kit.SqlSchema> => {
   const found = new Map<string, Kit.SqlSchema>()
   const visit = (schema: Kit.SqlSchema): void => {
     const known = found.get(schema.name)
@@ -223,19 +223,25 @@ export const schemas: ReadonlyArray<Kit.SqlSchema> = (() => {
     found.set(schema.name, schema)
   }
   visit(Kit.kernel)
-  registry.forEach((store) => visit(store.schema))
+  roots.forEach(visit)
   return [...found.values()]
-})()
+}
+
+/** Every SQL schema the registry's stores use, ordered as `withRequired` orders them (checked at import). */
+export const schemas: ReadonlyArray<Kit.SqlSchema> = withRequired(registry.map((store) => store.schema))
 
 /** The migrations table of each schema for `prefix`. */
 export const migrationTables = (prefix: string = Kit.defaultPrefix): ReadonlyArray<string> =>
   schemas.map((schema) => `${prefix}_${schema.name}_migrations`)
 
 /**
- * Every table the stores of `prefix` may use (the kernel's and the migrations tables included), children first:
- * what a clean-up drops.
+ * Every table of `of` (default: the registry's schemas, the kernel's and the migrations tables included) under
+ * `prefix`, children first: what a clean-up drops.
  */
-export const tablesOf = (prefix: string = Kit.defaultPrefix): ReadonlyArray<string> =>
-  schemas
+export const tablesOf = (
+  prefix: string = Kit.defaultPrefix,
+  of: ReadonlyArray<Kit.SqlSchema> = schemas
+): ReadonlyArray<string> =>
+  of
     .flatMap((schema) => [...schema.tables.map((table) => `${prefix}_${table}`), `${prefix}_${schema.name}_migrations`])
     .reverse()

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { StorageError } from "../src/Errors.ts"
 import { MemoryDatabase } from "../layers/memory/MemoryDatabase.ts"
+import { tablesOf, withRequired } from "../layers/Registry.ts"
 import type { SqlOptions, SqlSchema } from "../layers/sql/Kit.ts"
 import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
@@ -31,18 +32,6 @@ export interface Backend<I> {
   readonly layer: Layer.Layer<I, StorageError>
 }
 
-const tablesOf = (prefix: string, schemas: ReadonlyArray<SqlSchema>): ReadonlyArray<string> => {
-  const seen = new Set<string>()
-  const visit = (schema: SqlSchema): void => {
-    schema.requires.forEach(visit)
-    for (const table of schema.tables) seen.add(`${prefix}_${table}`)
-    seen.add(`${prefix}_${schema.name}_migrations`)
-  }
-  schemas.forEach(visit)
-  seen.add(`${prefix}_counters`).add(`${prefix}_kernel_migrations`)
-  return [...seen].reverse()
-}
-
 /** Runs `register` once per backend with the store's layer there. */
 export const onEveryBackend = async <I>(store: StoreLayers<I>, register: (backend: Backend<I>) => void) => {
   register({ label: "memory", layer: store.memory.pipe(Layer.provide(MemoryDatabase.layer)) })
@@ -58,7 +47,7 @@ export const onEveryBackend = async <I>(store: StoreLayers<I>, register: (backen
     return
   }
   const tablePrefix = `t${process.pid}_${Date.now().toString(36)}`
-  afterAll(() => dropPrefix(tablePrefix, tablesOf(tablePrefix, store.schemas)))
+  afterAll(() => dropPrefix(tablePrefix, tablesOf(tablePrefix, withRequired(store.schemas))))
   register({
     label: "postgres",
     layer: store.sql({ tablePrefix }).pipe(Layer.provide(PgDatabase.layer({ url: pgUrl })))
