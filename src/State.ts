@@ -619,8 +619,7 @@ export const makeCheckpointStore = (driver: CheckpointDriver) => {
     )
 
   const insert = (input: typeof CheckpointInput.Type) =>
-    Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const row: NewCheckpointRow = {
         id: input.id ?? uuidv7At(now),
         threadId: input.threadId,
@@ -631,16 +630,17 @@ export const makeCheckpointStore = (driver: CheckpointDriver) => {
         createdAt: now
       }
       const writes = writeRows(input.writes ?? []).map((w, i) => ({ ...w, idx: i + 1 }))
-      const result = yield* driver.save(row, writes)
-      switch (result) {
-        case "no-session":
-          return yield* new NotFound({ entity: "Session", id: row.threadId })
-        case "no-parent":
-          return yield* new NotFound({ entity: checkpointEntity, id: row.parentId! })
-        case "exists":
-          return yield* new Conflict({ entity: checkpointEntity, id: row.id, expected: 0, actual: 1, reason: "exists" })
-      }
-      return checkpointOf({ row: { ...row, seq: result.seq, parentId: result.parentId }, writes })
+      return Effect.flatMap(driver.save(row, writes), (result): Effect.Effect<Checkpoint, NotFound | Conflict> => {
+        switch (result) {
+          case "no-session":
+            return new NotFound({ entity: "Session", id: row.threadId })
+          case "no-parent":
+            return new NotFound({ entity: checkpointEntity, id: row.parentId! })
+          case "exists":
+            return new Conflict({ entity: checkpointEntity, id: row.id, expected: 0, actual: 1, reason: "exists" })
+        }
+        return Effect.succeed(checkpointOf({ row: { ...row, seq: result.seq, parentId: result.parentId }, writes }))
+      })
     })
 
   return traced(
@@ -651,13 +651,17 @@ export const makeCheckpointStore = (driver: CheckpointDriver) => {
       get: (id) => Effect.map(get(id), checkpointOf),
       find,
       latest: (threadId, namespace) =>
-        Effect.gen(function* () {
-          const thread = yield* checkId(checkpointEntity, threadId)
-          const ns = namespace === undefined ? "" : yield* decodeNamespace(namespace, ["namespace"])
-          if (thread === undefined) return Option.none()
-          const stored = yield* driver.latest(thread, ns)
-          return stored === undefined ? Option.none() : Option.some(checkpointOf(stored))
-        }),
+        Effect.flatMap(checkId(checkpointEntity, threadId), (thread) =>
+          Effect.flatMap(
+            namespace === undefined ? Effect.succeed("") : decodeNamespace(namespace, ["namespace"]),
+            (ns): Effect.Effect<Option.Option<Checkpoint>, StorageError> =>
+              thread === undefined
+                ? Effect.succeed(Option.none())
+                : Effect.map(driver.latest(thread, ns), (stored) =>
+                    stored === undefined ? Option.none() : Option.some(checkpointOf(stored))
+                  )
+          )
+        ),
       list: (threadId, options) =>
         Effect.gen(function* () {
           const thread = yield* checkId(checkpointEntity, threadId)
