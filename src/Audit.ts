@@ -242,25 +242,28 @@ export const makeAuditLogStore = (driver: AuditDriver) => {
     "AuditLogStore",
     driver,
     AuditLogStore.of({
-      append: Effect.fnUntraced(function* (input) {
-        const fields = yield* decodeAppend(input)
-        const now = yield* Clock.currentTimeMillis
-        const detail = fields.detail === undefined ? null : fields.detail
-        const draft: AuditDraft = {
-          id: fields.id ?? uuidv7At(now),
-          sessionId: fields.sessionId ?? null,
-          actor: fields.actor,
-          action: fields.action,
-          resource: fields.resource,
-          detail: JSON.stringify(detail),
-          createdAt: now
-        }
-        const row = yield* driver.append(draft, (seq, prevHash) => entryHash({ ...draft, seq, prevHash }, detail)!)
-        if (row === undefined) {
-          return yield* new Conflict({ entity, id: draft.id, expected: 0, actual: 1, reason: "exists" })
-        }
-        return decodeRow(row)
-      }),
+      append: (input) =>
+        Effect.flatMap(decodeAppend(input), (fields) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            const detail = fields.detail === undefined ? null : fields.detail
+            const draft: AuditDraft = {
+              id: fields.id ?? uuidv7At(now),
+              sessionId: fields.sessionId ?? null,
+              actor: fields.actor,
+              action: fields.action,
+              resource: fields.resource,
+              detail: JSON.stringify(detail),
+              createdAt: now
+            }
+            return Effect.flatMap(
+              driver.append(draft, (seq, prevHash) => entryHash({ ...draft, seq, prevHash }, detail)!),
+              (row) =>
+                row === undefined
+                  ? Effect.fail(new Conflict({ entity, id: draft.id, expected: 0, actual: 1, reason: "exists" }))
+                  : Effect.succeed(decodeRow(row))
+            )
+          })
+        ),
       get: (id) =>
         Effect.flatMap(find(id), (entry) =>
           entry === undefined ? Effect.fail(new NotFound({ entity, id: String(id) })) : Effect.succeed(entry)
