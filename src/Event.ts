@@ -373,55 +373,86 @@ const subscribeBatch = 256
 export const makeEventStore = (driver: EventDriver, live: EventLive) => {
   const wake = live.wake
 
-  const append = Effect.fnUntraced(function* (streamId: unknown, input: unknown, options: unknown) {
-    const id = yield* decodeStreamId(streamId, ["streamId"])
-    const events = yield* decodeEvents(input, ["events"])
-    const { expectedVersion } = yield* decodeAppendOptions(options)
+  /** The index of the first event repeating an earlier event's id in `events`, if any. */
+  const repeatedId = (events: ReadonlyArray<{ readonly id?: string | undefined }>): number | undefined => {
     const seen = new Set<string>()
-    for (const [i, event] of events.entries()) {
-      if (event.id === undefined) continue
-      if (seen.has(event.id))
-        return yield* InvalidInput.single(entity, "repeats an id of this batch", ["events", i, "id"])
-      seen.add(event.id)
+    for (let i = 0; i < events.length; i++) {
+      const id = events[i]!.id
+      if (id === undefined) continue
+      if (seen.has(id)) return i
+      seen.add(id)
     }
-    const expected = expectationOf(expectedVersion)
-    const now = yield* Clock.currentTimeMillis
-    const rows: Array<NewEvent> = events.map((event) => ({
-      id: event.id ?? uuidv7At(now),
-      type: event.type,
-      payload: JSON.stringify(event.payload),
-      metadata: JSON.stringify(event.metadata ?? {})
-    }))
-    while (true) {
-      const outcome = yield* driver.append(id, rows, expected, now)
+    return undefined
+  }
+
+  /** Appends `rows` to stream `id` (already validated), retrying while a lost race still satisfies `expected`. */
+  const appendRows = (
+    id: string,
+    rows: ReadonlyArray<NewEvent>,
+    expected: EventExpectation,
+    now: number
+  ): Effect.Effect<ReadonlyArray<StoredEvent>, Conflict | StorageError> =>
+    Effect.flatMap(driver.append(id, rows, expected, now), (outcome) => {
       if (outcome._tag === "Appended") {
-        yield* wake(id)
         const n = rows.length
-        return rows.map((row, i): StoredEvent =>
-          decodeEventRow({
-            ...row,
-            streamId: id,
-            seq: outcome.version - n + 1 + i,
-            position: outcome.position - n + 1 + i,
-            createdAt: now
-          })
+        return Effect.as(
+          wake(id),
+          rows.map((row, i): StoredEvent =>
+            decodeEventRow({
+              ...row,
+              streamId: id,
+              seq: outcome.version - n + 1 + i,
+              position: outcome.position - n + 1 + i,
+              createdAt: now
+            })
+          )
         )
       }
       if (outcome._tag === "Duplicate") {
-        const taken = yield* driver.taken(rows.map((row) => row.id))
-        return yield* new Conflict({ entity, id: taken[0] ?? id, expected: 0, actual: 1, reason: "exists" })
+        return Effect.flatMap(driver.taken(rows.map((row) => row.id)), (taken) =>
+          Effect.fail(new Conflict({ entity, id: taken[0] ?? id, expected: 0, actual: 1, reason: "exists" }))
+        )
       }
       // A writer that won a race may have moved the stream to a version this append accepts: try again.
-      if (satisfies(expected, outcome.actual)) continue
-      return yield* new Conflict({
-        entity: streamEntity,
-        id,
-        expected: expected === "any" ? outcome.actual : expected === "streamExists" ? 1 : expected,
-        actual: outcome.actual,
-        ...(expected === 0 ? { reason: "exists" as const } : {})
-      })
-    }
-  })
+      if (satisfies(expected, outcome.actual)) return appendRows(id, rows, expected, now)
+      return Effect.fail(
+        new Conflict({
+          entity: streamEntity,
+          id,
+          expected: expected === "any" ? outcome.actual : expected === "streamExists" ? 1 : expected,
+          actual: outcome.actual,
+          ...(expected === 0 ? { reason: "exists" as const } : {})
+        })
+      )
+    })
+
+  const append = (streamId: unknown, input: unknown, options: unknown) =>
+    Effect.flatMap(decodeStreamId(streamId, ["streamId"]), (id) =>
+      Effect.flatMap(decodeEvents(input, ["events"]), (events) =>
+        Effect.flatMap(
+          decodeAppendOptions(options),
+          ({ expectedVersion }): Effect.Effect<ReadonlyArray<StoredEvent>, InvalidInput | Conflict | StorageError> => {
+            const repeated = repeatedId(events)
+            if (repeated !== undefined) {
+              return Effect.fail(InvalidInput.single(entity, "repeats an id of this batch", ["events", repeated, "id"]))
+            }
+            return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+              appendRows(
+                id,
+                events.map((event) => ({
+                  id: event.id ?? uuidv7At(now),
+                  type: event.type,
+                  payload: JSON.stringify(event.payload),
+                  metadata: JSON.stringify(event.metadata ?? {})
+                })),
+                expectationOf(expectedVersion),
+                now
+              )
+            )
+          }
+        )
+      )
+    )
 
   const readStream = (id: string, after: number, limit: number, backward: boolean) =>
     Effect.map(driver.read(id, after, limit, backward), (rows) => rows.map(decodeEventRow))

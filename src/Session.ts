@@ -212,31 +212,38 @@ export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriv
     "SessionStore",
     driver,
     SessionStore.of({
-      create: Effect.fnUntraced(function* (input) {
-        const fields = yield* decodeNew(input)
-        const now = yield* Clock.currentTimeMillis
-        const row: SessionRow = {
-          id: fields.id ?? uuidv7At(now),
-          agentId: fields.agentId ?? null,
-          channel: fields.channel ?? null,
-          title: fields.title ?? null,
-          status: fields.status ?? "active",
-          metadata: JSON.stringify(fields.metadata ?? {}),
-          messageCount: 0,
-          createdAt: now,
-          updatedAt: now,
-          version: 1
-        }
-        if (yield* driver.insert(row)) return decodeRow(row)
-        const existing = yield* driver.get(row.id)
-        return yield* new Conflict({
-          entity,
-          id: row.id,
-          expected: 0,
-          actual: existing?.version ?? 0,
-          reason: "exists"
-        })
-      }),
+      create: (input) =>
+        Effect.flatMap(decodeNew(input), (fields) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            const row: SessionRow = {
+              id: fields.id ?? uuidv7At(now),
+              agentId: fields.agentId ?? null,
+              channel: fields.channel ?? null,
+              title: fields.title ?? null,
+              status: fields.status ?? "active",
+              metadata: JSON.stringify(fields.metadata ?? {}),
+              messageCount: 0,
+              createdAt: now,
+              updatedAt: now,
+              version: 1
+            }
+            return Effect.flatMap(driver.insert(row), (inserted) =>
+              inserted
+                ? Effect.succeed(decodeRow(row))
+                : Effect.flatMap(driver.get(row.id), (existing) =>
+                    Effect.fail(
+                      new Conflict({
+                        entity,
+                        id: row.id,
+                        expected: 0,
+                        actual: existing?.version ?? 0,
+                        reason: "exists"
+                      })
+                    )
+                  )
+            )
+          })
+        ),
       get: (id) =>
         Effect.flatMap(get(id), (session) =>
           session === undefined ? Effect.fail(new NotFound({ entity, id })) : Effect.succeed(session)
