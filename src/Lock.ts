@@ -257,26 +257,36 @@ export const makeLockStore = (driver: LockDriver) => {
    * successful attempt (the lease cannot have started earlier: `withLock` counts its validity from there).
    */
   const acquireTimed = (key: string, owner: string, ttl: number, wait: number) =>
-    Effect.gen(function* () {
-      const start = yield* Clock.currentTimeMillis
-      const deadline = start + wait
-      let backoff = firstBackoff
-      while (true) {
-        const sent = yield* Clock.currentTimeMillis
-        const outcome = yield* driver.acquire(key, owner, driver.clock === "caller" ? sent : null, ttl)
-        if (outcome === undefined) continue
-        if (outcome._tag === "acquired") return { lease: leaseOf(outcome.row), sent }
-        const t = yield* Clock.currentTimeMillis
-        if (t >= deadline) {
-          return yield* new LockHeld({ key, owner: outcome.row.owner, expiresAt: outcome.row.expiresAt })
-        }
+    Effect.flatMap(Clock.currentTimeMillis, (start) => attempt(key, owner, ttl, start + wait, start, firstBackoff))
+
+  /** One attempt at `sent` (the caller's Clock time); while the key is held and `deadline` not reached, waits and retries. */
+  const attempt = (
+    key: string,
+    owner: string,
+    ttl: number,
+    deadline: number,
+    sent: number,
+    backoff: number
+  ): Effect.Effect<{ readonly lease: Lease; readonly sent: number }, LockHeld | StorageError> =>
+    Effect.flatMap(driver.acquire(key, owner, driver.clock === "caller" ? sent : null, ttl), (outcome) => {
+      const retry = (next: number) =>
+        Effect.flatMap(Clock.currentTimeMillis, (t) => attempt(key, owner, ttl, deadline, t, next))
+      if (outcome === undefined) return retry(backoff)
+      if (outcome._tag === "acquired") return Effect.succeed({ lease: leaseOf(outcome.row), sent })
+      const holder = outcome.row
+      return Effect.flatMap(Clock.currentTimeMillis, (t) => {
+        if (t >= deadline) return Effect.fail(new LockHeld({ key, owner: holder.owner, expiresAt: holder.expiresAt }))
         let pause = Math.min(backoff, deadline - t)
         // On the caller's clock the holder's expiry is known: no need to sleep past it.
-        if (driver.clock === "caller") pause = Math.min(pause, Math.max(1, outcome.row.expiresAt - t))
-        pause = Math.max(1, Math.round(pause * (0.5 + (yield* Random.next))))
-        yield* Effect.sleep(Duration.millis(Math.min(pause, Math.max(1, deadline - t))))
-        backoff = Math.min(backoff * 2, maxBackoff)
-      }
+        if (driver.clock === "caller") pause = Math.min(pause, Math.max(1, holder.expiresAt - t))
+        return Effect.flatMap(Random.next, (jitter) => {
+          const jittered = Math.max(1, Math.round(pause * (0.5 + jitter)))
+          return Effect.zipRight(
+            Effect.sleep(Duration.millis(Math.min(jittered, Math.max(1, deadline - t)))),
+            retry(Math.min(backoff * 2, maxBackoff))
+          )
+        })
+      })
     })
 
   const release = (ref: LeaseRef) =>
@@ -320,17 +330,14 @@ export const makeLockStore = (driver: LockDriver) => {
     LockStore.of({
       clock: driver.clock,
       acquire: (key, options) =>
-        Effect.gen(function* () {
-          const k = yield* decodeKey(key, ["key"])
-          const { owner, ttl, wait } = yield* decodeAcquire(options, ["options"])
-          const { lease } = yield* acquireTimed(
-            k,
-            owner,
-            Math.ceil(millisOf(ttl)),
-            wait === undefined ? 0 : millisOf(wait)
+        Effect.flatMap(decodeKey(key, ["key"]), (k) =>
+          Effect.flatMap(decodeAcquire(options, ["options"]), ({ owner, ttl, wait }) =>
+            Effect.map(
+              acquireTimed(k, owner, Math.ceil(millisOf(ttl)), wait === undefined ? 0 : millisOf(wait)),
+              ({ lease }) => lease
+            )
           )
-          return lease
-        }),
+        ),
       release: (lease) => Effect.flatMap(decodeRef(lease, ["lease"]), release),
       refresh: (lease, ttl) =>
         Effect.gen(function* () {
