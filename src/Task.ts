@@ -583,31 +583,41 @@ export const makeAgentStateStore = (driver: AgentStateDriver) => {
         ? Effect.fail(new NotFound({ entity: stateEntity, id: String(agentId) }))
         : Effect.succeed(state)
     )
-  const save = Effect.fnUntraced(function* (input: unknown, options: unknown) {
-    const fields = yield* decodeState(input)
-    const { expectedVersion } = yield* decodeStateOptions(options)
-    const context = JSON.stringify(fields.context ?? {})
-    while (true) {
-      const current = yield* driver.get(fields.agentId)
+  /** Writes `fields` over the stored state (compare-and-set on the version read), re-reading after a lost race. */
+  const write = (
+    fields: typeof AgentStateInput.Type,
+    context: string,
+    expectedVersion: number | undefined
+  ): Effect.Effect<AgentState, Conflict | StorageError> =>
+    Effect.flatMap(driver.get(fields.agentId), (current) => {
       const actual = current?.version ?? 0
       if (expectedVersion !== undefined && actual !== expectedVersion) {
-        return yield* new Conflict({ entity: stateEntity, id: fields.agentId, expected: expectedVersion, actual })
+        return Effect.fail(new Conflict({ entity: stateEntity, id: fields.agentId, expected: expectedVersion, actual }))
       }
-      const now = yield* Clock.currentTimeMillis
-      const stored = yield* driver.write({
-        agentId: fields.agentId,
-        taskId: fields.taskId ?? null,
-        conversationId: fields.conversationId ?? null,
-        status: fields.status,
-        iteration: fields.iteration ?? 0,
-        context,
-        createdAt: current?.createdAt ?? now,
-        updatedAt: Math.max(now, current?.updatedAt ?? now),
-        version: actual + 1
-      })
-      if (stored !== undefined) return decodeAgentStateRow(stored)
-    }
-  })
+      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.flatMap(
+          driver.write({
+            agentId: fields.agentId,
+            taskId: fields.taskId ?? null,
+            conversationId: fields.conversationId ?? null,
+            status: fields.status,
+            iteration: fields.iteration ?? 0,
+            context,
+            createdAt: current?.createdAt ?? now,
+            updatedAt: Math.max(now, current?.updatedAt ?? now),
+            version: actual + 1
+          }),
+          (stored) =>
+            stored === undefined ? write(fields, context, expectedVersion) : Effect.succeed(decodeAgentStateRow(stored))
+        )
+      )
+    })
+  const save = (input: unknown, options: unknown) =>
+    Effect.flatMap(decodeState(input), (fields) =>
+      Effect.flatMap(decodeStateOptions(options), ({ expectedVersion }) =>
+        write(fields, JSON.stringify(fields.context ?? {}), expectedVersion)
+      )
+    )
   return traced(
     "AgentStateStore",
     driver,
