@@ -415,12 +415,14 @@ export const makeTaskStore = (driver: TaskDriver) => {
         })
         return decodeTaskRow(row)
       }),
-      claimNext: Effect.fnUntraced(function* (input) {
-        const options = yield* decodeClaim(input)
-        const now = yield* Clock.currentTimeMillis
-        const row = yield* driver.claim(options.agentId, options.conversationId, options.planId, now)
-        return row === undefined ? Option.none() : Option.some(decodeTaskRow(row))
-      }),
+      claimNext: (input) =>
+        Effect.flatMap(decodeClaim(input), (options) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.map(driver.claim(options.agentId, options.conversationId, options.planId, now), (row) =>
+              row === undefined ? Option.none() : Option.some(decodeTaskRow(row))
+            )
+          )
+        ),
       releaseStale: Effect.fnUntraced(function* (input) {
         const { olderThan } = yield* decodeRelease(input)
         const millis = typeof olderThan === "number" ? olderThan : Duration.toMillis(olderThan)
