@@ -417,17 +417,19 @@ export const makeImageStore = (driver: ImageDriver, options: ImageStoreOptions =
           return refOf(stored)
         }),
       get: (id) =>
-        Effect.gen(function* () {
-          const found = yield* byId(entity, id, undefined, (key) =>
+        Effect.flatMap(
+          byId(entity, id, undefined, (key) =>
             ImageIdPattern.test(key) ? driver.get(key) : Effect.succeed(undefined)
-          )
-          if (found === undefined) return yield* new NotFound({ entity, id: String(id) })
-          const actual = sha256Hex(found.bytes)
-          if (actual !== found.row.id) {
-            return yield* new IntegrityError({ entity, id: found.row.id, expected: found.row.id, actual })
+          ),
+          (found): Effect.Effect<StoredImage, NotFound | IntegrityError> => {
+            if (found === undefined) return Effect.fail(new NotFound({ entity, id: String(id) }))
+            const actual = sha256Hex(found.bytes)
+            if (actual !== found.row.id) {
+              return Effect.fail(new IntegrityError({ entity, id: found.row.id, expected: found.row.id, actual }))
+            }
+            return Effect.succeed({ ref: refOf(found.row), bytes: found.bytes })
           }
-          return { ref: refOf(found.row), bytes: found.bytes }
-        }),
+        ),
       getMeta: (id) =>
         Effect.flatMap(find(id), (row) =>
           row === undefined ? new NotFound({ entity, id: String(id) }) : Effect.succeed(refOf(row))
