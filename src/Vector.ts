@@ -6,6 +6,9 @@
  * `Float32Array` per collection: the memory backend holds its data that way,
  * the SQL backends keep a per-layer copy of each collection, checked against
  * the collection's revision on every read and updated by their own writes.
+ * A driver with an approximate index (pgvector) may offer candidates for an
+ * unfiltered search instead (`VectorDriver.nearest`); they are scored here the
+ * same way.
  */
 import { Clock, Context, Effect, Either, Schema } from "effect"
 import { Vector } from "./Binary.ts"
@@ -151,6 +154,7 @@ export class VectorStore extends Context.Tag("effect-agent-stores/VectorStore")<
     /**
      * The `topK` records (matching `filter`, scoring at least `minScore`) nearest to `vector`, by exact scan:
      * best score first, ties by id. The filter applies inside the scan, so `topK` hits are never lost to it.
+     * (A layer using an approximate index scores its candidates exactly, see `VectorDriver.nearest`.)
      */
     readonly search: (
       collection: string,
@@ -214,6 +218,15 @@ export interface VectorDriver {
     collection: VectorCollectionRow,
     ids: ReadonlyArray<string>
   ) => Effect.Effect<ReadonlyArray<VectorRecord>, StorageError>
+  /**
+   * Optional: an approximate index's candidates for an unfiltered search of `topK` (more than `topK`, each to be
+   * scored exactly here), or `undefined` when the index cannot answer and the collection is to be scanned.
+   */
+  readonly nearest?: (
+    collection: VectorCollectionRow,
+    query: Float32Array,
+    topK: number
+  ) => Effect.Effect<VectorIndex | undefined, StorageError>
   /**
    * Deletes these ids in one atomic step, returning those deleted; `missing` when the collection is gone, `stale`
    * (nothing deleted) when `revision` is given and the collection is no longer at it.
@@ -467,19 +480,27 @@ export const makeVectorStore = (driver: VectorDriver) => {
           const given = yield* decodeVector(vector, ["vector"])
           const { filter, includeVectors, minScore, topK } = yield* decodeSearch(options)
           const predicate = filter === undefined ? undefined : yield* compileFilter(filter, ["options", "filter"])
+          const k = topK ?? 10
+          const results = (index: VectorIndex, query: Float32Array) =>
+            index.search(query, k, predicate, minScore).map(({ score, slot }): VectorSearchResult => {
+              const content = index.content[slot]
+              const result: { -readonly [K in keyof VectorSearchResult]: VectorSearchResult[K] } = {
+                id: index.ids[slot]!,
+                score,
+                metadata: copyVectorJson(index.metadata[slot]!)
+              }
+              if (content !== undefined) result.content = content
+              if (includeVectors === true) result.vector = index.vector(slot)
+              return result
+            })
+          if (predicate === undefined && driver.nearest !== undefined) {
+            const row = yield* resolve(collection)
+            const query = yield* toFloat32(given, row.dimension, ["vector"])
+            const candidates = yield* driver.nearest(row, query, k)
+            if (candidates !== undefined) return results(candidates, query)
+          }
           const [row, { index }] = yield* snapshot(collection)
-          const query = yield* toFloat32(given, row.dimension, ["vector"])
-          return index.search(query, topK ?? 10, predicate, minScore).map(({ score, slot }): VectorSearchResult => {
-            const content = index.content[slot]
-            const result: { -readonly [K in keyof VectorSearchResult]: VectorSearchResult[K] } = {
-              id: index.ids[slot]!,
-              score,
-              metadata: copyVectorJson(index.metadata[slot]!)
-            }
-            if (content !== undefined) result.content = content
-            if (includeVectors === true) result.vector = index.vector(slot)
-            return result
-          })
+          return results(index, yield* toFloat32(given, row.dimension, ["vector"]))
         })
     })
   )
