@@ -52,7 +52,7 @@ const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/t
 const POOL = 16
 const BATCH = 100
 const CONVERSATION_SIZE = 5_000
-/** Timed operations per run: addMany; search per backend (fewer on PostgreSQL, where a search reads 7.7 MB of vectors). */
+/** Timed operations per run: addMany; search per backend (fewer on PostgreSQL, where a search reads 7.7 MB). */
 const ADDS = 20
 const SEARCHES = { sqlite: 50, postgres: 20 } as const
 
@@ -205,7 +205,7 @@ const time = async (n: number, run: () => Promise<unknown>) => {
   return (n * 1000) / (performance.now() - start)
 }
 
-/** Fills each side's conversation "big", then times each workload `reps` times per side, alternating, after a warm-up. */
+/** Fills each side's conversation "big", then times each workload `reps` times per side, alternating, after warm-up. */
 const measure = async (
   backend: Row["backend"],
   library: Side,

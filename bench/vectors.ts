@@ -20,6 +20,12 @@
  * (ids and distances only), the same 1% filter, and its insert rate (same
  * batches, after the same warm-up) beside the SQLite upsert row.
  *
+ * With `BENCH_PGVECTOR=1` and the `vector` extension installed in the
+ * database, PostgreSQL again through `pgvector: "auto"` (HNSW candidates
+ * re-ranked exactly; filtered searches scan): its recall@10 on these
+ * uniformly random vectors, which have no neighbourhoods for HNSW to follow,
+ * is its worst case.
+ *
  * Run alone: `node --expose-gc --import tsx bench/vectors.ts` (`BENCH_REPS`,
  * default 5; `BENCH_VECTORS` overrides the 50,000; `DATABASE_URL`).
  */
@@ -345,7 +351,8 @@ const vec0Rows = async (
 
 /**
  * Runs every vector row: the plain scan, memory, SQLite, sqlite-vec's `vec0` and PostgreSQL (left out with a note
- * when unreachable).
+ * when unreachable), there also through pgvector (`pgvector: "auto"`) with `BENCH_PGVECTOR=1` when the extension is
+ * installed.
  */
 export const runVectors = async (options: {
   readonly reps: number
@@ -387,12 +394,33 @@ export const runVectors = async (options: {
     await admin.end({ timeout: 1 })
     return rows
   }
+  const hnswPrefix = `${prefix}_hnsw`
   try {
     const pg = SqlVectorStore.layerWith({ tablePrefix: prefix }).pipe(Layer.provide(PgDatabase.layer({ url })))
     rows.push(...(await storeRows("postgres", pg, data, options.reps, baseline)))
+    const [installed] = await admin`SELECT 1 FROM pg_extension WHERE extname = 'vector'`
+    if (process.env["BENCH_PGVECTOR"] !== "1") {
+      console.log("vector pgvector rows not run (BENCH_PGVECTOR=1 runs them: several minutes of HNSW inserts)")
+    } else if (installed === undefined) {
+      console.log("vector pgvector rows skipped: the vector extension is not installed in the database")
+    } else {
+      const hnsw = SqlVectorStore.layerWith({ tablePrefix: hnswPrefix, pgvector: "auto" }).pipe(
+        Layer.provide(PgDatabase.layer({ url }))
+      )
+      rows.push(...(await storeRows("postgres, pgvector", hnsw, data, options.reps, baseline)))
+    }
   } finally {
-    for (const table of ["vectors", "vector_collections", "vectors_migrations"]) {
-      await admin.unsafe(`DROP TABLE IF EXISTS "${prefix}_${table}" CASCADE`)
+    for (const tablePrefix of [prefix, hnswPrefix]) {
+      // the pgvector side tables of collections left behind by a failed run: those referencing the records
+      const exists = await admin`SELECT to_regclass(${`"${tablePrefix}_vectors"`}) IS NOT NULL AS found`
+      const sides = exists[0]?.["found"]
+        ? await admin<Array<{ name: string }>>`SELECT conrelid::regclass::text AS name FROM pg_constraint
+            WHERE contype = 'f' AND confrelid = ${`"${tablePrefix}_vectors"`}::regclass`
+        : []
+      for (const { name } of sides) await admin.unsafe(`DROP TABLE IF EXISTS ${name}`)
+      for (const table of ["vectors", "vector_collections", "vectors_migrations"]) {
+        await admin.unsafe(`DROP TABLE IF EXISTS "${tablePrefix}_${table}" CASCADE`)
+      }
     }
     await admin.end({ timeout: 1 })
   }
@@ -420,8 +448,11 @@ export const printVectors = (rows: ReadonlyArray<Row>) => {
   ])
   console.log(
     `vectors (W6): ${DIMENSION}-dimensional, exact search; baseline = plain JS Float32Array scan (ms/query) or raw ` +
-      "better-sqlite3 inserting into a plain table (vectors/s); vs baseline > 1 is faster; vec0 = sqlite-vec's virtual " +
-      "table (brute-force KNN, ids and distances only)"
+      "better-sqlite3 inserting into a plain table (vectors/s); vs baseline > 1 is faster; vec0 = sqlite-vec's " +
+      "virtual table (brute-force KNN, ids and distances only)" +
+      (rows.some((r) => r.backend === "postgres, pgvector")
+        ? "; postgres, pgvector = HNSW candidates re-ranked exactly (approximate; filtered searches scan)"
+        : "")
   )
   printTable(header, cells, (i) => i < 2 || i === 4)
 }
