@@ -8,6 +8,7 @@ import { Effect, Layer, Schema, Tracer } from "effect"
 import { StoresMemory, StoresSqlite } from "../layers/Stores.ts"
 import { ConfigStore } from "../src/Config.ts"
 import { SessionStore } from "../src/Session.ts"
+import { VectorStore } from "../src/Vector.ts"
 
 /** A tracer that keeps every span it makes (Effect's own spans, recorded). */
 const recording = () => {
@@ -29,6 +30,7 @@ const program = Effect.gen(function* () {
   const session = yield* sessions.create({ agentId: "traced" })
   yield* sessions.get(session.id)
   yield* ConfigStore.pipe(Effect.flatMap((configs) => configs.find(Schema.Unknown, "missing")))
+  yield* VectorStore.pipe(Effect.flatMap((vectors) => vectors.listCollections()))
 }).pipe(Effect.withSpan("agent.turn"))
 
 const backends = [
@@ -48,7 +50,12 @@ describe("store operation spans", () => {
         yield* program.pipe(Effect.provide(Layer.orDie(stores)), Effect.withTracer(tracer))
         const turn = spans.find((span) => span.name === "agent.turn")!
         const ours = spans.filter((span) => span !== turn && span.name.includes("Store."))
-        expect(ours.map((span) => span.name)).toEqual(["SessionStore.create", "SessionStore.get", "ConfigStore.find"])
+        expect(ours.map((span) => span.name)).toEqual([
+          "SessionStore.create",
+          "SessionStore.get",
+          "ConfigStore.find",
+          "VectorStore.listCollections"
+        ])
         for (const span of ours) {
           expect(Object.fromEntries(span.attributes)).toMatchObject(attributes)
           expect(span.parent._tag === "Some" && span.parent.value.spanId).toBe(turn.spanId)

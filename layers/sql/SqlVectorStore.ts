@@ -43,6 +43,7 @@ import {
   type VectorRow,
   VectorStore
 } from "../../src/Vector.ts"
+import { attributesOf, spanAttributes } from "../../src/Traced.ts"
 import { type Metric, VectorIndex } from "../../src/VectorFilter.ts"
 import * as Kit from "./Kit.ts"
 
@@ -589,9 +590,12 @@ export const driver = (
           return result.deleted
         })
     }
-    if (hnsw === undefined) return driver
+    // the store's operation spans carry the backend's attributes, which the kit's drivers hold
+    const attributes = { [spanAttributes]: attributesOf(sql) }
+    if (hnsw === undefined) return Object.assign(driver, attributes)
     return {
       ...driver,
+      ...attributes,
       nearest: (row, query, topK) => {
         const candidates = Math.max(hnswMinCandidates, hnswFactor * topK)
         if (!indexed.has(row.uid) || candidates > hnswMaxCandidates || (row.metric === "cosine" && isZero(query))) {
