@@ -18,6 +18,7 @@ import { defaultPrefix, type SqlOptions } from "./sql/Kit.ts"
 import * as StorageBackend from "./StorageBackend.ts"
 import * as PgDatabase from "./sql/PgDatabase.ts"
 import * as SqliteDatabase from "./sql/SqliteDatabase.ts"
+import type { SqlVectorOptions } from "./sql/SqlVectorStore.ts"
 
 export type { Stores } from "./Registry.ts"
 
@@ -46,8 +47,11 @@ export const StoresMemory: Layer.Layer<Stores> = complete(
   {}
 ).pipe(Layer.provide(MemoryDatabase.layer), Layer.provideMerge(StorageBackend.memory))
 
-/** Options of `StoresSql`: the tables' prefix, the mode (`{ mode: "production" }`) and the embeddings. */
-export interface StoresSqlOptions extends SqlOptions, ModeOptions, BundleOptions {}
+/**
+ * Options of `StoresSql`: the tables' prefix, the mode (`{ mode: "production" }`), the embeddings and, on
+ * PostgreSQL, the `VectorStore`'s pgvector path (`pgvector: "auto"`; see `SqlVectorOptions`).
+ */
+export interface StoresSqlOptions extends SqlOptions, ModeOptions, BundleOptions, Pick<SqlVectorOptions, "pgvector"> {}
 
 /**
  * Every store's SQL layer over the `SqlClient` in context (prepared statements when `SqliteDatabase` is there).

@@ -13,6 +13,8 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import postgres from "postgres"
+import { tablesOf } from "../layers/Registry.ts"
+import { StoresPg } from "../layers/Stores.ts"
 import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import * as SqlVectorStore from "../layers/sql/SqlVectorStore.ts"
 import type { Metric } from "../src/VectorFilter.ts"
@@ -58,8 +60,8 @@ if (unreachable !== undefined || missing !== undefined) {
   afterAll(async () => {
     const sides = [...(await sideTables())].map((name) => name.replaceAll('"', ""))
     await admin.end({ timeout: 1 })
-    const tables = ["vectors", "vector_collections", "vectors_migrations"].map((table) => `${tablePrefix}_${table}`)
-    await dropPrefix(tablePrefix, [...sides, ...tables])
+    // every registry table under the prefix: the bundle test below builds them all
+    await dropPrefix(tablePrefix, [...sides, ...tablesOf(tablePrefix)])
   })
 
   const layerOf = (pgvector: SqlVectorStore.PgvectorMode) =>
@@ -149,6 +151,21 @@ if (unreachable !== undefined || missing !== undefined) {
         expect(again[0]!.id).toBe(best!.id)
       })
     }
+
+    it("StoresPg passes `pgvector` to its VectorStore: a collection it creates is indexed", async () => {
+      const name = fresh("bundle")
+      const before = await sideTables()
+      const bundle = StoresPg({ url: pgUrl, tablePrefix, pgvector: "auto", maxConnections: 2 })
+      await Effect.runPromise(
+        Effect.flatMap(VectorStore, (s) => s.createCollection(name, { dimension: 4, metric: "cosine" })).pipe(
+          Effect.provide(bundle)
+        )
+      )
+      const added = [...(await sideTables())].filter((table) => !before.has(table))
+      expect(added).toHaveLength(1)
+      await viaScan((s) => s.dropCollection(name))
+      expect((await sideTables()).has(added[0]!)).toBe(false)
+    })
 
     it("filtered searches, a zero query, a small collection and a large topK scan: no result is lost", async () => {
       const name = fresh("filters")
