@@ -39,6 +39,7 @@ import { type Stores, StoresPg, StoresSqlite } from "../layers/Stores.ts"
 import { TemplateStore } from "../src/Plan.ts"
 import { AgentStateStore, TaskStore, type TaskRow } from "../src/Task.ts"
 import { best, median, printTable } from "./stats.ts"
+import { openAdmin, runStamp } from "./admin.ts"
 
 /** One row of the agent-work table. */
 export interface Row {
@@ -515,14 +516,9 @@ const sqliteRows = async (reps: number): Promise<ReadonlyArray<Row>> => {
 }
 
 const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
-  const admin = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 })
-  try {
-    await admin`SELECT 1`
-  } catch (error) {
-    await admin.end({ timeout: 1 })
-    return String(error)
-  }
-  const stamp = `${process.pid}_${Date.now().toString(36)}`
+  const admin = await openAdmin(url)
+  if (typeof admin === "string") return admin
+  const stamp = runStamp()
   const libraryPrefix = `bench_work_lib_${stamp}`
   const rawPrefix = `bench_work_raw_${stamp}`
   const library = ManagedRuntime.make(StoresPg({ url, tablePrefix: libraryPrefix, maxConnections: POOL }))

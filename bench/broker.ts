@@ -34,6 +34,7 @@ import { SessionBroker } from "../src/Broker.ts"
 import { uuidv7At } from "../src/Id.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { printTable } from "./stats.ts"
+import { openAdmin, runStamp } from "./admin.ts"
 
 /** One row of the broker table: latencies in milliseconds. */
 export interface Row {
@@ -284,14 +285,9 @@ const sqliteRows = async (reps: number): Promise<ReadonlyArray<Row>> => {
 }
 
 const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
-  const admin = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 })
-  try {
-    await admin`SELECT 1`
-  } catch (error) {
-    await admin.end({ timeout: 1 })
-    return String(error)
-  }
-  const stamp = `${process.pid}_${Date.now().toString(36)}`
+  const admin = await openAdmin(url)
+  if (typeof admin === "string") return admin
+  const stamp = runStamp()
   const libraryPrefix = `bench_broker_lib_${stamp}`
   const rawPrefix = `bench_broker_raw_${stamp}`
   const library = ManagedRuntime.make(

@@ -57,6 +57,7 @@ import { uuidv7At } from "../src/Id.ts"
 import { SessionStore } from "../src/Session.ts"
 import { CheckpointStore } from "../src/State.ts"
 import { best, median, printTable } from "./stats.ts"
+import { openAdmin, runStamp } from "./admin.ts"
 
 /** One row of the checkpoint table. */
 export interface Row {
@@ -392,14 +393,9 @@ const sqliteRows = async (reps: number, filename: SqliteFile): Promise<ReadonlyA
 }
 
 const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
-  const admin = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 })
-  try {
-    await admin`SELECT 1`
-  } catch (error) {
-    await admin.end({ timeout: 1 })
-    return String(error)
-  }
-  const stamp = `${process.pid}_${Date.now().toString(36)}`
+  const admin = await openAdmin(url)
+  if (typeof admin === "string") return admin
+  const stamp = runStamp()
   const libraryPrefix = `bench_cp_lib_${stamp}`
   const rawPrefix = `bench_cp_raw_${stamp}`
   const langGraphSchema = `bench_cp_lg_${stamp}`

@@ -31,6 +31,7 @@ import { mmapBytes, pageCacheKiB } from "../layers/sql/SqliteDatabase.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { EventStore } from "../src/Event.ts"
 import { best, median, printTable } from "./stats.ts"
+import { openAdmin, runStamp } from "./admin.ts"
 
 /** One row of the event table: throughput beside the raw driver, or a latency (library only). */
 export interface Row {
@@ -335,16 +336,11 @@ const sqliteRows = async (reps: number): Promise<Array<Row>> => {
 }
 
 const pgRows = async (reps: number): Promise<Array<Row> | string> => {
-  const stamp = `${process.pid}_${Date.now().toString(36)}`
+  const stamp = runStamp()
   const libraryPrefix = `bev_lib_${stamp}`
   const rawPrefix = `bev_raw_${stamp}`
-  const admin = postgres(url, { max: 1, onnotice: () => {} })
-  try {
-    await admin`SELECT 1`
-  } catch (error) {
-    await admin.end({ timeout: 1 })
-    return `PostgreSQL unreachable (${error instanceof Error ? error.message : String(error)})`
-  }
+  const admin = await openAdmin(url)
+  if (typeof admin === "string") return admin
   const layerWith = (tablePrefix: string) =>
     SqlEventStore.layerWith({ tablePrefix }).pipe(Layer.provide(PgDatabase.layer({ url, maxConnections: POOL })))
   const raw = postgres(url, { max: POOL, onnotice: () => {} })

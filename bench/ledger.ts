@@ -31,6 +31,7 @@ import { AuditLogStore, entryHash, genesisHash } from "../src/Audit.ts"
 import { uuidv7 } from "../src/Id.ts"
 import { TraceRecorder, TraceStore } from "../src/Trace.ts"
 import { best, median, printTable } from "./stats.ts"
+import { openAdmin, runStamp } from "./admin.ts"
 
 /** One row of the ledger table. */
 export interface Row {
@@ -261,14 +262,9 @@ const sqliteRows = async (reps: number): Promise<Array<Row>> => {
 }
 
 const pgRows = async (reps: number): Promise<Array<Row> | string> => {
-  const admin = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 3 })
-  try {
-    await admin`SELECT 1`
-  } catch (error) {
-    await admin.end({ timeout: 1 })
-    return `no PostgreSQL at ${url}: ${String(error)}`
-  }
-  const stamp = `${process.pid}_${Date.now().toString(36)}`
+  const admin = await openAdmin(url)
+  if (typeof admin === "string") return admin
+  const stamp = runStamp()
   const libraryPrefix = `bl${stamp}`
   const rawPrefix = `br${stamp}`
   const rows: Array<Row> = []

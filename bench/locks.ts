@@ -32,6 +32,7 @@ import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import * as SqlLockStore from "../layers/sql/SqlLockStore.ts"
 import { LockStore, tokenCounter } from "../src/Lock.ts"
 import { best, median, printTable } from "./stats.ts"
+import { openAdmin, runStamp } from "./admin.ts"
 
 /** One row of the lock table. */
 export interface Row {
@@ -212,14 +213,9 @@ const sqliteRows = async (reps: number): Promise<ReadonlyArray<Row>> => {
 }
 
 const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
-  const admin = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 })
-  try {
-    await admin`SELECT 1`
-  } catch (error) {
-    await admin.end({ timeout: 1 })
-    return String(error)
-  }
-  const stamp = `${process.pid}_${Date.now().toString(36)}`
+  const admin = await openAdmin(url)
+  if (typeof admin === "string") return admin
+  const stamp = runStamp()
   const libraryPrefix = `bench_lock_lib_${stamp}`
   const rawPrefix = `bench_lock_raw_${stamp}`
   const store = (tablePrefix: string, maxConnections: number) =>

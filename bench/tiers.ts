@@ -33,6 +33,7 @@ import { float32ToBytes } from "../src/Binary.ts"
 import { Embeddings, makeLocal } from "../src/Embeddings.ts"
 import { MemoryMessageStore } from "../src/Memory.ts"
 import { best, median, printTable } from "./stats.ts"
+import { openAdmin, runStamp } from "./admin.ts"
 
 /** One row of the tiers table. */
 export interface Row {
@@ -280,14 +281,9 @@ const jsonType = {
 }
 
 const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
-  const admin = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 })
-  try {
-    await admin`SELECT 1`
-  } catch (error) {
-    await admin.end({ timeout: 1 })
-    return String(error)
-  }
-  const stamp = `${process.pid}_${Date.now().toString(36)}`
+  const admin = await openAdmin(url)
+  if (typeof admin === "string") return admin
+  const stamp = runStamp()
   const libraryPrefix = `bench_tier_lib_${stamp}`
   const rawPrefix = `bench_tier_raw_${stamp}`
   const pool = () => PgDatabase.layer({ url, maxConnections: POOL })

@@ -36,7 +36,6 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
-import postgres from "postgres"
 import * as sqliteVec from "sqlite-vec"
 import * as MemoryVectorStore from "../layers/memory/MemoryVectorStore.ts"
 import * as PgDatabase from "../layers/sql/PgDatabase.ts"
@@ -45,6 +44,7 @@ import { mmapBytes, pageCacheKiB } from "../layers/sql/SqliteDatabase.ts"
 import * as SqlVectorStore from "../layers/sql/SqlVectorStore.ts"
 import { VectorStore } from "../src/Vector.ts"
 import { median, printTable } from "./stats.ts"
+import { openAdmin } from "./admin.ts"
 
 /** One row of the vector table: a time per query (ms, lower is better) or a rate (vectors/s, higher is better). */
 export interface Row {
@@ -154,6 +154,31 @@ const timeAgainstScan = async (reps: number, run: (q: Float32Array) => Promise<u
   return { best: Math.min(...mine), median: median(mine), scan: Math.min(...theirs) }
 }
 
+/** What `timeAgainstScan` measured. */
+type Timed = Awaited<ReturnType<typeof timeAgainstScan>>
+
+/** The two search rows of a backend: unfiltered (with its recall@10) and with the 1% filter. */
+const searchRows = (backend: string, plain: Timed, filtered: Timed, recall: number): Array<Row> => [
+  {
+    workload: `search top-${TOP_K} cosine`,
+    backend,
+    unit: "ms/query",
+    value: plain.best,
+    medianValue: plain.median,
+    baseline: plain.scan,
+    recall
+  },
+  {
+    workload: "search, filter 1%",
+    backend,
+    unit: "ms/query",
+    value: filtered.best,
+    medianValue: filtered.median,
+    baseline: filtered.scan,
+    recall: undefined
+  }
+]
+
 const recallOf = (expected: ReadonlyArray<ReadonlyArray<string>>, actual: ReadonlyArray<ReadonlyArray<string>>) => {
   let found = 0
   let total = 0
@@ -198,26 +223,7 @@ const storeRows = async (
     const ids = await Promise.all(data.queries.map(async (q) => (await search(q)).map((r) => r.id)))
     const plain = await timeAgainstScan(reps, (q) => search(q), data)
     const filtered = await timeAgainstScan(reps, (q) => search(q, { kind: "rare" }), data)
-    const rows: Array<Row> = [
-      {
-        workload: `search top-${TOP_K} cosine`,
-        backend,
-        unit: "ms/query",
-        value: plain.best,
-        medianValue: plain.median,
-        baseline: plain.scan,
-        recall: recallOf(baseline.ids, ids)
-      },
-      {
-        workload: "search, filter 1%",
-        backend,
-        unit: "ms/query",
-        value: filtered.best,
-        medianValue: filtered.median,
-        baseline: filtered.scan,
-        recall: undefined
-      }
-    ]
+    const rows: Array<Row> = searchRows(backend, plain, filtered, recallOf(baseline.ids, ids))
     console.log(
       `vectors ${backend}: upsert ${Math.round(upsertRate).toLocaleString("en-US")} vectors/s, first search ` +
         `(loads the scan copy on SQL) ${load.toFixed(0)} ms`
@@ -316,24 +322,7 @@ const vec0Rows = async (
     const filtered = await timeAgainstScan(reps, async (q) => knnKind.all(bytesOf(q), TOP_K, "rare"), data)
     const backend = "sqlite-vec vec0"
     return [
-      {
-        workload: `search top-${TOP_K} cosine`,
-        backend,
-        unit: "ms/query",
-        value: plain.best,
-        medianValue: plain.median,
-        baseline: plain.scan,
-        recall: recallOf(baseline.ids, ids)
-      },
-      {
-        workload: "search, filter 1%",
-        backend,
-        unit: "ms/query",
-        value: filtered.best,
-        medianValue: filtered.median,
-        baseline: filtered.scan,
-        recall: undefined
-      },
+      ...searchRows(backend, plain, filtered, recallOf(baseline.ids, ids)),
       {
         workload: `insert (batches of ${BATCH})`,
         backend,
@@ -386,12 +375,9 @@ export const runVectors = async (options: {
     rmSync(dir, { recursive: true, force: true })
   }
   const prefix = `bench_vec_${process.pid}`
-  const admin = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 3 })
-  try {
-    await admin`SELECT 1`
-  } catch (error) {
-    console.log(`vector postgres rows skipped: ${String(error)}`)
-    await admin.end({ timeout: 1 })
+  const admin = await openAdmin(url)
+  if (typeof admin === "string") {
+    console.log(`vector postgres rows skipped: ${admin}`)
     return rows
   }
   const hnswPrefix = `${prefix}_hnsw`
