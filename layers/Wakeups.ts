@@ -23,10 +23,14 @@ export class Wakeups extends Context.Tag("effect-agent-stores/Wakeups")<
     /**
      * Starts listening to `channel` for the scope; the returned effect waits
      * until a wake arrived since it last returned (merged: one pending wake at
-     * most). Listening is in place when `listen` returns, so a read made after
-     * it misses nothing.
+     * most). With `poll`, the listener is also woken every `poll`, alone (for
+     * a wake that was lost). Listening is in place when `listen` returns, so a
+     * read made after it misses nothing.
      */
-    readonly listen: (channel: string) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
+    readonly listen: (
+      channel: string,
+      poll?: Duration.DurationInput
+    ) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
   }
 >() {}
 
@@ -48,25 +52,35 @@ export const wakeAllLocal = (): void => {
   for (const key of listeners.keys()) wakeLocal(key)
 }
 
-/** Listens to `key` in this process for the scope. */
-export const listenLocal = (key: string): Effect.Effect<Effect.Effect<void>, never, Scope.Scope> =>
-  Effect.map(
-    Effect.acquireRelease(
-      Effect.tap(Queue.sliding<void>(1), (queue) =>
-        Effect.sync(() => {
-          const queues = listeners.get(key)
-          if (queues === undefined) listeners.set(key, new Set([queue]))
-          else queues.add(queue)
-        })
-      ),
-      (queue) =>
-        Effect.sync(() => {
-          const queues = listeners.get(key)
-          queues?.delete(queue)
-          if (queues?.size === 0) listeners.delete(key)
-        })
+/**
+ * Listens to `key` in this process for the scope (and, with `poll`, wakes the listener alone every `poll`, from a
+ * fiber of the scope: waiting then needs no timeout race, so a wake reaches the reader with no fiber in between).
+ */
+export const listenLocal = (
+  key: string,
+  poll?: Duration.DurationInput
+): Effect.Effect<Effect.Effect<void>, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.tap(Queue.sliding<void>(1), (queue) =>
+      Effect.sync(() => {
+        const queues = listeners.get(key)
+        if (queues === undefined) listeners.set(key, new Set([queue]))
+        else queues.add(queue)
+      })
     ),
-    (queue) => Queue.take(queue)
+    (queue) =>
+      Effect.sync(() => {
+        const queues = listeners.get(key)
+        queues?.delete(queue)
+        if (queues?.size === 0) listeners.delete(key)
+      })
+  ).pipe(
+    Effect.tap((queue) =>
+      poll === undefined
+        ? Effect.void
+        : Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(poll), Queue.offer(queue, undefined))))
+    ),
+    Effect.map((queue) => Queue.take(queue))
   )
 
 /** Wake-ups within this process, firing after the commits `hooks` observe: what memory and SQLite use. */
@@ -75,7 +89,7 @@ export const inProcess = (hooks: Option.Option<CommitHooks["Type"]>): Wakeups["T
     const key = channelKey(channel)
     return Option.isSome(hooks) ? hooks.value.afterCommit(() => wakeLocal(key)) : Effect.sync(() => wakeLocal(key))
   },
-  listen: (channel) => listenLocal(channelKey(channel))
+  listen: (channel, poll) => listenLocal(channelKey(channel), poll)
 })
 
 /**
@@ -120,14 +134,13 @@ export const follow = <A, C, E, R>(
 ): Stream.Stream<A, E, R> =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
-      const next = yield* wakeups.listen(options.channel)
-      const poll = Duration.decode(options.poll ?? "1 second")
+      const next = yield* wakeups.listen(options.channel, options.poll ?? "1 second")
       let cursor = options.start
       let ended = false
       let wait = false
       const step: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>, R> = Effect.gen(function* () {
         while (!ended) {
-          if (wait) yield* Effect.timeoutOption(next, poll)
+          if (wait) yield* next
           const batch = yield* Effect.mapError(options.read(cursor), Option.some)
           cursor = batch.cursor
           ended = batch.done === true

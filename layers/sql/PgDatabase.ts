@@ -284,7 +284,7 @@ const crossProcess = (pool: Pool, hooks: CommitHooks.CommitHooks["Type"]): Wakeu
         pool.unsafe("SELECT pg_notify($1, $2)", [notifyChannel, origin + key]).catch(() => {})
       })
     },
-    listen: (channel) => Effect.zipRight(startListening, Wakeups.listenLocal(Wakeups.channelKey(channel)))
+    listen: (channel, poll) => Effect.zipRight(startListening, Wakeups.listenLocal(Wakeups.channelKey(channel), poll))
   }
 }
 
