@@ -40,23 +40,11 @@ import { TemplateStore } from "../src/Plan.ts"
 import { AgentStateStore, TaskStore, type TaskRow } from "../src/Task.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
+import { type OpsRow, type MaybePromise, POOL, timeLibrary, timeRaw, url } from "./timing.ts"
 
 /** One row of the agent-work table. */
-export interface Row {
-  readonly workload: string
-  readonly backend: "sqlite" | "postgres"
-  /** Concurrent callers (PostgreSQL: pool 16 on both sides). */
-  readonly concurrency: number
-  readonly opsPerSec: number
-  readonly baselineOpsPerSec: number
-  /** Best library ops/s over best raw ops/s. */
-  readonly ratio: number
-  /** Median library ops/s over median raw ops/s. */
-  readonly medianRatio: number
-}
+export type Row = OpsRow
 
-const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
-const POOL = 16
 const CLAIMERS = 4
 /** Completed tasks every pending task depends on (two each). */
 const DONE = 50
@@ -180,7 +168,6 @@ const textsOf = (prefix: string, dialect: Kit.Dialect) => ({
 // The raw side: hand-written code on the driver, synchronous on SQLite
 
 type Sql = ReadonlyArray<any>
-type MaybePromise<A> = A | Promise<A>
 const then = <A, B>(value: MaybePromise<A>, f: (a: A) => MaybePromise<B>): MaybePromise<B> =>
   value instanceof Promise ? value.then(f) : f(value)
 
@@ -290,48 +277,7 @@ type RawOps = ReturnType<typeof rawOps>
 // ---------------------------------------------------------------------------
 // Timing
 
-const gc = () => (globalThis as { gc?: () => void }).gc?.()
-
 /** Runs `ops` operations over `concurrency` callers (the `i`-th by `f(i, caller)`); returns the milliseconds. */
-const timeRaw = async (ops: number, concurrency: number, f: (i: number, caller: number) => MaybePromise<unknown>) => {
-  gc()
-  let next = 0
-  const start = performance.now()
-  if (concurrency === 1) {
-    for (let i = 0; i < ops; i++) {
-      const result = f(i, 0)
-      if (result instanceof Promise) await result
-    }
-  } else {
-    await Promise.all(
-      Array.from({ length: concurrency }, async (_, caller) => {
-        for (let i = next++; i < ops; i = next++) await f(i, caller)
-      })
-    )
-  }
-  return performance.now() - start
-}
-
-const timeLibrary = <R>(
-  ops: number,
-  concurrency: number,
-  f: (i: number, caller: number) => Effect.Effect<unknown, unknown, R>
-) =>
-  Effect.gen(function* () {
-    gc()
-    let next = 0
-    const start = performance.now()
-    yield* Effect.all(
-      Array.from({ length: concurrency }, (_, caller) =>
-        Effect.gen(function* () {
-          for (let i = next++; i < ops; i = next++) yield* f(i, caller)
-        })
-      ),
-      { concurrency: "unbounded", discard: true }
-    )
-    return performance.now() - start
-  })
-
 // ---------------------------------------------------------------------------
 // Workloads
 

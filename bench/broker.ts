@@ -35,6 +35,7 @@ import { uuidv7At } from "../src/Id.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
+import { POOL, gc, url } from "./timing.ts"
 
 /** One row of the broker table: latencies in milliseconds. */
 export interface Row {
@@ -50,8 +51,6 @@ export interface Row {
   readonly ratio: number
 }
 
-const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
-const POOL = 16
 const workload = "send -> subscriber delivery"
 
 const message: MessageInput = {
@@ -190,7 +189,6 @@ const rawRun = async (raw: Raw, t: Texts, sessions: number, pings: number) => {
 // Runs
 
 const round = (x: number) => Math.round(x * 1000) / 1000
-const gc = () => (globalThis as { gc?: () => void }).gc?.()
 
 const measure = async (
   backend: Row["backend"],

@@ -58,6 +58,7 @@ import { SessionStore } from "../src/Session.ts"
 import { CheckpointStore } from "../src/State.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
+import { type MaybePromise, POOL, timeLibrary, timeRaw, url } from "./timing.ts"
 
 /** One row of the checkpoint table. */
 export interface Row {
@@ -84,8 +85,6 @@ export interface Row {
 
 type SqliteFile = "temp file" | ":memory:"
 
-const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
-const POOL = 16
 type PgPool = ConstructorParameters<typeof PostgresSaver>[0]
 /** node-postgres's pool (the package ships no types), for `PostgresSaver`. */
 const { Pool } = createRequire(import.meta.url)("pg") as {
@@ -112,7 +111,6 @@ const stateOf = (i: number) => ({
 const metadata = { source: "loop", writes: null }
 
 type Sql = ReadonlyArray<any>
-type MaybePromise<A> = A | Promise<A>
 
 /** The raw side: save (the thread's next checkpoint) and latest, with the library's statements and round trips. */
 interface RawOps {
@@ -170,47 +168,6 @@ const langGraphOn = async (saver: BaseCheckpointSaver): Promise<LangGraphOps> =>
 
 // ---------------------------------------------------------------------------
 // Timing
-
-const gc = () => (globalThis as { gc?: () => void }).gc?.()
-
-const timeRaw = async (ops: number, concurrency: number, f: (i: number, caller: number) => MaybePromise<unknown>) => {
-  gc()
-  let next = 0
-  const start = performance.now()
-  if (concurrency === 1) {
-    for (let i = 0; i < ops; i++) {
-      const result = f(i, 0)
-      if (result instanceof Promise) await result
-    }
-  } else {
-    await Promise.all(
-      Array.from({ length: concurrency }, async (_, caller) => {
-        for (let i = next++; i < ops; i = next++) await f(i, caller)
-      })
-    )
-  }
-  return performance.now() - start
-}
-
-const timeLibrary = <R>(
-  ops: number,
-  concurrency: number,
-  f: (i: number, caller: number) => Effect.Effect<unknown, unknown, R>
-) =>
-  Effect.gen(function* () {
-    gc()
-    let next = 0
-    const start = performance.now()
-    yield* Effect.all(
-      Array.from({ length: concurrency }, (_, caller) =>
-        Effect.gen(function* () {
-          for (let i = next++; i < ops; i = next++) yield* f(i, caller)
-        })
-      ),
-      { concurrency: "unbounded", discard: true }
-    )
-    return performance.now() - start
-  })
 
 // ---------------------------------------------------------------------------
 // Workloads

@@ -32,6 +32,7 @@ import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { EventStore } from "../src/Event.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
+import { type MaybePromise, POOL, timeLibrary, timeRaw, url } from "./timing.ts"
 
 /** One row of the event table: throughput beside the raw driver, or a latency (library only). */
 export interface Row {
@@ -50,50 +51,9 @@ export interface Row {
   readonly p99Ms?: number
 }
 
-const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
-const POOL = 16
 const BIG = 10_000
 
-const gc = () => (globalThis as { gc?: () => void }).gc?.()
-
 const payload = (i: number) => ({ orderId: `order-${i}`, amount: 42.5, items: [{ sku: "A-1", qty: 2 }], note: "ok" })
-
-type MaybePromise<A> = A | Promise<A>
-
-const timeRaw = async (ops: number, concurrency: number, f: (i: number, caller: number) => MaybePromise<unknown>) => {
-  gc()
-  let next = 0
-  const start = performance.now()
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, caller) => {
-      for (let i = next++; i < ops; i = next++) {
-        const result = f(i, caller)
-        if (result instanceof Promise) await result
-      }
-    })
-  )
-  return performance.now() - start
-}
-
-const timeLibrary = (
-  ops: number,
-  concurrency: number,
-  f: (i: number, caller: number) => Effect.Effect<unknown, unknown, EventStore>
-) =>
-  Effect.gen(function* () {
-    gc()
-    let next = 0
-    const start = performance.now()
-    yield* Effect.all(
-      Array.from({ length: concurrency }, (_, caller) =>
-        Effect.gen(function* () {
-          for (let i = next++; i < ops; i = next++) yield* f(i, caller)
-        })
-      ),
-      { concurrency: "unbounded", discard: true }
-    )
-    return performance.now() - start
-  })
 
 /** The raw side's decoding of an event row, as the library's (JSON parsed, times as numbers). */
 const rawEvent = (r: ReadonlyArray<any>) => ({

@@ -31,20 +31,11 @@ import * as SqlImageStore from "../layers/sql/SqlImageStore.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { ImageStore, sniffImage } from "../src/Image.ts"
 import { best, median, printTable } from "./stats.ts"
+import { type OpsRow, POOL, timeLibrary, timeRaw, url } from "./timing.ts"
 
 /** One row of the image table. */
-export interface Row {
-  readonly workload: string
-  readonly backend: "sqlite" | "postgres"
-  readonly concurrency: number
-  readonly opsPerSec: number
-  readonly baselineOpsPerSec: number
-  readonly ratio: number
-  readonly medianRatio: number
-}
+export type Row = OpsRow
 
-const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
-const POOL = 16
 const SIZE = 100 * 1024
 /** Images stored before the get rows (each get reads one of them). */
 const STORED = 50
@@ -75,43 +66,6 @@ const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest(
 
 // ---------------------------------------------------------------------------
 // Timing
-
-const gc = () => (globalThis as { gc?: () => void }).gc?.()
-
-const timeRaw = async (ops: number, concurrency: number, f: (i: number) => unknown) => {
-  gc()
-  let next = 0
-  const start = performance.now()
-  if (concurrency === 1) {
-    for (let i = 0; i < ops; i++) {
-      const result = f(i)
-      if (result instanceof Promise) await result
-    }
-  } else {
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        for (let i = next++; i < ops; i = next++) await f(i)
-      })
-    )
-  }
-  return performance.now() - start
-}
-
-const timeLibrary = (ops: number, concurrency: number, f: (i: number) => Effect.Effect<unknown, unknown, ImageStore>) =>
-  Effect.gen(function* () {
-    gc()
-    let next = 0
-    const start = performance.now()
-    yield* Effect.all(
-      Array.from({ length: concurrency }, () =>
-        Effect.gen(function* () {
-          for (let i = next++; i < ops; i = next++) yield* f(i)
-        })
-      ),
-      { concurrency: "unbounded", discard: true }
-    )
-    return performance.now() - start
-  })
 
 // ---------------------------------------------------------------------------
 // The raw sides

@@ -32,22 +32,10 @@ import { uuidv7 } from "../src/Id.ts"
 import { TraceRecorder, TraceStore } from "../src/Trace.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
+import { type OpsRow, POOL, gc, timeLibrary, timeRaw, url } from "./timing.ts"
 
-/** One row of the ledger table. */
-export interface Row {
-  readonly workload: string
-  readonly backend: "sqlite" | "postgres"
-  readonly concurrency: number
-  readonly opsPerSec: number
-  /** The raw driver's ops/s (for the tracer rows: Effect's own tracer). */
-  readonly baselineOpsPerSec: number
-  readonly ratio: number
-  readonly medianRatio: number
-}
-
-const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
-const POOL = 16
-const gc = () => (globalThis as { gc?: () => void }).gc?.()
+/** One row of the ledger table (the tracer rows' baseline is Effect's own tracer). */
+export type Row = OpsRow
 
 const detail = (i: number) => ({ tool: "search", query: `open tickets ${i}`, results: 12, tokens: { input: 812 } })
 const input = (i: number) => ({
@@ -59,7 +47,6 @@ const input = (i: number) => ({
 })
 
 /** The raw side's append: the library's statements, the same hash. */
-type Append = (i: number) => void | Promise<void>
 
 const rawRow = (i: number, seq: number, prevHash: string) => {
   const row = {
@@ -93,37 +80,6 @@ const texts = (prefix: string, dialect: Kit.Dialect) => ({
   last: Kit.resolve(SqlAuditLogStore.appendStatements.lastHash.text, prefix, dialect),
   insert: Kit.resolve(SqlAuditLogStore.appendStatements.insert.text, prefix, dialect)
 })
-
-const timeRaw = async (ops: number, concurrency: number, f: Append) => {
-  gc()
-  let next = 0
-  const start = performance.now()
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let i = next++; i < ops; i = next++) {
-        const result = f(i)
-        if (result instanceof Promise) await result
-      }
-    })
-  )
-  return performance.now() - start
-}
-
-const timeLibrary = (ops: number, concurrency: number, f: (i: number) => Effect.Effect<unknown, unknown, any>) =>
-  Effect.gen(function* () {
-    gc()
-    let next = 0
-    const start = performance.now()
-    yield* Effect.all(
-      Array.from({ length: concurrency }, () =>
-        Effect.gen(function* () {
-          for (let i = next++; i < ops; i = next++) yield* f(i)
-        })
-      ),
-      { concurrency: "unbounded", discard: true }
-    )
-    return performance.now() - start
-  })
 
 /** Alternates the sides `reps` times after a warm-up of each; ops/s per run. */
 const compare = async (

@@ -33,23 +33,11 @@ import * as SqlLockStore from "../layers/sql/SqlLockStore.ts"
 import { LockStore, tokenCounter } from "../src/Lock.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
+import { type OpsRow, type MaybePromise, POOL, timeLibrary, timeRaw, url } from "./timing.ts"
 
 /** One row of the lock table. */
-export interface Row {
-  readonly workload: string
-  readonly backend: "sqlite" | "postgres"
-  /** Concurrent callers (PostgreSQL: pool 16 on both sides). */
-  readonly concurrency: number
-  readonly opsPerSec: number
-  readonly baselineOpsPerSec: number
-  /** Best library ops/s over best raw ops/s. */
-  readonly ratio: number
-  /** Median library ops/s over median raw ops/s. */
-  readonly medianRatio: number
-}
+export type Row = OpsRow
 
-const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
-const POOL = 16
 const TTL = 30_000
 
 const check = (ok: boolean, what: string) => {
@@ -59,52 +47,14 @@ const check = (ok: boolean, what: string) => {
 const keyOf = (caller: number) => `bench-lock-${caller + 1}`
 const ownerOf = (caller: number) => `bench-owner-${caller + 1}`
 
-const gc = () => (globalThis as { gc?: () => void }).gc?.()
-
 type Sql = ReadonlyArray<any>
-type MaybePromise<A> = A | Promise<A>
 
 /** Runs `ops` operations over `concurrency` callers (the `i`-th by `f(caller)`); returns the milliseconds. */
-const timeRaw = async (ops: number, concurrency: number, f: (caller: number) => MaybePromise<unknown>) => {
-  gc()
-  let next = 0
-  const start = performance.now()
-  if (concurrency === 1) {
-    for (let i = 0; i < ops; i++) {
-      const result = f(0)
-      if (result instanceof Promise) await result
-    }
-  } else {
-    await Promise.all(
-      Array.from({ length: concurrency }, async (_, caller) => {
-        for (let i = next++; i < ops; i = next++) await f(caller)
-      })
-    )
-  }
-  return performance.now() - start
-}
-
-const timeLibrary = <R>(ops: number, concurrency: number, f: (caller: number) => Effect.Effect<unknown, unknown, R>) =>
-  Effect.gen(function* () {
-    gc()
-    let next = 0
-    const start = performance.now()
-    yield* Effect.all(
-      Array.from({ length: concurrency }, (_, caller) =>
-        Effect.gen(function* () {
-          for (let i = next++; i < ops; i = next++) yield* f(caller)
-        })
-      ),
-      { concurrency: "unbounded", discard: true }
-    )
-    return performance.now() - start
-  })
-
 /** The library's workloads. */
 const libraryWorkloads = {
   "acquire + release": (ops: number, c: number) =>
     Effect.flatMap(LockStore, (locks) =>
-      timeLibrary(ops, c, (caller) =>
+      timeLibrary(ops, c, (_, caller) =>
         Effect.flatMap(locks.acquire(keyOf(caller), { owner: ownerOf(caller), ttl: TTL }), (lease) =>
           locks.release(lease)
         )
@@ -112,7 +62,9 @@ const libraryWorkloads = {
     ),
   "withLock around a no-op": (ops: number, c: number) =>
     Effect.flatMap(LockStore, (locks) =>
-      timeLibrary(ops, c, (caller) => locks.withLock(keyOf(caller), Effect.void, { owner: ownerOf(caller), ttl: TTL }))
+      timeLibrary(ops, c, (_, caller) =>
+        locks.withLock(keyOf(caller), Effect.void, { owner: ownerOf(caller), ttl: TTL })
+      )
     )
 } as const
 
@@ -138,7 +90,7 @@ const runBackend = async (
           const ms =
             side === "library"
               ? await library.runPromise(libraryWorkloads[workload](ops, concurrency))
-              : await timeRaw(ops, concurrency, raw)
+              : await timeRaw(ops, concurrency, (_, caller) => raw(caller))
           if (rep >= 0) times[side].push(ops / (ms / 1000))
         }
       }

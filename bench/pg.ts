@@ -23,6 +23,7 @@ import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { openPgBaseline, type PgBaseline } from "./pgBaseline.ts"
 import { best, median, printTable } from "./stats.ts"
+import { POOL, url } from "./timing.ts"
 
 /** One row of the PostgreSQL table. */
 export interface PgResult {
@@ -36,8 +37,6 @@ export interface PgResult {
   readonly medianRatio: number
 }
 
-const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
-const POOL = 16
 const N = 10_000
 const PAGE = 50
 

@@ -34,23 +34,11 @@ import { Embeddings, makeLocal } from "../src/Embeddings.ts"
 import { MemoryMessageStore } from "../src/Memory.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
+import { type OpsRow, POOL, url } from "./timing.ts"
 
 /** One row of the tiers table. */
-export interface Row {
-  readonly workload: string
-  readonly backend: "sqlite" | "postgres"
-  /** Concurrent callers (1). */
-  readonly concurrency: number
-  readonly opsPerSec: number
-  readonly baselineOpsPerSec: number
-  /** Best library ops/s over best raw ops/s. */
-  readonly ratio: number
-  /** Median library ops/s over median raw ops/s. */
-  readonly medianRatio: number
-}
+export type Row = OpsRow
 
-const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
-const POOL = 16
 const BATCH = 100
 const CONVERSATION_SIZE = 5_000
 /** Timed operations per run: addMany; search per backend (fewer on PostgreSQL, where a search reads 7.7 MB). */

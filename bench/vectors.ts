@@ -45,6 +45,7 @@ import * as SqlVectorStore from "../layers/sql/SqlVectorStore.ts"
 import { VectorStore } from "../src/Vector.ts"
 import { median, printTable } from "./stats.ts"
 import { openAdmin } from "./admin.ts"
+import { url } from "./timing.ts"
 
 /** One row of the vector table: a time per query (ms, lower is better) or a rate (vectors/s, higher is better). */
 export interface Row {
@@ -59,7 +60,6 @@ export interface Row {
   readonly recall: number | undefined
 }
 
-const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
 const DIMENSION = 384
 const TOP_K = 10
 const QUERIES = 20

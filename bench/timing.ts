@@ -1,0 +1,80 @@
+/**
+ * What the bench modules share to time their sides: the ops/s row, the server they use and the loops that time the
+ * library (fibers) and the raw driver (plain calls or promises) on the same work.
+ */
+import { Effect } from "effect"
+import { performance } from "node:perf_hooks"
+
+/** The server of the PostgreSQL rows (`DATABASE_URL`, default the local one). */
+export const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+
+/** Pool size of both sides on PostgreSQL, and the concurrency of its 16-caller rows. */
+export const POOL = 16
+
+/** One row of an ops/s table: the library beside the raw driver on the same work. */
+export interface OpsRow {
+  readonly workload: string
+  readonly backend: "sqlite" | "postgres"
+  /** Concurrent callers (PostgreSQL: pool 16 on both sides). */
+  readonly concurrency: number
+  readonly opsPerSec: number
+  readonly baselineOpsPerSec: number
+  /** Best library ops/s over best raw ops/s. */
+  readonly ratio: number
+  /** Median library ops/s over median raw ops/s. */
+  readonly medianRatio: number
+}
+
+/** A raw side's operation: a plain call (better-sqlite3) or a promise (`postgres`). */
+export type MaybePromise<A> = A | Promise<A>
+
+/** Collects garbage when node runs with `--expose-gc`, so one side's garbage is not collected in the other's time. */
+export const gc = (): void => (globalThis as { gc?: () => void }).gc?.()
+
+/**
+ * Milliseconds for `ops` raw calls `f(i, caller)` shared by `concurrency` callers: one caller runs them in a plain
+ * loop (awaiting only promises), several take the next `i` in turn and await each call.
+ */
+export const timeRaw = async (
+  ops: number,
+  concurrency: number,
+  f: (i: number, caller: number) => MaybePromise<unknown>
+): Promise<number> => {
+  gc()
+  let next = 0
+  const start = performance.now()
+  if (concurrency === 1) {
+    for (let i = 0; i < ops; i++) {
+      const result = f(i, 0)
+      if (result instanceof Promise) await result
+    }
+  } else {
+    await Promise.all(
+      Array.from({ length: concurrency }, async (_, caller) => {
+        for (let i = next++; i < ops; i = next++) await f(i, caller)
+      })
+    )
+  }
+  return performance.now() - start
+}
+
+/** Milliseconds for `ops` library calls `f(i, caller)` shared by `concurrency` fibers, each taking the next `i`. */
+export const timeLibrary = <R>(
+  ops: number,
+  concurrency: number,
+  f: (i: number, caller: number) => Effect.Effect<unknown, unknown, R>
+): Effect.Effect<number, unknown, R> =>
+  Effect.gen(function* () {
+    gc()
+    let next = 0
+    const start = performance.now()
+    yield* Effect.all(
+      Array.from({ length: concurrency }, (_, caller) =>
+        Effect.gen(function* () {
+          for (let i = next++; i < ops; i = next++) yield* f(i, caller)
+        })
+      ),
+      { concurrency: "unbounded", discard: true }
+    )
+    return performance.now() - start
+  })
