@@ -38,9 +38,8 @@ import { mmapBytes, pageCacheKiB, SqliteDatabase } from "../layers/sql/SqliteDat
 import { type Stores, StoresPg, StoresSqlite } from "../layers/Stores.ts"
 import { TemplateStore } from "../src/Plan.ts"
 import { AgentStateStore, TaskStore, type TaskRow } from "../src/Task.ts"
-import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { type OpsRow, type MaybePromise, POOL, timeLibrary, timeRaw, url } from "./timing.ts"
+import { type OpsRow, type MaybePromise, POOL, timeLibrary, timeRaw, url, opsFigures, printOpsTable } from "./timing.ts"
 
 /** One row of the agent-work table. */
 export type Row = OpsRow
@@ -369,8 +368,6 @@ const seed = Effect.gen(function* () {
   }
 })
 
-const round = (x: number) => Math.round(x * 100) / 100
-
 /** Every workload of `backend` at each of its concurrencies, alternating the sides `reps` times after a warm-up. */
 const runBackend = async (backend: Backend, reps: number): Promise<ReadonlyArray<Row>> => {
   const rows: Array<Row> = []
@@ -394,10 +391,7 @@ const runBackend = async (backend: Backend, reps: number): Promise<ReadonlyArray
         workload: workload.name,
         backend: backend.name,
         concurrency,
-        opsPerSec: Math.round(best(times.library)),
-        baselineOpsPerSec: Math.round(best(times.raw)),
-        ratio: round(best(times.library) / best(times.raw)),
-        medianRatio: round(median(times.library) / median(times.raw))
+        ...opsFigures(times.library, times.raw)
       })
     }
   }
@@ -520,21 +514,11 @@ export const runAgentWork = async (options: { readonly reps: number }): Promise<
 
 /** Prints `rows` as a table. */
 export const printAgentWork = (rows: ReadonlyArray<Row>, reps: number) => {
-  const header = ["workload", "backend", "callers", "ops/s library", "ops/s raw", "ratio", "median ratio"]
-  const cells = rows.map((r) => [
-    r.workload,
-    r.backend,
-    String(r.concurrency),
-    r.opsPerSec.toLocaleString("en-US"),
-    r.baselineOpsPerSec.toLocaleString("en-US"),
-    r.ratio.toFixed(2),
-    r.medianRatio.toFixed(2)
-  ])
-  console.log(
+  printOpsTable(
     `agent work: best of ${reps} runs per side; raw = better-sqlite3 / postgres (porsager, pool ${POOL}), the ` +
-      "library's statements and round trips; one op = claim + complete, save + get, or one render; target >= 0.8"
+      "library's statements and round trips; one op = claim + complete, save + get, or one render; target >= 0.8",
+    rows
   )
-  printTable(header, cells)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -58,7 +58,7 @@ import { SessionStore } from "../src/Session.ts"
 import { CheckpointStore } from "../src/State.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { type MaybePromise, POOL, timeLibrary, timeRaw, url } from "./timing.ts"
+import { type MaybePromise, POOL, timeLibrary, timeRaw, url, opsFigures, round2 } from "./timing.ts"
 
 /** One row of the checkpoint table. */
 export interface Row {
@@ -221,8 +221,6 @@ const workloads: ReadonlyArray<Workload> = [
   }
 ]
 
-const round = (x: number) => Math.round(x * 100) / 100
-
 const sides = ["library", "raw", "langGraph"] as const
 
 const runBackend = async (backend: Backend, reps: number): Promise<ReadonlyArray<Row>> => {
@@ -251,13 +249,10 @@ const runBackend = async (backend: Backend, reps: number): Promise<ReadonlyArray
         backend: backend.name,
         ...(backend.filename === undefined ? {} : { filename: backend.filename }),
         concurrency,
-        opsPerSec: Math.round(best(times.library)),
-        baselineOpsPerSec: Math.round(best(times.raw)),
-        ratio: round(best(times.library) / best(times.raw)),
-        medianRatio: round(median(times.library) / median(times.raw)),
+        ...opsFigures(times.library, times.raw),
         langGraph: Math.round(best(times.langGraph)),
-        vsLangGraph: round(best(times.library) / best(times.langGraph)),
-        medianVsLangGraph: round(median(times.library) / median(times.langGraph)),
+        vsLangGraph: round2(best(times.library) / best(times.langGraph)),
+        medianVsLangGraph: round2(median(times.library) / median(times.langGraph)),
         langGraphAnchor: anchors[backend.name][workload.name]
       })
     }

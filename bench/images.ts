@@ -30,8 +30,7 @@ import * as SqlConversationStore from "../layers/sql/SqlConversationStore.ts"
 import * as SqlImageStore from "../layers/sql/SqlImageStore.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { ImageStore, sniffImage } from "../src/Image.ts"
-import { best, median, printTable } from "./stats.ts"
-import { type OpsRow, POOL, timeLibrary, timeRaw, url } from "./timing.ts"
+import { type OpsRow, POOL, timeLibrary, timeRaw, url, opsFigures, printOpsTable } from "./timing.ts"
 
 /** One row of the image table. */
 export type Row = OpsRow
@@ -152,8 +151,6 @@ interface Sides {
   readonly stored: { readonly library: ReadonlyArray<string>; readonly raw: ReadonlyArray<string> }
 }
 
-const round = (x: number) => Math.round(x * 100) / 100
-
 const runSides = async (sides: Sides, reps: number): Promise<ReadonlyArray<Row>> => {
   const rows: Array<Row> = []
   const workloads = [
@@ -198,10 +195,7 @@ const runSides = async (sides: Sides, reps: number): Promise<ReadonlyArray<Row>>
         workload: workload.name,
         backend: sides.name,
         concurrency,
-        opsPerSec: Math.round(best(times.library)),
-        baselineOpsPerSec: Math.round(best(times.raw)),
-        ratio: round(best(times.library) / best(times.raw)),
-        medianRatio: round(median(times.library) / median(times.raw))
+        ...opsFigures(times.library, times.raw)
       })
     }
   }
@@ -292,21 +286,11 @@ export const runImages = async (options: { readonly reps: number }): Promise<Rea
 
 /** Prints the image rows as a table. */
 export const printImages = (rows: ReadonlyArray<Row>) => {
-  const header = ["workload", "backend", "callers", "ops/s library", "ops/s raw", "ratio", "median ratio"]
-  const cells = rows.map((r) => [
-    r.workload,
-    r.backend,
-    String(r.concurrency),
-    r.opsPerSec.toLocaleString("en-US"),
-    r.baselineOpsPerSec.toLocaleString("en-US"),
-    r.ratio.toFixed(2),
-    r.medianRatio.toFixed(2)
-  ])
-  console.log(
+  printOpsTable(
     `images: best runs per side; raw = better-sqlite3 / postgres (pool ${POOL}) running the store's statements ` +
-      "with the same SHA-256 on put and get; 100 KB PNGs, every put new bytes; target >= 0.8"
+      "with the same SHA-256 on put and get; 100 KB PNGs, every put new bytes; target >= 0.8",
+    rows
   )
-  printTable(header, cells)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -31,9 +31,8 @@ import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import * as SqlLockStore from "../layers/sql/SqlLockStore.ts"
 import { LockStore, tokenCounter } from "../src/Lock.ts"
-import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { type OpsRow, type MaybePromise, POOL, timeLibrary, timeRaw, url } from "./timing.ts"
+import { type OpsRow, type MaybePromise, POOL, timeLibrary, timeRaw, url, opsFigures, printOpsTable } from "./timing.ts"
 
 /** One row of the lock table. */
 export type Row = OpsRow
@@ -70,8 +69,6 @@ const libraryWorkloads = {
 
 type Workload = keyof typeof libraryWorkloads
 
-const round = (x: number) => Math.round(x * 100) / 100
-
 /** Every workload at each concurrency, alternating the sides `reps` times after a warm-up. */
 const runBackend = async (
   backend: Row["backend"],
@@ -98,10 +95,7 @@ const runBackend = async (
         workload,
         backend,
         concurrency,
-        opsPerSec: Math.round(best(times.library)),
-        baselineOpsPerSec: Math.round(best(times.raw)),
-        ratio: round(best(times.library) / best(times.raw)),
-        medianRatio: round(median(times.library) / median(times.raw))
+        ...opsFigures(times.library, times.raw)
       })
     }
   }
@@ -216,21 +210,11 @@ export const runLocks = async (options: { readonly reps: number }): Promise<Read
 
 /** Prints `rows` as a table. */
 export const printLocks = (rows: ReadonlyArray<Row>, reps: number) => {
-  const header = ["workload", "backend", "callers", "ops/s library", "ops/s raw", "ratio", "median ratio"]
-  const cells = rows.map((r) => [
-    r.workload,
-    r.backend,
-    String(r.concurrency),
-    r.opsPerSec.toLocaleString("en-US"),
-    r.baselineOpsPerSec.toLocaleString("en-US"),
-    r.ratio.toFixed(2),
-    r.medianRatio.toFixed(2)
-  ])
-  console.log(
+  printOpsTable(
     `locks: best of ${reps} runs per side; raw = better-sqlite3 / postgres (porsager, pool ${POOL}), the ` +
-      "library's statements and round trips; one op = acquire + release (each caller its own key); target >= 0.8"
+      "library's statements and round trips; one op = acquire + release (each caller its own key); target >= 0.8",
+    rows
   )
-  printTable(header, cells)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

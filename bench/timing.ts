@@ -4,6 +4,7 @@
  */
 import { Effect } from "effect"
 import { performance } from "node:perf_hooks"
+import { best, median, printTable } from "./stats.ts"
 
 /** The server of the PostgreSQL rows (`DATABASE_URL`, default the local one). */
 export const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
@@ -78,3 +79,31 @@ export const timeLibrary = <R>(
     )
     return performance.now() - start
   })
+
+/** `x` to two decimals (the tables' ratios). */
+export const round2 = (x: number): number => Math.round(x * 100) / 100
+
+/** The figures of an ops/s row from each side's ops/s over its timed runs: best and median, and their ratios. */
+export const opsFigures = (library: ReadonlyArray<number>, raw: ReadonlyArray<number>) => ({
+  opsPerSec: Math.round(best(library)),
+  baselineOpsPerSec: Math.round(best(raw)),
+  ratio: round2(best(library) / best(raw)),
+  medianRatio: round2(median(library) / median(raw))
+})
+
+/** Prints ops/s rows as a table under the line `title` (what was run and against what). */
+export const printOpsTable = (title: string, rows: ReadonlyArray<OpsRow>): void => {
+  console.log(title)
+  printTable(
+    ["workload", "backend", "callers", "ops/s library", "ops/s raw", "ratio", "median ratio"],
+    rows.map((r) => [
+      r.workload,
+      r.backend,
+      String(r.concurrency),
+      r.opsPerSec.toLocaleString("en-US"),
+      r.baselineOpsPerSec.toLocaleString("en-US"),
+      r.ratio.toFixed(2),
+      r.medianRatio.toFixed(2)
+    ])
+  )
+}
