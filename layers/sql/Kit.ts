@@ -444,10 +444,14 @@ const withAttributes = <D extends object>(driver: D, dialect: Dialect, prefix: s
 /** Equality filters of a listing: column → value, `undefined` meaning "any". */
 export type Filters = Readonly<Record<string, string | number | undefined>>
 
+/** A further condition of a listing: SQL text with `?` placeholders, then their values. */
+export type Condition = readonly [sql: string, ...params: ReadonlyArray<unknown>]
+
 /**
  * A paged listing of `table` ordered by the column tuple `orderBy` (each a
  * column name, unique together): rows after the cursor's keyset, filtered by
- * column equality. One statement per shape of query, stated on first use.
+ * column equality and by any further `conditions` (an expiry, a prefix). One
+ * statement per shape of query, stated on first use.
  */
 export const listing = <R>(spec: {
   readonly table: string
@@ -458,7 +462,7 @@ export const listing = <R>(spec: {
   const statements = new Map<string, Stmt<ReadonlyArray<unknown>, R>>()
   const keys = spec.orderBy.join(", ")
   const marks = spec.orderBy.map(() => "?").join(", ")
-  return (filters: Filters, page: PageQuery): Call<ReadonlyArray<R>> => {
+  return (filters: Filters, page: PageQuery, conditions: ReadonlyArray<Condition> = []): Call<ReadonlyArray<R>> => {
     const params: Array<unknown> = []
     const where: Array<string> = []
     for (const column in filters) {
@@ -466,6 +470,10 @@ export const listing = <R>(spec: {
       if (value === undefined) continue
       where.push(`${column} = ?`)
       params.push(value)
+    }
+    for (const [sql, ...values] of conditions) {
+      where.push(sql)
+      params.push(...values)
     }
     const desc = page.order === "desc"
     if (page.after !== undefined) {

@@ -81,39 +81,15 @@ const deleteExpired = Kit.stmt<[now: number, batch: number, again: number], stri
   (r) => r[0]
 )
 
-/** The listing statements, one per shape of query (filters present, cursor, order), stated on first use. */
-const listings = new Map<string, Kit.Stmt<Array<unknown>, MemoryRecordRow>>()
+const listing = Kit.listing({ table: "memory_records", columns, orderBy: ["created_at", "id"], decode })
 
-/** One page of an agent's live records: its own statement because the key prefix is not an equality filter. */
+/** One page of an agent's live records (of a kind, with a key prefix, when given). */
 const list = (agentId: string, filter: MemoryFilter, now: number, page: PageQuery) => {
-  const where = ["agent_id = ?", notExpiredSql("expires_at")]
-  const params: Array<unknown> = [agentId, now]
-  if (filter.kind !== undefined) {
-    where.push("kind = ?")
-    params.push(filter.kind)
-  }
+  const conditions: Array<Kit.Condition> = [[notExpiredSql("expires_at"), now]]
   if (filter.prefix !== undefined) {
-    where.push("substr(key, 1, length(CAST(? AS TEXT))) = ?")
-    params.push(filter.prefix, filter.prefix)
+    conditions.push(["substr(key, 1, length(CAST(? AS TEXT))) = ?", filter.prefix, filter.prefix])
   }
-  const desc = page.order === "desc"
-  if (page.after !== undefined) {
-    where.push(`(created_at, id) ${desc ? "<" : ">"} (?, ?)`)
-    params.push(...page.after)
-  }
-  params.push(page.limit, page.offset)
-  const shape = `${where.join(" AND ")}|${page.order}`
-  let statement = listings.get(shape)
-  if (statement === undefined) {
-    const direction = desc ? "DESC" : "ASC"
-    statement = Kit.stmt(
-      `SELECT ${columns} FROM {memory_records} WHERE ${where.join(" AND ")}
-        ORDER BY created_at ${direction}, id ${direction} LIMIT ? OFFSET ?`,
-      decode
-    )
-    listings.set(shape, statement)
-  }
-  return Kit.all(statement, ...params)
+  return listing({ agent_id: agentId, kind: filter.kind }, page, conditions)
 }
 
 /** The operations of `AgentMemoryDriver`. */

@@ -217,61 +217,26 @@ const deleteExpiredMessages = Kit.stmt<[now: number, batch: number, again: numbe
   toId
 )
 
-/** The listing statements of `listByConversation` (cursor or not, order), stated on first use. */
-const messageListings = new Map<string, Kit.Stmt<Array<unknown>, MemoryMessageRow>>()
+const messagesBySeq = Kit.listing({
+  table: "tier_messages",
+  columns: messageColumns,
+  orderBy: ["seq", "id"],
+  decode: decodeMessage
+})
+const messagesByCreation = Kit.listing({
+  table: "tier_messages",
+  columns: messageColumns,
+  orderBy: ["created_at", "id"],
+  decode: decodeMessage
+})
 
-const listMessages = (conversationId: string, now: number, page: PageQuery) => {
-  const desc = page.order === "desc"
-  const where = ["conversation_id = ?", notExpiredSql("expires_at")]
-  const params: Array<unknown> = [conversationId, now]
-  if (page.after !== undefined) {
-    where.push(`(seq, id) ${desc ? "<" : ">"} (?, ?)`)
-    params.push(...page.after)
-  }
-  params.push(page.limit, page.offset)
-  const shape = `${page.after !== undefined}|${page.order}`
-  let statement = messageListings.get(shape)
-  if (statement === undefined) {
-    const direction = desc ? "DESC" : "ASC"
-    statement = Kit.stmt(
-      `SELECT ${messageColumns} FROM {tier_messages} WHERE ${where.join(" AND ")}
-        ORDER BY seq ${direction}, id ${direction} LIMIT ? OFFSET ?`,
-      decodeMessage
-    )
-    messageListings.set(shape, statement)
-  }
-  return Kit.all(statement, ...params)
-}
+/** One page of a conversation's live messages, by seq. */
+const listMessages = (conversationId: string, now: number, page: PageQuery) =>
+  messagesBySeq({ conversation_id: conversationId }, page, [[notExpiredSql("expires_at"), now]])
 
-/** The listing statements of `list` (conversation or not, cursor or not, order), stated on first use. */
-const allListings = new Map<string, Kit.Stmt<Array<unknown>, MemoryMessageRow>>()
-
-const listAllMessages = (conversationId: string | undefined, now: number, page: PageQuery) => {
-  const desc = page.order === "desc"
-  const where = [notExpiredSql("expires_at")]
-  const params: Array<unknown> = [now]
-  if (conversationId !== undefined) {
-    where.push("conversation_id = ?")
-    params.push(conversationId)
-  }
-  if (page.after !== undefined) {
-    where.push(`(created_at, id) ${desc ? "<" : ">"} (?, ?)`)
-    params.push(...page.after)
-  }
-  params.push(page.limit, page.offset)
-  const shape = where.join(" AND ") + `|${page.order}`
-  let statement = allListings.get(shape)
-  if (statement === undefined) {
-    const direction = desc ? "DESC" : "ASC"
-    statement = Kit.stmt(
-      `SELECT ${messageColumns} FROM {tier_messages} WHERE ${where.join(" AND ")}
-        ORDER BY created_at ${direction}, id ${direction} LIMIT ? OFFSET ?`,
-      decodeMessage
-    )
-    allListings.set(shape, statement)
-  }
-  return Kit.all(statement, ...params)
-}
+/** One page of the live messages (of one conversation, or all), by creation. */
+const listAllMessages = (conversationId: string | undefined, now: number, page: PageQuery) =>
+  messagesByCreation({ conversation_id: conversationId }, page, [[notExpiredSql("expires_at"), now]])
 
 /** The operations of `MemoryMessageDriver`. */
 export const messageOps = {
