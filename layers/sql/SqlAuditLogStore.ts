@@ -98,51 +98,18 @@ const head = Kit.stmt<[name: string], number>(`SELECT value FROM {counters} WHER
 /** The append's statements after the counter bump, for the bench's raw side. */
 export const appendStatements = { lastHash, insert }
 
-/** The listing statements, one per shape of query (filters present, cursor, order), stated on first use. */
-const listings = new Map<string, Kit.Stmt<Array<unknown>, AuditEntryRow>>()
+const listing = Kit.listing({ table: "audit_log", columns, orderBy: ["seq"], decode })
 
-const equalities = [
-  ["sessionId", "session_id"],
-  ["actor", "actor"],
-  ["action", "action"],
-  ["resource", "resource"]
-] as const
-
-/** One page of entries: its own statement because the time range is not an equality filter. */
+/** One page of entries by seq, filtered by its equalities and the time range `[from, to)`. */
 const list = (filter: AuditFilter, page: PageQuery) => {
-  const where: Array<string> = []
-  const params: Array<unknown> = []
-  for (const [key, column] of equalities) {
-    const value = filter[key]
-    if (value === undefined) continue
-    where.push(`${column} = ?`)
-    params.push(value)
-  }
-  if (filter.from !== undefined) {
-    where.push("created_at >= ?")
-    params.push(filter.from)
-  }
-  if (filter.to !== undefined) {
-    where.push("created_at < ?")
-    params.push(filter.to)
-  }
-  const desc = page.order === "desc"
-  if (page.after !== undefined) {
-    where.push(`seq ${desc ? "<" : ">"} ?`)
-    params.push(page.after[0])
-  }
-  params.push(page.limit, page.offset)
-  const shape = `${where.join(" AND ")}|${page.order}`
-  let statement = listings.get(shape)
-  if (statement === undefined) {
-    statement = Kit.stmt(
-      `SELECT ${columns} FROM {audit_log} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-        ORDER BY seq ${desc ? "DESC" : "ASC"} LIMIT ? OFFSET ?`,
-      decode
-    )
-    listings.set(shape, statement)
-  }
-  return Kit.all(statement, ...params)
+  const conditions: Array<Kit.Condition> = []
+  if (filter.from !== undefined) conditions.push(["created_at >= ?", filter.from])
+  if (filter.to !== undefined) conditions.push(["created_at < ?", filter.to])
+  return listing(
+    { session_id: filter.sessionId, actor: filter.actor, action: filter.action, resource: filter.resource },
+    page,
+    conditions
+  )
 }
 
 /** The operations of `AuditDriver`. */

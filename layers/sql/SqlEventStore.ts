@@ -214,37 +214,22 @@ const readAllOfTypes = (after: number, limit: number, types: ReadonlyArray<strin
   return Kit.all(statement, after, ...types, limit)
 }
 
-/** One page of streams: its own statement because the prefix is a key range (`[prefix, successor)`), not an equality. */
-const streamListings = new Map<string, Kit.Stmt<Array<unknown>, EventStreamRow>>()
+const streamListing = Kit.listing({
+  table: "event_streams",
+  columns: streamColumns,
+  orderBy: ["stream_id"],
+  decode: decodeStream
+})
+
+/** One page of streams by id; a prefix is the key range `[prefix, successor)`. */
 const listStreams = (prefix: string | undefined, page: PageQuery) => {
-  const where: Array<string> = []
-  const params: Array<unknown> = []
+  const conditions: Array<Kit.Condition> = []
   if (prefix !== undefined && prefix !== "") {
-    where.push("stream_id >= ?")
-    params.push(prefix)
+    conditions.push(["stream_id >= ?", prefix])
     const upper = successor(prefix)
-    if (upper !== undefined) {
-      where.push("stream_id < ?")
-      params.push(upper)
-    }
+    if (upper !== undefined) conditions.push(["stream_id < ?", upper])
   }
-  const desc = page.order === "desc"
-  if (page.after !== undefined) {
-    where.push(`stream_id ${desc ? "<" : ">"} ?`)
-    params.push(page.after[0])
-  }
-  params.push(page.limit, page.offset)
-  const shape = `${where.join(" AND ")}|${page.order}`
-  let statement = streamListings.get(shape)
-  if (statement === undefined) {
-    statement = Kit.stmt(
-      `SELECT ${streamColumns} FROM {event_streams} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-        ORDER BY stream_id ${desc ? "DESC" : "ASC"} LIMIT ? OFFSET ?`,
-      decodeStream
-    )
-    streamListings.set(shape, statement)
-  }
-  return Kit.all(statement, ...params)
+  return streamListing({}, page, conditions)
 }
 
 // PostgreSQL: the whole append in one statement. `claim` advances (or creates) the stream row only when the
