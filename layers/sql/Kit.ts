@@ -448,6 +448,35 @@ export type Filters = Readonly<Record<string, string | number | undefined>>
 export type Condition = readonly [sql: string, ...params: ReadonlyArray<unknown>]
 
 /**
+ * The least string after every string that starts with `prefix` (its last code point below U+10FFFF incremented,
+ * skipping the surrogate range), or `undefined` when there is none: keys starting with `prefix` are exactly those in
+ * `[prefix, successor)` in code point order.
+ */
+const successor = (prefix: string): string | undefined => {
+  const points = Array.from(prefix)
+  while (points.length > 0) {
+    const last = points.pop()!.codePointAt(0)!
+    if (last < 0x10ffff) return points.join("") + String.fromCodePoint(last === 0xd7ff ? 0xe000 : last + 1)
+  }
+  return undefined
+}
+
+/**
+ * The conditions keeping `column` to the strings that start with `prefix`: the key range `[prefix, successor)`,
+ * which an index on `column` walks (none for the empty prefix).
+ */
+export const prefixRange = (column: string, prefix: string): Array<Condition> => {
+  if (prefix === "") return []
+  const upper = successor(prefix)
+  return upper === undefined
+    ? [[`${column} >= ?`, prefix]]
+    : [
+        [`${column} >= ?`, prefix],
+        [`${column} < ?`, upper]
+      ]
+}
+
+/**
  * A paged listing of `table` ordered by the column tuple `orderBy` (each a
  * column name, unique together): rows after the cursor's keyset, filtered by
  * column equality and by any further `conditions` (an expiry, a prefix). One

@@ -37,7 +37,6 @@ import * as Wakeups from "../Wakeups.ts"
 import * as CommitHooks from "./CommitHooks.ts"
 import * as Kit from "./Kit.ts"
 import * as PgDatabase from "./PgDatabase.ts"
-import { successor } from "./SqlStateStore.ts"
 
 const refuse = (what: string) => `events are append-only: ${what} is refused (truncateBefore is the one removal)`
 
@@ -221,16 +220,9 @@ const streamListing = Kit.listing({
   decode: decodeStream
 })
 
-/** One page of streams by id; a prefix is the key range `[prefix, successor)`. */
-const listStreams = (prefix: string | undefined, page: PageQuery) => {
-  const conditions: Array<Kit.Condition> = []
-  if (prefix !== undefined && prefix !== "") {
-    conditions.push(["stream_id >= ?", prefix])
-    const upper = successor(prefix)
-    if (upper !== undefined) conditions.push(["stream_id < ?", upper])
-  }
-  return streamListing({}, page, conditions)
-}
+/** One page of streams by id, within the prefix's key range. */
+const listStreams = (prefix: string | undefined, page: PageQuery) =>
+  streamListing({}, page, prefix === undefined ? [] : Kit.prefixRange("stream_id", prefix))
 
 // PostgreSQL: the whole append in one statement. `claim` advances (or creates) the stream row only when the
 // version check passes; the counter is bumped only for a claimed row; the events are inserted from arrays.

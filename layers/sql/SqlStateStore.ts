@@ -67,53 +67,11 @@ const removeAt = Kit.stmt<[key: string, version: number], string>(
   (r) => r[0]
 )
 
-/**
- * The least string after every string that starts with `prefix` (its last code point below U+10FFFF incremented,
- * skipping the surrogate range), or `undefined` when there is none: keys starting with `prefix` are exactly those in
- * `[prefix, successor)` in code point order.
- */
-export const successor = (prefix: string): string | undefined => {
-  const points = Array.from(prefix)
-  while (points.length > 0) {
-    const last = points.pop()!.codePointAt(0)!
-    if (last < 0x10ffff) return points.join("") + String.fromCodePoint(last === 0xd7ff ? 0xe000 : last + 1)
-  }
-  return undefined
-}
+const listing = Kit.listing({ table: "state_entries", columns, orderBy: ["key"], decode })
 
-const listings = new Map<string, Kit.Stmt<ReadonlyArray<unknown>, StateRow>>()
-
-/** One page of keys (after the cursor, within the prefix's key range), one statement per shape of query. */
-const list = (prefix: string | undefined, page: PageQuery): Kit.Call<ReadonlyArray<StateRow>> => {
-  const where: Array<string> = []
-  const params: Array<unknown> = []
-  const desc = page.order === "desc"
-  if (prefix !== undefined) {
-    where.push("key >= ?")
-    params.push(prefix)
-    const upper = successor(prefix)
-    if (upper !== undefined) {
-      where.push("key < ?")
-      params.push(upper)
-    }
-  }
-  if (page.after !== undefined) {
-    where.push(desc ? "key < ?" : "key > ?")
-    params.push(page.after[0])
-  }
-  params.push(page.limit, page.offset)
-  const shape = `${where.join(" AND ")}|${page.order}`
-  let statement = listings.get(shape)
-  if (statement === undefined) {
-    statement = Kit.stmt(
-      `SELECT ${columns} FROM {state_entries} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-        ORDER BY key ${desc ? "DESC" : "ASC"} LIMIT ? OFFSET ?`,
-      decode
-    )
-    listings.set(shape, statement)
-  }
-  return new Kit.Call(statement, params, "all")
-}
+/** One page of keys (after the cursor, within the prefix's key range). */
+const list = (prefix: string | undefined, page: PageQuery): Kit.Call<ReadonlyArray<StateRow>> =>
+  listing({}, page, prefix === undefined ? [] : Kit.prefixRange("key", prefix))
 
 /** The operations of `StateDriver`. */
 export const ops = {

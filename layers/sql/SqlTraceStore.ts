@@ -101,47 +101,14 @@ const asJsonRow = (row: SpanRow) => ({
   ended_at: row.endedAt
 })
 
-/** The listing statements, one per shape of query (filters present, cursor, order), stated on first use. */
-const listings = new Map<string, Kit.Stmt<Array<unknown>, SpanRow>>()
+const listing = Kit.listing({ table: "spans", columns, orderBy: ["started_at", "id"], decode })
 
-/** One page of spans: its own statement because the time range is not an equality filter. */
+/** One page of spans by start, filtered by session and name and the time range `[from, to)`. */
 const list = (filter: SpanFilter, page: PageQuery) => {
-  const where: Array<string> = []
-  const values: Array<unknown> = []
-  if (filter.sessionId !== undefined) {
-    where.push("session_id = ?")
-    values.push(filter.sessionId)
-  }
-  if (filter.name !== undefined) {
-    where.push("name = ?")
-    values.push(filter.name)
-  }
-  if (filter.from !== undefined) {
-    where.push("started_at >= ?")
-    values.push(filter.from)
-  }
-  if (filter.to !== undefined) {
-    where.push("started_at < ?")
-    values.push(filter.to)
-  }
-  const desc = page.order === "desc"
-  if (page.after !== undefined) {
-    where.push(`(started_at, id) ${desc ? "<" : ">"} (?, ?)`)
-    values.push(...page.after)
-  }
-  values.push(page.limit, page.offset)
-  const shape = `${where.join(" AND ")}|${page.order}`
-  let statement = listings.get(shape)
-  if (statement === undefined) {
-    const direction = desc ? "DESC" : "ASC"
-    statement = Kit.stmt(
-      `SELECT ${columns} FROM {spans} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-        ORDER BY started_at ${direction}, id ${direction} LIMIT ? OFFSET ?`,
-      decode
-    )
-    listings.set(shape, statement)
-  }
-  return Kit.all(statement, ...values)
+  const conditions: Array<Kit.Condition> = []
+  if (filter.from !== undefined) conditions.push(["started_at >= ?", filter.from])
+  if (filter.to !== undefined) conditions.push(["started_at < ?", filter.to])
+  return listing({ session_id: filter.sessionId, name: filter.name }, page, conditions)
 }
 
 /** The operations of `TraceDriver`. */
