@@ -238,28 +238,6 @@ interface StoredEvent {
   readonly attributes: JsonObject
 }
 
-const decodeRow = (row: SpanRow): Span => {
-  const events = (JSON.parse(row.events) as Array<StoredEvent>).map((event): SpanEvent => ({
-    name: event.name,
-    time: utcFromMillis(event.time),
-    attributes: event.attributes
-  }))
-  const span: { -readonly [K in keyof Span]: Span[K] } = {
-    id: row.id as SpanId,
-    traceId: row.traceId,
-    name: row.name,
-    kind: row.kind as SpanKind,
-    status: row.status as SpanStatus,
-    attributes: JSON.parse(row.attributes),
-    events,
-    startedAt: utcFromMillis(row.startedAt)
-  }
-  if (row.parentId !== null) span.parentId = row.parentId
-  if (row.sessionId !== null) span.sessionId = row.sessionId
-  if (row.endedAt !== null) span.endedAt = utcFromMillis(row.endedAt)
-  return span
-}
-
 const startedKey = (row: SpanRow) => [row.startedAt, row.id]
 
 const decodeSpan = decodeInput(entity, SpanInput)
@@ -328,6 +306,10 @@ const spanOf = ({ attributes, events, row }: Prepared): Span => {
   if (row.endedAt !== null) span.endedAt = utcFromMillis(row.endedAt)
   return span
 }
+
+/** The `Span` of a stored row. */
+const decodeRow = (row: SpanRow): Span =>
+  spanOf({ row, attributes: JSON.parse(row.attributes), events: JSON.parse(row.events) })
 
 /** Builds a `TraceStore` over a driver: validation, ids, clock and encoding live here. */
 export const makeTraceStore = (driver: TraceDriver) => {
