@@ -324,7 +324,7 @@ const workloadsOf = (backend: Backend["name"]): ReadonlyArray<Workload> => [
   {
     name: "agent state save + get",
     concurrency: backend === "sqlite" ? [1] : [1, POOL],
-    ops: (b, c) => (b === "sqlite" ? 10_000 : c === 1 ? 300 : 1_500),
+    ops: (b, c) => (b === "sqlite" ? 10_000 : c === 1 ? 1_000 : 1_500),
     library: (ops, c) =>
       Effect.flatMap(AgentStateStore, (states) =>
         timeLibrary(ops, c, (i, caller) =>

@@ -85,19 +85,19 @@ const workloads = (backend: "sqlite" | "postgres") => {
     ...callers.map((c) => ({
       name: "append 1 event",
       n: 1,
-      ops: ops(backend === "sqlite" ? 2000 : 400 * Math.sqrt(c)),
+      ops: ops(backend === "sqlite" ? 2000 : 1200),
       c
     })),
     ...callers.map((c) => ({
       name: "append 100 events",
       n: 100,
-      ops: ops(backend === "sqlite" ? 100 : 40 * Math.sqrt(c)),
+      ops: ops(backend === "sqlite" ? 100 : 150),
       c
     })),
     ...callers.map((c) => ({
       name: "read a 10k stream",
       n: 0,
-      ops: ops(backend === "sqlite" ? 10 : 4 * Math.sqrt(c)),
+      ops: ops(backend === "sqlite" ? 10 : 12),
       c
     }))
   ]

@@ -251,7 +251,7 @@ const pgRows = async (reps: number): Promise<Array<Row> | string> => {
         })
         .then(() => undefined)
     for (const concurrency of [1, POOL]) {
-      const ops = concurrency === 1 ? 200 : 600
+      const ops = concurrency === 1 ? 600 : 800
       rows.push({
         workload: "audit append",
         backend: "postgres",

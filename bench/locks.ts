@@ -79,7 +79,7 @@ const runBackend = async (
   const rows: Array<Row> = []
   for (const workload of Object.keys(libraryWorkloads) as Array<Workload>) {
     for (const concurrency of backend === "sqlite" ? [1] : [1, POOL]) {
-      const ops = backend === "sqlite" ? 3_000 : concurrency === 1 ? 200 : 1_500
+      const ops = backend === "sqlite" ? 3_000 : concurrency === 1 ? 1_000 : 1_500
       const times = { library: [] as Array<number>, raw: [] as Array<number> }
       for (let rep = -1; rep < reps; rep++) {
         const sides = rep % 2 === 0 ? (["library", "raw"] as const) : (["raw", "library"] as const)

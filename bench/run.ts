@@ -21,7 +21,8 @@
  * workloads whose names start so. To measure a setting on both sides alike:
  * `BENCH_PRAGMAS` (`;`-separated pragmas applied after the library's own) and
  * `BENCH_SETUP_SQL` (DDL run right after opening, e.g. another index).
- * Then the PostgreSQL rows (`bench/pg.ts`) and the agent-work rows of both
+ * Then, each module in a fresh node process of its own (`bench/modules.ts`),
+ * the PostgreSQL rows (`bench/pg.ts`) and the agent-work rows of both
  * databases (`bench/agentWork.ts`), `BENCH_PG_REPS` (default 5) each, against
  * `DATABASE_URL` (default the local server), skipped with a note when it is
  * unreachable. Last, the stores' own rows (events, checkpoints, audit and
@@ -30,6 +31,7 @@
  * running the same statements.
  */
 import { Effect, Layer, Option, Tracer } from "effect"
+import { spawn } from "node:child_process"
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -42,16 +44,7 @@ import type { StorageError } from "../src/Errors.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { type Baseline, extraPragmas, openBaseline } from "./baseline.ts"
-import { printAgentWork, runAgentWork } from "./agentWork.ts"
-import { printBroker, runBroker } from "./broker.ts"
-import { printCheckpoints, runCheckpoints } from "./checkpoints.ts"
-import { printEvents, runEvents } from "./events.ts"
-import { printImages, runImages } from "./images.ts"
-import { printLedger, runLedger } from "./ledger.ts"
-import { printLocks, runLocks } from "./locks.ts"
-import { printTiers, runTiers } from "./tiers.ts"
-import { printVectors, runVectors } from "./vectors.ts"
-import { printPg, runPg } from "./pg.ts"
+import { modules } from "./modules.ts"
 import { best, median, printTable } from "./stats.ts"
 
 /** One row of `bench/results.json`. */
@@ -571,104 +564,55 @@ console.log(
 printTable(header, table)
 console.log(`(${elapsed.toFixed(1)} s)`)
 
-// PostgreSQL (bench/pg.ts): the same workloads through StoresPg and the raw `postgres` driver, at 1 and 16 callers.
-if (!scaleMode) {
-  const pgReps = Math.max(1, Number(process.env["BENCH_PG_REPS"] ?? 5))
+/**
+ * Runs bench module `name` (`bench/modules.ts`) in a fresh node process: it prints its table; its rows come back
+ * through a temp file, or a note when it could not run (e.g. no PostgreSQL server).
+ */
+const runModule = async (name: string, reps: number): Promise<ReadonlyArray<Result>> => {
+  const dir = mkdtempSync(join(tmpdir(), "agent-bench-module-"))
+  const rowsFile = join(dir, "rows.json")
   try {
-    const pgResults = await runPg({ reps: pgReps })
-    console.log()
-    printPg(pgResults, pgReps)
-    for (const row of pgResults) results.push({ ...row, backend: "postgres" })
-    const workRows = await runAgentWork({ reps: pgReps })
-    console.log()
-    printAgentWork(workRows, pgReps)
-    results.push(...workRows)
-  } catch (error) {
-    console.log(`\npostgres rows skipped: ${String(error)} (set DATABASE_URL to a reachable server)`)
+    const child = spawn(
+      process.execPath,
+      [
+        "--expose-gc",
+        "--import",
+        "tsx",
+        fileURLToPath(new URL("./module.ts", import.meta.url)),
+        name,
+        `${reps}`,
+        rowsFile
+      ],
+      { stdio: "inherit" }
+    )
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve))
+    const rows = existsSync(rowsFile)
+      ? (JSON.parse(readFileSync(rowsFile, "utf8")) as ReadonlyArray<Result> | { readonly skipped: string })
+      : { skipped: `its process exited with code ${code}` }
+    if (!("skipped" in rows)) return rows
+    console.log(`${name} rows skipped: ${rows.skipped}`)
+    return []
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
   }
 }
 
-/**
- * The stores' own rows (`BENCH_STORES`, comma-separated, default all): each beside the raw driver running the same
- * statements on SQLite and PostgreSQL, `BENCH_STORE_REPS` (default 3) repetitions each.
- */
-const storeBenches: ReadonlyArray<readonly [string, (reps: number) => Promise<ReadonlyArray<unknown>>]> = [
-  [
-    "events",
-    async (reps) => {
-      const r = await runEvents({ reps })
-      printEvents(r, reps)
-      return r
-    }
-  ],
-  [
-    "checkpoints",
-    async (reps) => {
-      const r = await runCheckpoints({ reps })
-      printCheckpoints(r, reps)
-      return r
-    }
-  ],
-  [
-    "ledger",
-    async (reps) => {
-      const r = await runLedger({ reps })
-      printLedger(r, reps)
-      return r
-    }
-  ],
-  [
-    "locks",
-    async (reps) => {
-      const r = await runLocks({ reps })
-      printLocks(r, reps)
-      return r
-    }
-  ],
-  [
-    "images",
-    async (reps) => {
-      const r = await runImages({ reps })
-      printImages(r)
-      return r
-    }
-  ],
-  [
-    "broker",
-    async (reps) => {
-      const r = await runBroker({ reps })
-      printBroker(r)
-      return r
-    }
-  ],
-  [
-    "vectors",
-    async (reps) => {
-      const r = await runVectors({ reps })
-      printVectors(r)
-      return r
-    }
-  ],
-  [
-    "tiers",
-    async (reps) => {
-      const r = await runTiers({ reps })
-      printTiers(r)
-      return r
-    }
-  ]
-]
+// PostgreSQL (bench/pg.ts: the same workloads through StoresPg and the raw `postgres` driver, at 1 and 16
+// callers), the agent-work rows, then the stores' own rows (`BENCH_STORES`, comma-separated, default all), each
+// beside the raw driver running the same statements on SQLite and PostgreSQL.
 if (!scaleMode) {
-  const wanted = (process.env["BENCH_STORES"] ?? storeBenches.map(([name]) => name).join(",")).split(",")
+  const pgReps = Math.max(1, Number(process.env["BENCH_PG_REPS"] ?? 5))
+  for (const name of ["pg", "agentWork"]) {
+    console.log()
+    results.push(...(await runModule(name, pgReps)))
+  }
+  const stores = Object.keys(modules).filter((name) => name !== "pg" && name !== "agentWork")
+  const wanted = (process.env["BENCH_STORES"] ?? stores.join(",")).split(",")
   const storeReps = Math.max(1, Number(process.env["BENCH_STORE_REPS"] ?? 3))
-  for (const [name, bench] of storeBenches) {
+  for (const name of stores) {
     if (!wanted.includes(name)) continue
     console.log(`\n${name}:`)
-    try {
-      results.push(...((await bench(storeReps)) as ReadonlyArray<Result>))
-    } catch (error) {
-      console.log(`${name} rows skipped: ${String(error)}`)
-    }
+    results.push(...(await runModule(name, storeReps)))
   }
 }
 
