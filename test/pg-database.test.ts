@@ -2,16 +2,17 @@
  * `PgDatabase`, the PostgreSQL client under `StoresPg`: the connect timeout
  * (against a local server that accepts and never answers), the operation
  * timeout, a caller's `sql.withTransaction` joined by `PgExecutor` and rolled
- * back, and every contract suite with `prepare: false` (what a
+ * back, `PgExecutor.transaction` (commit, rollback, interruption, hooks), and every contract suite with `prepare: false` (what a
  * transaction-mode pooler needs). Without a reachable server the PostgreSQL
  * parts are skipped with the reason printed; under CI they fail instead.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Exit, Fiber, Layer } from "effect"
 import * as Net from "node:net"
 import postgres from "postgres"
 import { tablesOf } from "../layers/Registry.ts"
+import { CommitHooks } from "../layers/sql/CommitHooks.ts"
 import { PgExecutor, layer } from "../layers/sql/PgDatabase.ts"
 import { StoresPg } from "../layers/Stores.ts"
 import { StorageError } from "../src/Errors.ts"
@@ -129,6 +130,62 @@ if (reachable !== undefined) {
         expect(yield* executor.values(`SELECT count(*)::int FROM ${table}`, [])).toEqual([[0]])
         yield* sql.unsafe(`DROP TABLE ${table}`)
       }).pipe(Effect.provide(layer({ url })))
+    )
+
+    it.live(
+      "PgExecutor.transaction commits, rolls back on failure and on interruption, and returns its connection",
+      () =>
+        Effect.gen(function* () {
+          const sql = yield* SqlClient
+          const executor = yield* PgExecutor
+          const hooks = yield* CommitHooks
+          const table = `"${tablePrefix}_lean"`
+          yield* sql.unsafe(`CREATE TABLE IF NOT EXISTS ${table} (id TEXT PRIMARY KEY)`)
+          const insert = (id: string) => executor.values(`INSERT INTO ${table} (id) VALUES ($1)`, [id])
+          const count = executor.values(`SELECT count(*)::int FROM ${table}`, [])
+          const ran: Array<string> = []
+          // Committed: the row stays and the after-commit hook runs, after COMMIT.
+          yield* executor.transaction(
+            Effect.zipRight(
+              insert("a"),
+              hooks.afterCommit(() => ran.push("a"))
+            ).pipe(Effect.tap(() => expect(ran).toEqual([])))
+          )
+          expect(ran).toEqual(["a"])
+          // Failed: nothing stays, the hook never runs; more failures than the pool has connections (each returned).
+          for (let i = 0; i < 4; i++) {
+            const exit = yield* Effect.exit(
+              executor.transaction(
+                Effect.zipRight(
+                  Effect.zipRight(
+                    insert(`b${i}`),
+                    hooks.afterCommit(() => ran.push("b"))
+                  ),
+                  Effect.fail("abort")
+                )
+              )
+            )
+            expect(exit).toEqual(Exit.fail("abort"))
+          }
+          // A violation inside is the statement's SqlError, and rolls back.
+          const duplicate = yield* Effect.flip(executor.transaction(Effect.zipRight(insert("c"), insert("a"))))
+          expect(duplicate.message).toContain("duplicate key")
+          // Interrupted while a statement runs: rolled back.
+          const fiber = yield* Effect.fork(
+            executor.transaction(Effect.zipRight(insert("d"), executor.values("SELECT pg_sleep(5)", [])))
+          )
+          yield* Effect.sleep("200 millis")
+          yield* Fiber.interrupt(fiber)
+          expect(ran).toEqual(["a"])
+          expect(yield* count).toEqual([[1]])
+          // Inside a caller's transaction it is a savepoint of it: rolled back with it.
+          const outer = yield* Effect.exit(
+            sql.withTransaction(Effect.zipRight(executor.transaction(insert("e")), Effect.fail("outer")))
+          )
+          expect(outer).toEqual(Exit.fail("outer"))
+          expect(yield* count).toEqual([[1]])
+          yield* sql.unsafe(`DROP TABLE ${table}`)
+        }).pipe(Effect.provide(layer({ url, maxConnections: 2 })))
     )
 
     it.live("says it is PostgreSQL to dialect detection and keeps JSON text verbatim", () =>

@@ -339,10 +339,13 @@ type Values = (
   params: ReadonlyArray<unknown>
 ) => Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, unknown>
 
+/** How the client runner runs an atomic operation: in a transaction (a savepoint inside the caller's). */
+type Transaction = <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, unknown>
+
 const clientRunner = <O extends Ops>(
   ops: O,
-  sql: SqlClient,
   values: Values,
+  transaction: Transaction,
   prefix: string,
   dialect: Dialect
 ): DriverOf<O> => {
@@ -390,9 +393,9 @@ const clientRunner = <O extends Ops>(
         const effect = Effect.suspend(() => step(generator, undefined))
         // `withTransaction` turns a failed COMMIT or ROLLBACK into a defect: it is the backend failing.
         return o.atomic
-          ? sql
-              .withTransaction(effect)
-              .pipe(Effect.catchAllDefect((defect) => (isSqlError(defect) ? Effect.fail(defect) : Effect.die(defect))))
+          ? transaction(effect).pipe(
+              Effect.catchAllDefect((defect) => (isSqlError(defect) ? Effect.fail(defect) : Effect.die(defect)))
+            )
           : effect
       }).pipe(
         Effect.catchAll((error) => {
@@ -426,7 +429,8 @@ export const driver = <O extends Ops>(ops: O): Effect.Effect<DriverOf<O>, Storag
     const values: Values = Option.isSome(executor)
       ? executor.value.values
       : (text, params) => sql.unsafe(text, params as Array<any>).values
-    return withAttributes(clientRunner(ops, sql, values, prefix, dialect), dialect, prefix)
+    const transaction: Transaction = Option.isSome(executor) ? executor.value.transaction : sql.withTransaction
+    return withAttributes(clientRunner(ops, values, transaction, prefix, dialect), dialect, prefix)
   })
 
 /** `driver` carrying its backend and table prefix for its store's operation spans. */
