@@ -39,7 +39,18 @@ import { type Stores, StoresPg, StoresSqlite } from "../layers/Stores.ts"
 import { TemplateStore } from "../src/Plan.ts"
 import { AgentStateStore, TaskStore, type TaskRow } from "../src/Task.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { type OpsRow, type MaybePromise, POOL, timeLibrary, timeRaw, url, opsFigures, printOpsTable } from "./timing.ts"
+import {
+  type OpsRow,
+  type MaybePromise,
+  POOL,
+  openPool,
+  timeLibrary,
+  timeRaw,
+  url,
+  opsFigures,
+  printOpsTable,
+  withOpenPool
+} from "./timing.ts"
 
 /** One row of the agent-work table. */
 export type Row = OpsRow
@@ -461,7 +472,7 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
   const stamp = runStamp()
   const libraryPrefix = `bench_work_lib_${stamp}`
   const rawPrefix = `bench_work_raw_${stamp}`
-  const library = ManagedRuntime.make(StoresPg({ url, tablePrefix: libraryPrefix, maxConnections: POOL }))
+  const library = ManagedRuntime.make(withOpenPool(StoresPg({ url, tablePrefix: libraryPrefix, maxConnections: POOL })))
   const sql = postgres(url, { max: POOL, onnotice: () => {} })
   try {
     // The raw side's tables: the library's migrations and seed.
@@ -473,6 +484,7 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
       )
     )
     await library.runPromise(seed)
+    await openPool(sql)
     const rawTexts = textsOf(rawPrefix, "pg")
     const one: One = (text, params) =>
       (sql.unsafe(text, params as Array<any>, { prepare: true }).values() as unknown as Promise<Array<Sql>>).then(

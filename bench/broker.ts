@@ -35,7 +35,7 @@ import { uuidv7At } from "../src/Id.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { POOL, gc, url } from "./timing.ts"
+import { POOL, gc, openPool, url, withOpenPool } from "./timing.ts"
 
 /** One row of the broker table: latencies in milliseconds. */
 export interface Row {
@@ -290,12 +290,13 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
   const rawPrefix = `bench_broker_raw_${stamp}`
   const library = ManagedRuntime.make(
     Broker.layerWith({ tablePrefix: libraryPrefix }).pipe(
-      Layer.provideMerge(StoresPg({ url, tablePrefix: libraryPrefix, maxConnections: POOL }))
+      Layer.provideMerge(withOpenPool(StoresPg({ url, tablePrefix: libraryPrefix, maxConnections: POOL })))
     )
   )
   const sql = postgres(url, { max: POOL, onnotice: () => {} })
   try {
     await Effect.runPromise(Effect.scoped(Layer.build(StoresPg({ url, tablePrefix: rawPrefix, maxConnections: 1 }))))
+    await openPool(sql)
     const t = texts(rawPrefix, "pg")
     const all: Raw["all"] = (text, params) =>
       sql.unsafe(text, params as Array<any>, { prepare: true }).values() as unknown as Promise<Array<Array<any>>>

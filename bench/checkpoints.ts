@@ -58,7 +58,17 @@ import { SessionStore } from "../src/Session.ts"
 import { CheckpointStore } from "../src/State.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { type MaybePromise, POOL, timeLibrary, timeRaw, url, opsFigures, round2 } from "./timing.ts"
+import {
+  type MaybePromise,
+  POOL,
+  openPool,
+  timeLibrary,
+  timeRaw,
+  url,
+  opsFigures,
+  round2,
+  withOpenPool
+} from "./timing.ts"
 
 /** One row of the checkpoint table. */
 export interface Row {
@@ -360,7 +370,9 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
     (table) => `"${langGraphSchema}".${table}`
   )
   const library = ManagedRuntime.make(
-    storesOn({ tablePrefix: libraryPrefix }).pipe(Layer.provide(PgDatabase.layer({ url, maxConnections: POOL })))
+    storesOn({ tablePrefix: libraryPrefix }).pipe(
+      Layer.provide(withOpenPool(PgDatabase.layer({ url, maxConnections: POOL })))
+    )
   )
   const sql = postgres(url, { max: POOL, onnotice: () => {} })
   const saver = new PostgresSaver(new Pool({ connectionString: url, max: POOL }), undefined, {
@@ -378,6 +390,7 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
       )
     )
     const libraryThreads = await library.runPromise(seed)
+    await openPool(sql)
     await saver.setup()
     const langGraph = await langGraphOn(saver)
     const t = texts(rawPrefix, "pg")

@@ -32,7 +32,7 @@ import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { EventStore } from "../src/Event.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { type MaybePromise, POOL, timeLibrary, timeRaw, url } from "./timing.ts"
+import { type MaybePromise, POOL, openPool, timeLibrary, timeRaw, url, withOpenPool } from "./timing.ts"
 
 /** One row of the event table: throughput beside the raw driver, or a latency (library only). */
 export interface Row {
@@ -304,9 +304,14 @@ const pgRows = async (reps: number): Promise<Array<Row> | string> => {
   const layerWith = (tablePrefix: string) =>
     SqlEventStore.layerWith({ tablePrefix }).pipe(Layer.provide(PgDatabase.layer({ url, maxConnections: POOL })))
   const raw = postgres(url, { max: POOL, onnotice: () => {} })
-  const library = ManagedRuntime.make(layerWith(libraryPrefix))
+  const library = ManagedRuntime.make(
+    SqlEventStore.layerWith({ tablePrefix: libraryPrefix }).pipe(
+      Layer.provide(withOpenPool(PgDatabase.layer({ url, maxConnections: POOL })))
+    )
+  )
   try {
     await Effect.runPromise(Effect.scoped(Layer.build(layerWith(rawPrefix))))
+    await openPool(raw)
     const { pgAppendAny, readForward } = SqlEventStore.statements
     const appendText = Kit.resolve(pgAppendAny.text, rawPrefix, "pg")
     const readText = Kit.resolve(readForward.text, rawPrefix, "pg")

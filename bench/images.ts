@@ -30,7 +30,17 @@ import * as SqlConversationStore from "../layers/sql/SqlConversationStore.ts"
 import * as SqlImageStore from "../layers/sql/SqlImageStore.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { ImageStore, sniffImage } from "../src/Image.ts"
-import { type OpsRow, POOL, timeLibrary, timeRaw, url, opsFigures, printOpsTable } from "./timing.ts"
+import {
+  type OpsRow,
+  POOL,
+  openPool,
+  timeLibrary,
+  timeRaw,
+  url,
+  opsFigures,
+  printOpsTable,
+  withOpenPool
+} from "./timing.ts"
 
 /** One row of the image table. */
 export type Row = OpsRow
@@ -245,10 +255,11 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row>> => {
   const stamp = `${process.pid}_${Date.now().toString(36)}`
   const prefixes = { library: `bench_img_lib_${stamp}`, raw: `bench_img_raw_${stamp}` }
   const database = PgDatabase.layer({ url, maxConnections: POOL })
-  const library = ManagedRuntime.make(storesOn(database, { tablePrefix: prefixes.library }))
+  const library = ManagedRuntime.make(storesOn(withOpenPool(database), { tablePrefix: prefixes.library }))
   const sql = postgres(url, { max: POOL, onnotice: () => {} })
   try {
     await Effect.runPromise(Effect.scoped(Layer.build(storesOn(database, { tablePrefix: prefixes.raw }))))
+    await openPool(sql)
     const raw = rawPg(sql, prefixes.raw)
     const stored = await library.runPromise(storeSome)
     const rawStored: Array<string> = []

@@ -32,7 +32,7 @@ import { uuidv7 } from "../src/Id.ts"
 import { TraceRecorder, TraceStore } from "../src/Trace.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { type OpsRow, POOL, gc, timeLibrary, timeRaw, url } from "./timing.ts"
+import { type OpsRow, POOL, gc, openPool, timeLibrary, timeRaw, url, withOpenPool } from "./timing.ts"
 
 /** One row of the ledger table (the tracer rows' baseline is Effect's own tracer). */
 export type Row = OpsRow
@@ -227,7 +227,7 @@ const pgRows = async (reps: number): Promise<Array<Row> | string> => {
   const sql = postgres(url, { max: POOL, onnotice: () => {} })
   const library = ManagedRuntime.make(
     SqlAuditLogStore.layerWith({ tablePrefix: libraryPrefix }).pipe(
-      Layer.provide(PgDatabase.layer({ url, maxConnections: POOL }))
+      Layer.provide(withOpenPool(PgDatabase.layer({ url, maxConnections: POOL })))
     )
   )
   try {
@@ -240,6 +240,7 @@ const pgRows = async (reps: number): Promise<Array<Row> | string> => {
         )
       )
     )
+    await openPool(sql)
     const t = texts(rawPrefix, "pg")
     const append = (i: number) =>
       sql

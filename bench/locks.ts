@@ -32,7 +32,18 @@ import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import * as SqlLockStore from "../layers/sql/SqlLockStore.ts"
 import { LockStore, tokenCounter } from "../src/Lock.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { type OpsRow, type MaybePromise, POOL, timeLibrary, timeRaw, url, opsFigures, printOpsTable } from "./timing.ts"
+import {
+  type OpsRow,
+  type MaybePromise,
+  POOL,
+  openPool,
+  timeLibrary,
+  timeRaw,
+  url,
+  opsFigures,
+  printOpsTable,
+  withOpenPool
+} from "./timing.ts"
 
 /** One row of the lock table. */
 export type Row = OpsRow
@@ -166,11 +177,16 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
   const rawPrefix = `bench_lock_raw_${stamp}`
   const store = (tablePrefix: string, maxConnections: number) =>
     SqlLockStore.layerWith({ tablePrefix }).pipe(Layer.provide(PgDatabase.layer({ url, maxConnections })))
-  const library = ManagedRuntime.make(store(libraryPrefix, POOL))
+  const library = ManagedRuntime.make(
+    SqlLockStore.layerWith({ tablePrefix: libraryPrefix }).pipe(
+      Layer.provide(withOpenPool(PgDatabase.layer({ url, maxConnections: POOL })))
+    )
+  )
   const sql = postgres(url, { max: POOL, onnotice: () => {} })
   try {
     await Effect.runPromise(Effect.scoped(Layer.build(store(rawPrefix, 1))))
     await library.runPromise(LockStore)
+    await openPool(sql)
     const t = texts(rawPrefix, "pg")
     const one = (text: string, params: ReadonlyArray<unknown>) =>
       (sql.unsafe(text, params as Array<any>, { prepare: true }).values() as unknown as Promise<Array<Sql>>).then(

@@ -23,7 +23,7 @@ import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { openPgBaseline, type PgBaseline } from "./pgBaseline.ts"
 import { best, median, printTable } from "./stats.ts"
-import { POOL, url } from "./timing.ts"
+import { POOL, url, withOpenPool } from "./timing.ts"
 
 /** One row of the PostgreSQL table. */
 export interface PgResult {
@@ -205,7 +205,7 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
   const libraryPrefix = `bench_lib_${stamp}`
   const baselinePrefix = `bench_raw_${stamp}`
   const admin = postgres(url, { max: 1, onnotice: () => {} })
-  const runtime = ManagedRuntime.make(StoresPg({ url, tablePrefix: libraryPrefix, maxConnections: POOL }))
+  const runtime = ManagedRuntime.make(withOpenPool(StoresPg({ url, tablePrefix: libraryPrefix, maxConnections: POOL })))
   const baseline = openPgBaseline(url, baselinePrefix, POOL)
   try {
     // The baseline's tables, made by the library's own migrations.
@@ -213,6 +213,7 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
       Effect.scoped(Layer.build(StoresPg({ url, tablePrefix: baselinePrefix, maxConnections: 1 })))
     )
     await runtime.runtime()
+    await baseline.open()
     await loadSessions(admin, libraryPrefix)
     await loadSessions(admin, baselinePrefix)
     const sessionIds = Array.from({ length: POOL }, (_, i) => `session-${String(i + 1).padStart(6, "0")}`)

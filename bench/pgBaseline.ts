@@ -7,6 +7,7 @@
 import postgres from "postgres"
 import { uuidv7At } from "../src/Id.ts"
 import type { MessageInput } from "../src/Message.ts"
+import { openPool } from "./timing.ts"
 
 /** The baseline's operations on one pool. */
 export interface PgBaseline {
@@ -27,6 +28,8 @@ export interface PgBaseline {
   readonly load: (sessionId: string) => Promise<ReadonlyArray<unknown> | undefined>
   /** Closes the pool. */
   readonly close: () => Promise<void>
+  /** Opens every connection of the pool (see `openPool`). */
+  readonly open: () => Promise<unknown>
 }
 
 const sessionColumns = "id, agent_id, channel, title, status, metadata, message_count, created_at, updated_at, version"
@@ -156,6 +159,7 @@ export const openPgBaseline = (url: string, prefix: string, maxConnections: numb
       const rows = await run(load, [sessionId])
       return rows.length === 0 ? undefined : (JSON.parse(rows[0]![0]) as ReadonlyArray<unknown>)
     },
-    close: () => sql.end({ timeout: 1 })
+    close: () => sql.end({ timeout: 1 }),
+    open: () => openPool(sql)
   }
 }

@@ -34,7 +34,7 @@ import { Embeddings, makeLocal } from "../src/Embeddings.ts"
 import { MemoryMessageStore } from "../src/Memory.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { type OpsRow, POOL, url } from "./timing.ts"
+import { type OpsRow, POOL, openPool, url, withOpenPool } from "./timing.ts"
 
 /** One row of the tiers table. */
 export type Row = OpsRow
@@ -275,13 +275,14 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
   const libraryPrefix = `bench_tier_lib_${stamp}`
   const rawPrefix = `bench_tier_raw_${stamp}`
   const pool = () => PgDatabase.layer({ url, maxConnections: POOL })
-  const library = ManagedRuntime.make(messageLayer(pool(), { tablePrefix: libraryPrefix }))
+  const library = ManagedRuntime.make(messageLayer(withOpenPool(pool()), { tablePrefix: libraryPrefix }))
   const sql = postgres(url, { max: POOL, onnotice: () => {}, types: { json: jsonType } })
   try {
     // The raw side's tables: the library's schema under its own prefix, from a layer built once and closed.
     const migrate = ManagedRuntime.make(messageLayer(pool(), { tablePrefix: rawPrefix }))
     await migrate.runPromise(Effect.void)
     await migrate.dispose()
+    await openPool(sql)
     return await measure("postgres", await librarySide(library), rawPg(sql, rawPrefix), reps)
   } finally {
     await library.dispose()

@@ -2,8 +2,10 @@
  * What the bench modules share to time their sides: the ops/s row, the server they use and the loops that time the
  * library (fibers) and the raw driver (plain calls or promises) on the same work.
  */
-import { Effect } from "effect"
+import { SqlClient } from "@effect/sql/SqlClient"
+import { Context, Effect, Layer } from "effect"
 import { performance } from "node:perf_hooks"
+import type postgres from "postgres"
 import { best, median, printTable } from "./stats.ts"
 
 /** The server of the PostgreSQL rows (`DATABASE_URL`, default the local one). */
@@ -11,6 +13,31 @@ export const url = process.env["DATABASE_URL"] ?? "postgres://postgres@127.0.0.1
 
 /** Pool size of both sides on PostgreSQL, and the concurrency of its 16-caller rows. */
 export const POOL = 16
+
+/** The statement that holds a connection long enough for `POOL` of them to need `POOL` connections. */
+const hold = "SELECT pg_sleep(0.05)"
+
+/**
+ * Opens every connection of a raw `postgres` pool of `POOL` (as many statements at once). The library's pool has
+ * opened most of its connections by the time its layer is built (its migrations run side by side), and a pool hands
+ * one caller's statements to its open connections in turn, so a one-caller run on a pool with one open connection
+ * reuses one warm server process where the other side's visits `POOL` of them. Both sides start with all open.
+ */
+export const openPool = (sql: postgres.Sql): Promise<unknown> =>
+  Promise.all(Array.from({ length: POOL }, () => sql.unsafe(hold)))
+
+/** `layer` with every connection of its `SqlClient`'s pool of `POOL` opened once it is built (see `openPool`). */
+export const withOpenPool = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+  Layer.tap(layer, (context) =>
+    Effect.orDie(
+      Effect.all(
+        Array.from({ length: POOL }, () =>
+          Context.unsafeGet(context as Context.Context<unknown>, SqlClient).unsafe(hold)
+        ),
+        { concurrency: "unbounded", discard: true }
+      )
+    )
+  )
 
 /** One row of an ops/s table: the library beside the raw driver on the same work. */
 export interface OpsRow {
