@@ -18,56 +18,31 @@ import { printVectors, runVectors } from "./vectors.ts"
 /** A module: runs its rows `reps` times per side and prints them; returns its rows (for `bench/results.json`). */
 type Module = (reps: number) => Promise<ReadonlyArray<object>>
 
-/** The modules by name, in the order `npm run bench` runs them. */
-export const modules: Readonly<Record<string, Module>> = {
-  pg: async (reps) => {
-    const rows = (await runPg({ reps })).map((row) => ({ ...row, backend: "postgres" as const }))
-    printPg(rows, reps)
-    return rows
-  },
-  agentWork: async (reps) => {
-    const rows = await runAgentWork({ reps })
-    printAgentWork(rows, reps)
-    return rows
-  },
-  events: async (reps) => {
-    const rows = await runEvents({ reps })
-    printEvents(rows, reps)
-    return rows
-  },
-  checkpoints: async (reps) => {
-    const rows = await runCheckpoints({ reps })
-    printCheckpoints(rows, reps)
-    return rows
-  },
-  ledger: async (reps) => {
-    const rows = await runLedger({ reps })
-    printLedger(rows, reps)
-    return rows
-  },
-  locks: async (reps) => {
-    const rows = await runLocks({ reps })
-    printLocks(rows, reps)
-    return rows
-  },
-  images: async (reps) => {
-    const rows = await runImages({ reps })
-    printImages(rows)
-    return rows
-  },
-  broker: async (reps) => {
-    const rows = await runBroker({ reps })
-    printBroker(rows)
-    return rows
-  },
-  vectors: async (reps) => {
-    const rows = await runVectors({ reps })
-    printVectors(rows)
-    return rows
-  },
-  tiers: async (reps) => {
-    const rows = await runTiers({ reps })
-    printTiers(rows)
+/** The module that runs `run` and prints its rows with `print`. */
+const module =
+  <Row extends object>(
+    run: (options: { readonly reps: number }) => Promise<ReadonlyArray<Row>>,
+    print: (rows: ReadonlyArray<Row>, reps: number) => void
+  ): Module =>
+  async (reps) => {
+    const rows = await run({ reps })
+    print(rows, reps)
     return rows
   }
+
+/** The modules by name, in the order `npm run bench` runs them. */
+export const modules: Readonly<Record<string, Module>> = {
+  pg: module(
+    async (options) => (await runPg(options)).map((row) => ({ ...row, backend: "postgres" as const })),
+    printPg
+  ),
+  agentWork: module(runAgentWork, printAgentWork),
+  events: module(runEvents, printEvents),
+  checkpoints: module(runCheckpoints, printCheckpoints),
+  ledger: module(runLedger, printLedger),
+  locks: module(runLocks, printLocks),
+  images: module(runImages, printImages),
+  broker: module(runBroker, printBroker),
+  vectors: module(runVectors, printVectors),
+  tiers: module(runTiers, printTiers)
 }
