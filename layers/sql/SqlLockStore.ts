@@ -204,8 +204,7 @@ export const ops = {
     },
     {
       atomic: true,
-      pg: (key, owner, now, ttl) =>
-        Kit.one(acquirePg, now, key, tokenCounter(key), key, owner, ttl)
+      pg: (key, owner, now, ttl) => Kit.one(acquirePg, now, key, tokenCounter(key), key, owner, ttl)
     }
   ),
   release: Kit.op("lock.release", (key: string, owner: string, token: number, now: number | null) =>
