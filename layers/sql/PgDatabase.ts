@@ -219,24 +219,19 @@ export const make = (
       }),
       Effect.mapError((cause) => new StorageError({ backend: "postgres", operation: "connect", cause }))
     )
+    // One connection of the pool for a transaction (`sql.withTransaction`'s and `PgExecutor.transaction`'s).
+    const reserve = Effect.tryPromise({
+      try: () => pool.reserve(),
+      catch: (cause) => new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (reserve)` })
+    })
     const client = yield* Client.make({
       acquirer: Effect.succeed(connection),
       transactionAcquirer: Effect.map(
-        Effect.acquireRelease(
-          Effect.tryPromise({
-            try: () => pool.reserve(),
-            catch: (cause) => new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (reserve)` })
-          }),
-          (reserved) => Effect.sync(() => reserved.release())
-        ),
+        Effect.acquireRelease(reserve, (reserved) => Effect.sync(() => reserved.release())),
         (reserved) => makeConnection(reserved, prepare, bound, hooks)
       ),
       compiler,
       spanAttributes: [["db.system.name", "postgresql"]]
-    })
-    const reserve = Effect.tryPromise({
-      try: () => pool.reserve(),
-      catch: (cause) => new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (reserve)` })
     })
     // BEGIN, COMMIT and ROLLBACK of `transaction`, fed to the commit hooks. They run uninterruptibly, so without the
     // canceller of `run`.
