@@ -301,14 +301,13 @@ const pgRows = async (reps: number): Promise<Array<Row> | string> => {
   const rawPrefix = `bev_raw_${stamp}`
   const admin = await openAdmin(url)
   if (typeof admin === "string") return admin
+  // The raw side's tables come from the same layer (its pool opened too, untimed, before it is closed).
   const layerWith = (tablePrefix: string) =>
-    SqlEventStore.layerWith({ tablePrefix }).pipe(Layer.provide(PgDatabase.layer({ url, maxConnections: POOL })))
-  const raw = postgres(url, { max: POOL, onnotice: () => {} })
-  const library = ManagedRuntime.make(
-    SqlEventStore.layerWith({ tablePrefix: libraryPrefix }).pipe(
+    SqlEventStore.layerWith({ tablePrefix }).pipe(
       Layer.provide(withOpenPool(PgDatabase.layer({ url, maxConnections: POOL })))
     )
-  )
+  const raw = postgres(url, { max: POOL, onnotice: () => {} })
+  const library = ManagedRuntime.make(layerWith(libraryPrefix))
   try {
     await Effect.runPromise(Effect.scoped(Layer.build(layerWith(rawPrefix))))
     await openPool(raw)

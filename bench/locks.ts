@@ -175,16 +175,14 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
   const stamp = runStamp()
   const libraryPrefix = `bench_lock_lib_${stamp}`
   const rawPrefix = `bench_lock_raw_${stamp}`
-  const store = (tablePrefix: string, maxConnections: number) =>
-    SqlLockStore.layerWith({ tablePrefix }).pipe(Layer.provide(PgDatabase.layer({ url, maxConnections })))
+  const store = (tablePrefix: string, database: ReturnType<typeof PgDatabase.layer>) =>
+    SqlLockStore.layerWith({ tablePrefix }).pipe(Layer.provide(database))
   const library = ManagedRuntime.make(
-    SqlLockStore.layerWith({ tablePrefix: libraryPrefix }).pipe(
-      Layer.provide(withOpenPool(PgDatabase.layer({ url, maxConnections: POOL })))
-    )
+    store(libraryPrefix, withOpenPool(PgDatabase.layer({ url, maxConnections: POOL })))
   )
   const sql = postgres(url, { max: POOL, onnotice: () => {} })
   try {
-    await Effect.runPromise(Effect.scoped(Layer.build(store(rawPrefix, 1))))
+    await Effect.runPromise(Effect.scoped(Layer.build(store(rawPrefix, PgDatabase.layer({ url, maxConnections: 1 })))))
     await library.runPromise(LockStore)
     await openPool(sql)
     const t = texts(rawPrefix, "pg")

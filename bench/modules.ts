@@ -32,10 +32,7 @@ const module =
 
 /** The modules by name, in the order `npm run bench` runs them. */
 export const modules: Readonly<Record<string, Module>> = {
-  pg: module(
-    async (options) => (await runPg(options)).map((row) => ({ ...row, backend: "postgres" as const })),
-    printPg
-  ),
+  pg: module(runPg, printPg),
   agentWork: module(runAgentWork, printAgentWork),
   events: module(runEvents, printEvents),
   checkpoints: module(runCheckpoints, printCheckpoints),

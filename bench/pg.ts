@@ -22,20 +22,11 @@ import { ConversationStore } from "../src/Conversation.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { openPgBaseline, type PgBaseline } from "./pgBaseline.ts"
-import { best, median, printTable } from "./stats.ts"
-import { POOL, url, withOpenPool } from "./timing.ts"
+import { type OpsRow, POOL, opsFigures, printOpsTable, url, withOpenPool } from "./timing.ts"
 
 /** One row of the PostgreSQL table. */
-export interface PgResult {
-  readonly workload: string
-  readonly concurrency: 1 | 16
-  readonly opsPerSec: number
-  readonly baselineOpsPerSec: number
-  /** Best library ops/s over best baseline ops/s. */
-  readonly ratio: number
-  /** Median library ops/s over median baseline ops/s. */
-  readonly medianRatio: number
-}
+/** One PostgreSQL row: the library beside the raw driver at 1 or 16 callers. */
+export type PgResult = OpsRow
 
 const N = 10_000
 const PAGE = 50
@@ -256,18 +247,10 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
         }
       }
     }
-    const round = (x: number) => Math.round(x * 100) / 100
     return workloads.flatMap((workload) =>
       ([1, 16] as const).map((concurrency): PgResult => {
         const { baseline: raw, library } = times.get(`${workload.name}|${concurrency}`)!
-        return {
-          workload: workload.name,
-          concurrency,
-          opsPerSec: Math.round(best(library)),
-          baselineOpsPerSec: Math.round(best(raw)),
-          ratio: round(best(library) / best(raw)),
-          medianRatio: round(median(library) / median(raw))
-        }
+        return { workload: workload.name, backend: "postgres", concurrency, ...opsFigures(library, raw) }
       })
     )
   } finally {
@@ -281,19 +264,11 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
 }
 
 /** Prints `results` as a table. */
-export const printPg = (results: ReadonlyArray<PgResult>, reps: number) => {
-  const header = ["workload", "fibers", "ops/s library", "ops/s raw", "ratio", "median ratio"]
-  const rows = results.map((r) => [
-    r.workload,
-    String(r.concurrency),
-    r.opsPerSec.toLocaleString("en-US"),
-    r.baselineOpsPerSec.toLocaleString("en-US"),
-    r.ratio.toFixed(2),
-    r.medianRatio.toFixed(2)
-  ])
-  console.log(`postgres: best of ${reps} runs per side; raw = postgres (porsager), same statements, pool ${POOL}`)
-  printTable(header, rows, (i) => i === 0)
-}
+export const printPg = (results: ReadonlyArray<PgResult>, reps: number) =>
+  printOpsTable(
+    `postgres: best of ${reps} runs per side; raw = postgres (porsager), same statements, pool ${POOL}`,
+    results
+  )
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const reps = Math.max(1, Number(process.env["BENCH_REPS"] ?? 5))
