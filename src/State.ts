@@ -639,7 +639,25 @@ export const makeCheckpointStore = (driver: CheckpointDriver) => {
           case "exists":
             return new Conflict({ entity: checkpointEntity, id: row.id, expected: 0, actual: 1, reason: "exists" })
         }
-        return Effect.succeed(checkpointOf({ row: { ...row, seq: result.seq, parentId: result.parentId }, writes }))
+        // The decoded input is a private copy of what was stored (see `Json`): returned as is, not parsed back.
+        const checkpoint: Checkpoint = {
+          id: row.id as CheckpointId,
+          threadId: row.threadId as SessionId,
+          namespace: row.namespace,
+          seq: result.seq,
+          state: input.state,
+          metadata: input.metadata ?? {},
+          writes: (input.writes ?? []).map((w, i) => ({
+            idx: i + 1,
+            taskId: w.taskId,
+            channel: w.channel,
+            value: w.value
+          })),
+          createdAt: utcFromMillis(now)
+        }
+        return Effect.succeed(
+          result.parentId === null ? checkpoint : { ...checkpoint, parentId: result.parentId as CheckpointId }
+        )
       })
     })
 

@@ -330,6 +330,10 @@ export const suite = <E>(label: string, stores: Layer.Layer<CheckpointStore | Se
           expect(read.state).toEqual(value)
           expect(read.writes[0]!.value).toEqual(value)
         }
+        // JSON text has no negative zero: what save returns is what a read gives back, 0.
+        const zero = yield* checkpoints.save({ threadId, state: { z: -0, list: [-0] } })
+        expect(Object.is((zero.state as { z: number }).z, 0)).toBe(true)
+        expect((yield* checkpoints.get(zero.id)).state).toEqual(zero.state)
       })
     )
 
