@@ -334,17 +334,21 @@ const decodeStreamsOptions = decodeOptions(entity, EventStreamsOptions)
 const decodeSubscribeOptions = decodeOptions(entity, EventSubscribeOptions)
 const decodeBefore = decoder(entity, Schema.Int.pipe(Schema.greaterThanOrEqualTo(1)))
 
-/** Decodes a trusted stored row (no re-validation). */
-export const decodeEventRow = (row: EventRow): StoredEvent => ({
+/** A stored row as a `StoredEvent`, its payload and metadata already parsed. */
+const storedEvent = (row: EventRow, payload: unknown, metadata: JsonObject): StoredEvent => ({
   id: row.id as EventId,
   streamId: row.streamId as StreamId,
   seq: row.seq,
   position: row.position,
   type: row.type,
-  payload: parseJson(row.payload),
-  metadata: parseJson(row.metadata) as JsonObject,
+  payload,
+  metadata,
   createdAt: utcFromMillis(row.createdAt)
 })
+
+/** Decodes a trusted stored row (no re-validation). */
+export const decodeEventRow = (row: EventRow): StoredEvent =>
+  storedEvent(row, parseJson(row.payload), parseJson(row.metadata) as JsonObject)
 
 const decodeStreamRow = (row: EventStreamRow): EventStreamInfo => ({
   streamId: row.streamId as StreamId,
@@ -385,10 +389,14 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
     return undefined
   }
 
-  /** Appends `rows` to stream `id` (already validated), retrying while a lost race still satisfies `expected`. */
+  /**
+   * Appends `rows` (encoded from the decoded `events`) to stream `id`, retrying while a lost race still satisfies
+   * `expected`.
+   */
   const appendRows = (
     id: string,
     rows: ReadonlyArray<NewEvent>,
+    events: ReadonlyArray<typeof EventInput.Type>,
     expected: EventExpectation,
     now: number
   ): Effect.Effect<ReadonlyArray<StoredEvent>, Conflict | StorageError> =>
@@ -398,13 +406,18 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
         return Effect.as(
           wake(id),
           rows.map((row, i): StoredEvent =>
-            decodeEventRow({
-              ...row,
-              streamId: id,
-              seq: outcome.version - n + 1 + i,
-              position: outcome.position - n + 1 + i,
-              createdAt: now
-            })
+            // The decoded input is a private copy equal to what the stored JSON parses to: not parsed back.
+            storedEvent(
+              {
+                ...row,
+                streamId: id,
+                seq: outcome.version - n + 1 + i,
+                position: outcome.position - n + 1 + i,
+                createdAt: now
+              },
+              events[i]!.payload,
+              events[i]!.metadata ?? {}
+            )
           )
         )
       }
@@ -414,7 +427,7 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
         )
       }
       // A writer that won a race may have moved the stream to a version this append accepts: try again.
-      if (satisfies(expected, outcome.actual)) return appendRows(id, rows, expected, now)
+      if (satisfies(expected, outcome.actual)) return appendRows(id, rows, events, expected, now)
       return Effect.fail(
         new Conflict({
           entity: streamEntity,
@@ -445,6 +458,7 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
                   payload: JSON.stringify(event.payload),
                   metadata: JSON.stringify(event.metadata ?? {})
                 })),
+                events,
                 expectationOf(expectedVersion),
                 now
               )

@@ -167,11 +167,12 @@ export interface SessionDriver {
 
 const entity = "Session"
 
-const decodeRow = (row: SessionRow): Session => {
+/** A stored row as a `Session`, its metadata already parsed. */
+const sessionOf = (row: SessionRow, metadata: JsonObject): Session => {
   const session: { -readonly [K in keyof Session]: Session[K] } = {
     id: row.id as SessionId,
     status: row.status as SessionStatus,
-    metadata: parseJson(row.metadata) as JsonObject,
+    metadata,
     messageCount: row.messageCount,
     createdAt: utcFromMillis(row.createdAt),
     updatedAt: utcFromMillis(row.updatedAt),
@@ -182,6 +183,8 @@ const decodeRow = (row: SessionRow): Session => {
   if (row.title !== null) session.title = row.title
   return session
 }
+
+const decodeRow = (row: SessionRow): Session => sessionOf(row, parseJson(row.metadata) as JsonObject)
 
 const transcriptJson = (rows: ReadonlyArray<MessageRow>): string => {
   let json = "["
@@ -229,7 +232,8 @@ export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriv
             }
             return Effect.flatMap(driver.insert(row), (inserted) =>
               inserted
-                ? Effect.succeed(decodeRow(row))
+                ? // The decoded input is a private copy equal to what the stored JSON parses to: not parsed back.
+                  Effect.succeed(sessionOf(row, fields.metadata ?? {}))
                 : Effect.flatMap(driver.get(row.id), (existing) =>
                     Effect.fail(
                       new Conflict({

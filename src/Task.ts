@@ -552,13 +552,13 @@ export interface AgentStateDriver {
 
 const stateEntity = "AgentState"
 
-/** Decodes a stored agent state row (trusted: no validation). */
-export const decodeAgentStateRow = (row: AgentStateRow): AgentState => {
+/** A stored agent state row as an `AgentState`, its context already parsed. */
+const agentStateOf = (row: AgentStateRow, context: unknown): AgentState => {
   const state: { -readonly [K in keyof AgentState]: AgentState[K] } = {
     agentId: row.agentId,
     status: row.status,
     iteration: row.iteration,
-    context: parseJson(row.context),
+    context,
     createdAt: utcFromMillis(row.createdAt),
     updatedAt: utcFromMillis(row.updatedAt),
     version: row.version
@@ -567,6 +567,9 @@ export const decodeAgentStateRow = (row: AgentStateRow): AgentState => {
   if (row.conversationId !== null) state.conversationId = row.conversationId
   return state
 }
+
+/** Decodes a stored agent state row (trusted: no validation). */
+export const decodeAgentStateRow = (row: AgentStateRow): AgentState => agentStateOf(row, parseJson(row.context))
 
 const decodeState = decodeInput(stateEntity, AgentStateInput)
 const decodeStateList = decodeOptions(stateEntity, AgentStateListOptions)
@@ -610,7 +613,10 @@ export const makeAgentStateStore = (driver: AgentStateDriver) => {
             version: actual + 1
           }),
           (stored) =>
-            stored === undefined ? write(fields, context, expectedVersion) : Effect.succeed(decodeAgentStateRow(stored))
+            stored === undefined
+              ? write(fields, context, expectedVersion)
+              : // The decoded input is a private copy equal to what the stored JSON parses to: not parsed back.
+                Effect.succeed(agentStateOf(stored, fields.context ?? {}))
         )
       )
     })
