@@ -190,14 +190,15 @@ export const entryHash = (row: Omit<AuditEntryRow, "hash" | "detail">, detail: u
   return text._tag === "Right" ? sha256Hex(text.right) : undefined
 }
 
-const decodeRow = (row: AuditEntryRow): AuditEntry => {
+/** A stored row as an `AuditEntry`, its detail already parsed. */
+const entryOf = (row: AuditEntryRow, detail: unknown): AuditEntry => {
   const entry: { -readonly [K in keyof AuditEntry]: AuditEntry[K] } = {
     id: row.id as AuditEntryId,
     seq: row.seq,
     actor: row.actor,
     action: row.action,
     resource: row.resource,
-    detail: JSON.parse(row.detail),
+    detail,
     createdAt: utcFromMillis(row.createdAt),
     prevHash: row.prevHash,
     hash: row.hash
@@ -205,6 +206,8 @@ const decodeRow = (row: AuditEntryRow): AuditEntry => {
   if (row.sessionId !== null) entry.sessionId = row.sessionId
   return entry
 }
+
+const decodeRow = (row: AuditEntryRow): AuditEntry => entryOf(row, JSON.parse(row.detail))
 
 const bySeqKey: KeyShape = ["number"]
 const seqKey = (row: AuditEntryRow) => [row.seq]
@@ -260,7 +263,8 @@ export const makeAuditLogStore = (driver: AuditDriver) => {
               (row) =>
                 row === undefined
                   ? Effect.fail(new Conflict({ entity, id: draft.id, expected: 0, actual: 1, reason: "exists" }))
-                  : Effect.succeed(decodeRow(row))
+                  : // The decoded input is a private copy equal to what the stored JSON parses to: not parsed back.
+                    Effect.succeed(entryOf(row, detail))
             )
           })
         ),
