@@ -587,19 +587,33 @@ const decodePruneOptions = decodeInput(checkpointEntity, CheckpointPruneOptions)
 const decodeWrites = decodeInput(checkpointEntity, PlainWrites)
 const decodeNamespace = decodeInput(checkpointEntity, CheckpointNamespace)
 
-const checkpointOf = ({ row, writes }: StoredCheckpoint): Checkpoint => {
+/** A stored row as a `Checkpoint`, its state, metadata and writes already parsed. */
+const checkpointFrom = (
+  row: CheckpointRow,
+  state: unknown,
+  metadata: JsonObject,
+  writes: ReadonlyArray<PendingWrite>
+): Checkpoint => {
   const checkpoint: Checkpoint = {
     id: row.id as CheckpointId,
     threadId: row.threadId as SessionId,
     namespace: row.namespace,
     seq: row.seq,
-    state: parseJson(row.state),
-    metadata: parseJson(row.metadata) as JsonObject,
-    writes: writes.map((w) => ({ idx: w.idx, taskId: w.taskId, channel: w.channel, value: parseJson(w.value) })),
+    state,
+    metadata,
+    writes,
     createdAt: utcFromMillis(row.createdAt)
   }
   return row.parentId === null ? checkpoint : { ...checkpoint, parentId: row.parentId as CheckpointId }
 }
+
+const checkpointOf = ({ row, writes }: StoredCheckpoint): Checkpoint =>
+  checkpointFrom(
+    row,
+    parseJson(row.state),
+    parseJson(row.metadata) as JsonObject,
+    writes.map((w) => ({ idx: w.idx, taskId: w.taskId, channel: w.channel, value: parseJson(w.value) }))
+  )
 
 const writeRows = (writes: ReadonlyArray<typeof PendingWriteInput.Type>) =>
   writes.map((w) => ({ taskId: w.taskId, channel: w.channel, value: JSON.stringify(w.value) }))
@@ -639,24 +653,23 @@ export const makeCheckpointStore = (driver: CheckpointDriver) => {
           case "exists":
             return new Conflict({ entity: checkpointEntity, id: row.id, expected: 0, actual: 1, reason: "exists" })
         }
-        // The decoded input is a private copy of what was stored (see `Json`): returned as is, not parsed back.
-        const checkpoint: Checkpoint = {
-          id: row.id as CheckpointId,
-          threadId: row.threadId as SessionId,
-          namespace: row.namespace,
-          seq: result.seq,
-          state: input.state,
-          metadata: input.metadata ?? {},
-          writes: (input.writes ?? []).map((w, i) => ({
-            idx: i + 1,
-            taskId: w.taskId,
-            channel: w.channel,
-            value: w.value
-          })),
-          createdAt: utcFromMillis(now)
-        }
+        // The decoded input is a private copy equal to what the stored JSON parses to: not parsed back.
         return Effect.succeed(
-          result.parentId === null ? checkpoint : { ...checkpoint, parentId: result.parentId as CheckpointId }
+          checkpointFrom(
+            {
+              id: row.id,
+              threadId: row.threadId,
+              namespace: row.namespace,
+              seq: result.seq,
+              parentId: result.parentId,
+              state: row.state,
+              metadata: row.metadata,
+              createdAt: row.createdAt
+            },
+            input.state,
+            input.metadata ?? {},
+            (input.writes ?? []).map((w, i) => ({ idx: i + 1, taskId: w.taskId, channel: w.channel, value: w.value }))
+          )
         )
       })
     })
