@@ -45,7 +45,8 @@ export const isJson = (value: unknown, depth = 0): boolean => {
     case "boolean":
       return true
     case "number":
-      return Number.isFinite(value)
+      // `-0` comes back as `0`: the fast paths leave it to the Schema, which copies it as `0`.
+      return Number.isFinite(value) && !Object.is(value, -0)
     case "object": {
       if (value === null) return true
       if (depth >= maxJsonDepth) return false

@@ -208,6 +208,9 @@ describe("isPlainMessageInput", () => {
     ).toBe(true)
     expect(accepts({ traceId: undefined })).toBe(false)
     expect(accepts({ traceId: Number.NaN })).toBe(false)
+    // -0 is left to the Schema, which copies it as 0 (what JSON text gives back).
+    expect(accepts({ traceId: -0 })).toBe(false)
+    expect(accepts({ traceId: 0 })).toBe(true)
     expect(accepts({ when: new Date(0) })).toBe(false)
     expect(accepts(JSON.parse('{"__proto__": {}}'))).toBe(false)
     expect(accepts({ cost: { inputCost: 1, outputCost: 1, totalCost: 2 } })).toBe(false)

@@ -507,6 +507,14 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         const read = yield* conversations.messages(created.id)
         expect(read).toEqual(stored)
         expect(read.map((m) => [m.parts, m.metadata])).toEqual(messages.map((m) => [m.parts, m.metadata]))
+        // JSON text has no negative zero: what append returns is what a read gives back, 0.
+        const zero = yield* conversations.append(created.id, {
+          role: "assistant",
+          parts: [{ type: "text", text: "zero" }],
+          metadata: { traceId: -0 }
+        })
+        expect(Object.is(zero.metadata?.["traceId"], 0)).toBe(true)
+        expect((yield* conversations.messages(created.id, { after: zero.seq - 1 }))[0]).toEqual(zero)
       })
     )
 
