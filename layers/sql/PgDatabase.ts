@@ -101,21 +101,63 @@ interface PendingQuery<A> extends Promise<A> {
   canceller: ((query: any) => Promise<void>) | null | undefined
 }
 
-/** Runs one porsager query; interrupting it dequeues it or cancels it on the server. */
+/** The driver's canceller as an interruption handler: a queued query leaves the queue, a running one is cancelled. */
+const cancel = (query: PendingQuery<unknown>) =>
+  // A pipelined query is cancelled as soon as it starts. The canceller's promise is awaited nowhere, so a failure
+  // (server down) is dropped.
+  Effect.sync(() => {
+    const cancelled = query.canceller?.(query)
+    query.canceller = null
+    cancelled?.catch(() => {})
+  })
+
+/** A driver failure as the `SqlError` naming the statement. */
+const failure = (cause: unknown, text: string) =>
+  Effect.fail(new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (${text})` }))
+
+/** Runs one porsager query for what its promise resolves to; interrupting it dequeues it or cancels it on the server. */
 const run = <A>(query: PendingQuery<A>, text: string) =>
   Effect.async<A, SqlError>((resume) => {
     query.then(
       (result) => resume(Effect.succeed(result)),
-      (cause) => resume(Effect.fail(new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (${text})` })))
+      (cause) => resume(failure(cause, text))
     )
-    // The driver's own canceller: a queued query leaves the queue, a running one is cancelled on the server (a
-    // pipelined one as soon as it starts). Its promise is awaited nowhere, so a failure (server down) is dropped.
-    return Effect.sync(() => {
-      const cancelled = query.canceller?.(query)
-      query.canceller = null
-      cancelled?.catch(() => {})
-    })
+    return cancel(query)
   })
+
+/**
+ * Runs one porsager query for its rows, collected as they arrive (`forEach`), so the driver's query never holds
+ * them. The query is a promise that under load can outlive two young collections and be moved to the old
+ * generation; a young collection counts every old object as live, so rows such a query resolved with survived
+ * (and were promoted) until a full collection. Measured on 50-row reads at 16 callers: half of all young memory
+ * survived, young collections took 10–15 ms instead of 1–3 ms, and a read cost twice the client CPU. Here the rows
+ * are held only until the fiber is resumed with them.
+ */
+const rowsOf = <R>(query: PendingQuery<unknown> & RowStream<R>, text: string) =>
+  Effect.async<ReadonlyArray<R>, SqlError>((resume) => {
+    let rows: Array<R> | undefined
+    query
+      .forEach((row) => {
+        ;(rows ??= []).push(row)
+      })
+      .then(
+        () => {
+          const collected = rows ?? []
+          rows = undefined
+          resume(Effect.succeed(collected))
+        },
+        (cause) => {
+          rows = undefined
+          resume(failure(cause, text))
+        }
+      )
+    return cancel(query)
+  })
+
+/** The driver's `forEach`: each row as it arrives, the promise resolving without them. */
+interface RowStream<R> {
+  forEach(f: (row: R) => void): Promise<unknown>
+}
 
 const describe = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
 
@@ -130,11 +172,12 @@ const makeConnection = (
     sql.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>, { prepare: named }) as unknown as PendingQuery<
       ReadonlyArray<any>
     > &
+      RowStream<any> &
       postgres.PendingQuery<Array<postgres.Row>>
   const connection: Connection = {
     execute: (text, params, transformRows) =>
       bound(
-        Effect.map(run(query(text, params, prepare), text), (rows) =>
+        Effect.map(rowsOf(query(text, params, prepare), text), (rows) =>
           transformRows === undefined ? rows : transformRows(rows)
         ),
         text
@@ -142,8 +185,8 @@ const makeConnection = (
     executeRaw: (text, params) => bound(run(query(text, params, prepare), text), text),
     executeValues: (text, params) =>
       bound(
-        run(
-          query(text, params, prepare).values() as unknown as PendingQuery<ReadonlyArray<ReadonlyArray<unknown>>>,
+        rowsOf(
+          query(text, params, prepare).values() as unknown as PendingQuery<unknown> & RowStream<ReadonlyArray<unknown>>,
           text
         ),
         text
@@ -151,7 +194,7 @@ const makeConnection = (
     // `withTransaction`'s statements (BEGIN, COMMIT, ROLLBACK, savepoints): the after-commit hooks follow them.
     executeUnprepared: (text, params, transformRows) =>
       bound(
-        Effect.map(run(query(text, params, false), text), (rows) =>
+        Effect.map(rowsOf(query(text, params, false), text), (rows) =>
           transformRows === undefined ? rows : transformRows(rows)
         ),
         text
