@@ -109,6 +109,24 @@ if (reachable !== undefined) {
       }).pipe(Effect.scoped, Effect.provide(StoresPg({ url, tablePrefix, operationTimeout: "2 seconds" })))
     )
 
+    it.live("statements give their rows: many, none, one array per statement of a multi-statement text", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient
+        const executor = yield* PgExecutor
+        const many = yield* executor.values("SELECT g, 'row ' || g FROM generate_series(1, $1::int) AS g", [500])
+        expect(many).toHaveLength(500)
+        expect(many[499]).toEqual([500, "row 500"])
+        expect(yield* executor.values("SELECT 1 WHERE $1::int = 0", [1])).toEqual([])
+        expect(yield* sql<{ n: number }>`SELECT ${7}::int AS n`).toEqual([{ n: 7 }])
+        expect(yield* sql.unsafe("SELECT 1 AS a; SELECT 2 AS b")).toEqual([[{ a: 1 }], [{ b: 2 }]])
+        // A failure after rows have arrived fails the statement; none of its rows are returned.
+        const error = yield* Effect.flip(
+          executor.values("SELECT 1 / (g - $1::int) FROM generate_series(1, 10) AS g", [5])
+        )
+        expect(error.message).toContain("division by zero")
+      }).pipe(Effect.provide(layer({ url })))
+    )
+
     it.live("PgExecutor joins a caller's sql.withTransaction and rolls back with it", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient

@@ -154,6 +154,16 @@ const rowsOf = <R>(query: PendingQuery<unknown> & RowStream<R>, text: string) =>
     return cancel(query)
   })
 
+/**
+ * `rowsOf` for a statement with parameters; one without may be several statements (the simple protocol), whose
+ * results the driver gives as one array per statement, so it runs through `run` as before.
+ */
+const rowsOrResults = <R>(
+  query: PendingQuery<ReadonlyArray<R>> & RowStream<R>,
+  params: ReadonlyArray<unknown>,
+  text: string
+): Effect.Effect<ReadonlyArray<R>, SqlError> => (params.length === 0 ? run(query, text) : rowsOf(query, text))
+
 /** The driver's `forEach`: each row as it arrives, the promise resolving without them. */
 interface RowStream<R> {
   forEach(f: (row: R) => void): Promise<unknown>
@@ -177,7 +187,7 @@ const makeConnection = (
   const connection: Connection = {
     execute: (text, params, transformRows) =>
       bound(
-        Effect.map(rowsOf(query(text, params, prepare), text), (rows) =>
+        Effect.map(rowsOrResults(query(text, params, prepare), params, text), (rows) =>
           transformRows === undefined ? rows : transformRows(rows)
         ),
         text
@@ -185,8 +195,10 @@ const makeConnection = (
     executeRaw: (text, params) => bound(run(query(text, params, prepare), text), text),
     executeValues: (text, params) =>
       bound(
-        rowsOf(
-          query(text, params, prepare).values() as unknown as PendingQuery<unknown> & RowStream<ReadonlyArray<unknown>>,
+        rowsOrResults(
+          query(text, params, prepare).values() as unknown as PendingQuery<ReadonlyArray<ReadonlyArray<unknown>>> &
+            RowStream<ReadonlyArray<unknown>>,
+          params,
           text
         ),
         text
@@ -194,7 +206,7 @@ const makeConnection = (
     // `withTransaction`'s statements (BEGIN, COMMIT, ROLLBACK, savepoints): the after-commit hooks follow them.
     executeUnprepared: (text, params, transformRows) =>
       bound(
-        Effect.map(rowsOf(query(text, params, false), text), (rows) =>
+        Effect.map(run(query(text, params, false), text), (rows) =>
           transformRows === undefined ? rows : transformRows(rows)
         ),
         text
