@@ -111,16 +111,16 @@ const cancel = (query: PendingQuery<unknown>) =>
     cancelled?.catch(() => {})
   })
 
-/** A driver failure as the `SqlError` naming the statement. */
-const failure = (cause: unknown, text: string) =>
-  Effect.fail(new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (${text})` }))
+/** A driver failure as the `SqlError` naming the statement (or step) it failed in. */
+const sqlError = (cause: unknown, text: string) =>
+  new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (${text})` })
 
 /** Runs one porsager query for what its promise resolves to; interrupting it dequeues it or cancels it on the server. */
 const run = <A>(query: PendingQuery<A>, text: string) =>
   Effect.async<A, SqlError>((resume) => {
     query.then(
       (result) => resume(Effect.succeed(result)),
-      (cause) => resume(failure(cause, text))
+      (cause) => resume(Effect.fail(sqlError(cause, text)))
     )
     return cancel(query)
   })
@@ -148,7 +148,7 @@ const rowsOf = <R>(query: PendingQuery<unknown> & RowStream<R>, text: string) =>
         },
         (cause) => {
           rows = undefined
-          resume(failure(cause, text))
+          resume(Effect.fail(sqlError(cause, text)))
         }
       )
     return cancel(query)
@@ -212,10 +212,9 @@ const makeConnection = (
         text
       ).pipe(Effect.tap(() => hooks.observe(connection, text))),
     executeStream: (text, params, transformRows) =>
-      Stream.fromAsyncIterable(
-        query(text, params, prepare).cursor(128),
-        (cause) => new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (${text})` })
-      ).pipe(Stream.mapConcat((rows) => (transformRows === undefined ? rows : transformRows(rows))))
+      Stream.fromAsyncIterable(query(text, params, prepare).cursor(128), (cause) => sqlError(cause, text)).pipe(
+        Stream.mapConcat((rows) => (transformRows === undefined ? rows : transformRows(rows)))
+      )
   }
   return connection
 }
@@ -277,7 +276,7 @@ export const make = (
     // One connection of the pool for a transaction (`sql.withTransaction`'s and `PgExecutor.transaction`'s).
     const reserve = Effect.tryPromise({
       try: () => pool.reserve(),
-      catch: (cause) => new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (reserve)` })
+      catch: (cause) => sqlError(cause, "reserve")
     })
     const client = yield* Client.make({
       acquirer: Effect.succeed(connection),
@@ -298,7 +297,7 @@ export const make = (
               hooks.observe(own, text)
               resume(Effect.void)
             },
-            (cause) => resume(Effect.fail(new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (${text})` })))
+            (cause) => resume(Effect.fail(sqlError(cause, text)))
           )
         }),
         text
