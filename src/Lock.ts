@@ -13,7 +13,7 @@
  * by default on PostgreSQL (see `SqlLockStore.ts`): app hosts with skewed
  * clocks then agree on when a lease expires.
  */
-import { Clock, Context, Duration, Effect, Either, Exit, Option, Random, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Either, Exit, Fiber, Option, Random, Schema } from "effect"
 import { DurationText } from "./AgentMemory.ts"
 import { InvalidInput, LockHeld, LockLost, type StorageError } from "./Errors.ts"
 import { Text } from "./Json.ts"
@@ -324,6 +324,47 @@ export const makeLockStore = (driver: LockDriver) => {
       }
     })
 
+  /**
+   * Runs `body` (made interruptible as the caller is, by `restore`) in a child fiber while the lease is kept alive; its exit, or `LockLost` when the keeper found the
+   * lease lost and interrupted it. A body that is done by the time the child first yields (no wait inside) needs
+   * no keeper: the keeper's fiber is forked only for a body still running then. The caller's interruption
+   * interrupts the body and waits for it to stop, so nothing runs under the key after `release`.
+   */
+  const guard = <A, E, R>(
+    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
+    body: Effect.Effect<A, E, R>,
+    lease: Lease,
+    sent: number,
+    ttl: number,
+    every: number
+  ): Effect.Effect<Exit.Exit<A, E | LockLost>, never, R> =>
+    Effect.gen(function* () {
+      const child = yield* Effect.fork(restore(body))
+      yield* Effect.yieldNow()
+      const early = child.unsafePoll()
+      if (early !== null) return early
+      let lost = false
+      const keeper = yield* Effect.fork(
+        Effect.interruptible(
+          Effect.zipRight(
+            keep(lease, sent, ttl, every),
+            Effect.suspend(() => {
+              lost = true
+              return Fiber.interrupt(child)
+            })
+          )
+        )
+      )
+      const awaited = yield* Effect.exit(restore(Fiber.await(child)))
+      // Interrupted while waiting: the body is stopped before the lease is released.
+      const exit = Exit.isSuccess(awaited) ? awaited.value : yield* Fiber.interrupt(child)
+      yield* Fiber.interrupt(keeper)
+      if (lost && Exit.isInterrupted(exit)) {
+        return Exit.fail(new LockLost({ key: lease.key, owner: lease.owner, token: lease.token }))
+      }
+      return Exit.isSuccess(awaited) ? exit : Exit.failCause(awaited.cause)
+    })
+
   return traced(
     "LockStore",
     driver,
@@ -401,13 +442,7 @@ export const makeLockStore = (driver: LockDriver) => {
             Effect.gen(function* () {
               const { lease, sent } = yield* restore(acquireTimed(k, owner, ttlMillis, waitMillis))
               const body = Effect.isEffect(effect) ? effect : Effect.suspend(() => effect(lease))
-              const lockLost = Effect.suspend(() =>
-                Effect.fail(new LockLost({ key: lease.key, owner: lease.owner, token: lease.token }))
-              )
-              // The keeper completes only when the lease is lost: then `body` is interrupted and the result is LockLost.
-              const exit = yield* Effect.exit(
-                restore(Effect.raceFirst(body, Effect.zipRight(keep(lease, sent, ttlMillis, every), lockLost)))
-              )
+              const exit = yield* guard(restore, body, lease, sent, ttlMillis, every)
               const released = yield* Effect.exit(release(lease))
               if (Exit.isSuccess(exit) && Exit.isFailure(released)) return yield* Effect.failCause(released.cause)
               return yield* exit

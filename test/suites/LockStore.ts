@@ -279,16 +279,28 @@ export const suite = <E>(label: string, stores: Layer.Layer<LockStore, E>) =>
           expect(failed).toBe("boom")
           expect(yield* locks.isLocked(key)).toBe(false)
 
+          // Interrupted: the effect stops while the key is still held (nothing runs under it after the release).
           const started = yield* Deferred.make<void>()
+          const heldAtStop = yield* Ref.make<boolean | undefined>(undefined)
           const running = yield* Effect.fork(
-            locks.withLock(key, Effect.zipRight(Deferred.succeed(started, undefined), Effect.never), {
-              owner: "w",
-              ttl: 1_000
-            })
+            locks.withLock(
+              key,
+              Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+                // A finalizer that takes a while (yields) before it looks.
+                Effect.onInterrupt(() =>
+                  Effect.zipRight(
+                    Effect.repeatN(Effect.yieldNow(), 20),
+                    Effect.flatMap(Effect.orDie(locks.isLocked(key)), (held) => Ref.set(heldAtStop, held))
+                  )
+                )
+              ),
+              { owner: "w", ttl: 1_000 }
+            )
           )
           yield* Deferred.await(started)
           expect(yield* locks.isLocked(key)).toBe(true)
           expect(Exit.isInterrupted(yield* Fiber.interrupt(running))).toBe(true)
+          expect(yield* Ref.get(heldAtStop)).toBe(true)
           expect(yield* locks.isLocked(key)).toBe(false)
 
           const holder = yield* locks.acquire(key, { owner: "other", ttl: "30 seconds" })
