@@ -91,16 +91,17 @@ const bumpSql = `UPDATE agent_conversations
   WHERE id = ? RETURNING last_seq`
 const insertMessageSql = `INSERT INTO agent_messages
   (conversation_id, seq, id, role, parts, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
+// `LIMIT +?` as the library's statements resolve on SQLite (see `Kit.resolve`): a bare `LIMIT ?` is re-planned per run.
 const lastSql = `SELECT seq, id, role, parts, metadata, created_at FROM agent_messages
-  WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?`
+  WHERE conversation_id = ? ORDER BY seq DESC LIMIT +?`
 const existsSql = "SELECT id FROM agent_conversations WHERE id = ?"
-const firstPageSql = `SELECT ${sessionColumns} FROM agent_sessions ORDER BY created_at, id LIMIT ?`
+const firstPageSql = `SELECT ${sessionColumns} FROM agent_sessions ORDER BY created_at, id LIMIT +?`
 const nextPageSql = `SELECT ${sessionColumns} FROM agent_sessions
-  WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`
+  WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT +?`
 const firstAgentPageSql = `SELECT ${sessionColumns} FROM agent_sessions WHERE agent_id = ?
-  ORDER BY created_at, id LIMIT ?`
+  ORDER BY created_at, id LIMIT +?`
 const nextAgentPageSql = `SELECT ${sessionColumns} FROM agent_sessions
-  WHERE agent_id = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`
+  WHERE agent_id = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT +?`
 
 /** Extra pragmas for both sides of the bench (`BENCH_PRAGMAS`, `;`-separated), for measuring settings. */
 export const extraPragmas = (process.env["BENCH_PRAGMAS"] ?? "")

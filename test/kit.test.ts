@@ -5,6 +5,7 @@
  * keys the migrator accepts.
  */
 import { SqliteClient } from "@effect/sql-sqlite-node"
+import Database from "better-sqlite3"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Fiber, Layer } from "effect"
@@ -220,5 +221,39 @@ describe("migrations", () => {
     const names = schemas.map((schema) => schema.name)
     expect(new Set(names).size).toBe(names.length)
     expect(names[0]).toBe(Kit.kernel.name)
+  })
+})
+
+describe("statement texts", () => {
+  it("resolve names tables, numbers PostgreSQL placeholders and keeps a SQLite LIMIT/OFFSET parameter out of planning", () => {
+    const text = "SELECT seq FROM {messages} WHERE conversation_id = ? ORDER BY seq LIMIT ? OFFSET ?"
+    expect(Kit.resolve(text, "p", "pg")).toBe(
+      `SELECT seq FROM "p_messages" WHERE conversation_id = $1 ORDER BY seq LIMIT $2 OFFSET $3`
+    )
+    expect(Kit.resolve(text, "p", "sqlite")).toBe(
+      `SELECT seq FROM "p_messages" WHERE conversation_id = ? ORDER BY seq LIMIT +? OFFSET +?`
+    )
+  })
+
+  it("on SQLite, LIMIT +? takes the same values as LIMIT ? (negative: no limit; not a number: refused)", () => {
+    const db = new Database(":memory:")
+    try {
+      db.exec("CREATE TABLE t (n INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3)")
+      const plain = db.prepare("SELECT n FROM t ORDER BY n LIMIT ? OFFSET ?").pluck()
+      const resolved = db.prepare(Kit.resolve("SELECT n FROM t ORDER BY n LIMIT ? OFFSET ?", "p", "sqlite")).pluck()
+      for (const params of [
+        [2, 0],
+        [2, 1],
+        [-1, 0],
+        [0, 0],
+        [5, 2]
+      ]) {
+        expect(resolved.all(...params)).toEqual(plain.all(...params))
+      }
+      expect(() => plain.all("x", 0)).toThrow()
+      expect(() => resolved.all("x", 0)).toThrow()
+    } finally {
+      db.close()
+    }
   })
 })
