@@ -6,8 +6,8 @@
  * bump the conversation's counter and insert the message in one transaction
  * (PostgreSQL: the store's one-statement append), on PostgreSQL a `NOTIFY`
  * for other processes (not awaited, as the library's wake-ups), and wake the
- * subscriber in process (an `EventEmitter`), which reads the messages after
- * its cursor.
+ * subscriber in process (an `EventEmitter`), which reads the session's status
+ * and the messages after its cursor (as the library's subscriber does).
  * SQLite: `StoresSqlite` on a temp file against raw better-sqlite3 on its own
  * file; PostgreSQL: `StoresPg` against the raw `postgres` driver (pool 16 on
  * both sides, own tables, dropped at the end), with 1 and 16 sessions pinging
@@ -163,7 +163,11 @@ const rawRun = async (raw: Raw, t: Texts, sessions: number, pings: number) => {
       let cursor = 0
       let delivered: ((seq: number) => void) | undefined
       events.on("wake", async () => {
-        const rows = (await raw.all(t.after, [id, cursor, 100])).map(decodeMessage)
+        // As the library's subscriber: the session's status (a closed session's stream ends) with the messages
+        // after the cursor, both at once (one round trip on PostgreSQL; one after the other on SQLite).
+        const [session, found] = await Promise.all([raw.all(t.getSession, [id]), raw.all(t.after, [id, cursor, 100])])
+        check(session[0] !== undefined && session[0][4] !== "closed", "raw subscriber session")
+        const rows = found.map(decodeMessage)
         if (rows.length === 0) return
         cursor = rows[rows.length - 1]!.seq
         for (const row of rows) delivered?.(row.seq)
