@@ -54,7 +54,9 @@ const defined = <A extends object>(value: A): { [K in keyof A]: Exclude<A[K], un
 
 const withSession =
   (sessionId: string) =>
-  (message: StoredMessage): SessionMessage => ({ ...message, sessionId: sessionId as SessionId })
+  (message: StoredMessage): SessionMessage =>
+    // Not `{ ...message, sessionId }`: a spread followed by a new key costs about 1 µs on Node 20's V8.
+    Object.assign({}, message, { sessionId: sessionId as SessionId })
 
 /** Builds the broker over the stores in context; wake-ups resolved with `Wakeups.current`. */
 export const make = (

@@ -259,7 +259,7 @@ export const makeAuditLogStore = (driver: AuditDriver) => {
               createdAt: now
             }
             return Effect.flatMap(
-              driver.append(draft, (seq, prevHash) => entryHash({ ...draft, seq, prevHash }, detail)!),
+              driver.append(draft, (seq, prevHash) => entryHash(Object.assign({}, draft, { seq, prevHash }), detail)!),
               (row) =>
                 row === undefined
                   ? Effect.fail(new Conflict({ entity, id: draft.id, expected: 0, actual: 1, reason: "exists" }))

@@ -384,7 +384,11 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
       appendMany: appendRows,
       messages: Effect.fnUntraced(function* (id, input) {
         const options = yield* decodeWindow(input)
-        return yield* messages(id, { ...options, limit: options.limit ?? defaultLimit })
+        return yield* messages(id, {
+          limit: options.limit ?? defaultLimit,
+          before: options.before,
+          after: options.after
+        })
       }),
       messagesStream: (id, input) =>
         Stream.unwrap(

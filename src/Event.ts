@@ -409,7 +409,10 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
             // The decoded input is a private copy equal to what the stored JSON parses to: not parsed back.
             storedEvent(
               {
-                ...row,
+                id: row.id,
+                type: row.type,
+                payload: row.payload,
+                metadata: row.metadata,
                 streamId: id,
                 seq: outcome.version - n + 1 + i,
                 position: outcome.position - n + 1 + i,

@@ -849,7 +849,8 @@ export const makeMemoryMessageStore = (driver: MemoryMessageDriver, embeddings: 
         const id = rows.find((row) => taken.has(row.id) || seen.has(row.id) || (seen.add(row.id), false))?.id
         return yield* exists(messageEntity, id ?? rows[0]!.id)
       }
-      return rows.map(({ model: _, vector: __, ...row }, i) => decodeMessageRow({ ...row, seq: seqs[i]! }))
+      // decodeMessageRow reads its own fields (not the embedding); not `{ ...row, seq }`, which costs ~1 µs a row.
+      return rows.map((row, i) => decodeMessageRow(Object.assign({}, row, { seq: seqs[i]! })))
     })
   const find = (id: unknown) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => findOne(messageEntity, id, driver.getMany, live(now)))

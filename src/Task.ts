@@ -654,7 +654,7 @@ export const makeAgentStateStore = (driver: AgentStateDriver) => {
             catch: (error) => InvalidInput.single(stateEntity, `could not be encoded: ${String(error)}`, ["context"])
           })
           if (Either.isLeft(encoded)) return yield* InvalidInput.fromParseError(stateEntity, encoded.left, ["context"])
-          const state = yield* save({ ...rest, context: encoded.right }, options)
+          const state = yield* save(Object.assign({}, rest, { context: encoded.right }), options)
           return { ...state, context: context as never }
         })
     })

@@ -278,14 +278,16 @@ const fastDocuments = (input: unknown): ReadonlyArray<Decoded> | undefined => {
       }
       if (!(vector instanceof Float32Array) && !(Array.isArray(vector) && isFiniteArray(vector))) return undefined
       if (content !== undefined && typeof content !== "string") return undefined
-      let decoded: Decoded = { vector: vector as Float32Array | Array<number> }
+      // Keys added to one object: `{ ...object, newKey }` costs about 1 µs on Node 20's V8.
+      const decoded: { -readonly [K in keyof Decoded]: Decoded[K] } = { vector: vector as Float32Array | Array<number> }
       if (metadata !== undefined) {
         if (!isPlainObject(metadata) || !isJson(metadata)) return undefined
         const metadataJson = JSON.stringify(metadata)
-        decoded = { ...decoded, metadata: JSON.parse(metadataJson), metadataJson }
+        decoded.metadata = JSON.parse(metadataJson)
+        decoded.metadataJson = metadataJson
       }
-      if (id !== undefined) decoded = { ...decoded, id }
-      if (content !== undefined) decoded = { ...decoded, content }
+      if (id !== undefined) decoded.id = id
+      if (content !== undefined) decoded.content = content
       out[i] = decoded
     }
     return out

@@ -31,7 +31,7 @@ export const driver = Effect.map(MemoryDatabase, (db): AuditDriver => {
         if (ids.has(draft.id)) return undefined
         const seq = entries.length + 1
         const prevHash = entries.length === 0 ? genesisHash : entries[entries.length - 1]!.hash
-        const row: AuditEntryRow = { ...draft, seq, prevHash, hash: seal(seq, prevHash) }
+        const row: AuditEntryRow = Object.assign({}, draft, { seq, prevHash, hash: seal(seq, prevHash) })
         entries.push(row)
         ids.set(row.id, row)
         return { ...row }

@@ -71,7 +71,10 @@ export const driver = Effect.map(MemoryDatabase, (db): CheckpointDriver => {
         if (chain === undefined) chains.set(row.namespace, (chain = { lastSeq: 0, latestId: undefined, ids: [] }))
         const seq = ++chain.lastSeq
         const parentId = row.parentId ?? chain.latestId ?? null
-        checkpoints.set(row.id, { row: { ...row, seq, parentId }, writes: writes.map((w) => ({ ...w })) })
+        checkpoints.set(row.id, {
+          row: Object.assign({}, row, { seq, parentId }),
+          writes: writes.map((w) => ({ ...w }))
+        })
         chain.ids.push(row.id)
         chain.latestId = row.id
         return { seq, parentId }

@@ -83,7 +83,7 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => {
         }
         const first = conversation.lastSeq + 1
         rows.forEach((row, i) => {
-          messages.rows.push({ ...row, seq: first + i })
+          messages.rows.push(Object.assign({}, row, { seq: first + i }))
           messages.ids.add(row.id)
         })
         conversations.set(id, {

@@ -108,7 +108,10 @@ export const driver = Effect.map(MemoryDatabase, (db): { driver: EventDriver; na
           sorted = undefined
         }
         for (const event of events) {
-          push(target, { ...event, streamId, seq: target.row.version + 1, position: ++state.head, createdAt: now })
+          push(
+            target,
+            Object.assign({}, event, { streamId, seq: target.row.version + 1, position: ++state.head, createdAt: now })
+          )
           target.row = { ...target.row, version: target.row.version + 1 }
         }
         target.row = { ...target.row, updatedAt: Math.max(now, target.row.updatedAt) }

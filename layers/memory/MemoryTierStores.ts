@@ -82,7 +82,7 @@ export const messageDriver = Effect.map(MemoryDatabase, (db): MemoryMessageDrive
         return rows.map((row) => {
           const seq = (lastSeq.get(row.conversationId) ?? 0) + 1
           lastSeq.set(row.conversationId, seq)
-          messages.set(row.id, own({ ...row, seq }))
+          messages.set(row.id, own(Object.assign({}, row, { seq })))
           return seq
         })
       }),

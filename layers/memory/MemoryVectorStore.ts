@@ -78,7 +78,7 @@ export const driver = Effect.map(MemoryDatabase, (db): VectorDriver => {
             vector: index.vector(slot),
             metadata: copyVectorJson(index.metadata[slot]!)
           }
-          records.push(content === undefined ? record : { ...record, content })
+          records.push(content === undefined ? record : Object.assign({}, record, { content }))
         }
         return records
       }),

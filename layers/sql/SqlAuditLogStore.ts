@@ -119,7 +119,7 @@ export const ops = {
     function* (draft: AuditDraft, seal: (seq: number, prevHash: string) => string) {
       const seq = (yield* Kit.one(Kit.bumpCounter, counter, 1))!
       const prevHash = (yield* Kit.one(lastHash)) ?? genesisHash
-      const row: AuditEntryRow = { ...draft, seq, prevHash, hash: seal(seq, prevHash) }
+      const row: AuditEntryRow = Object.assign({}, draft, { seq, prevHash, hash: seal(seq, prevHash) })
       yield* Kit.exec(
         insert,
         row.id,

@@ -578,7 +578,7 @@ export const driver = (
               metadata: JSON.parse(r.metadata)
             }
             const content = contentOf(r.content)
-            return content === undefined ? record : { ...record, content }
+            return content === undefined ? record : Object.assign({}, record, { content })
           })
         ),
       delete: (row, ids, revision) =>
