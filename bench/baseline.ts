@@ -5,6 +5,7 @@
  * prepared once; an append is one immediate transaction, like the driver's.
  */
 import Database from "better-sqlite3"
+import * as Kit from "../layers/sql/Kit.ts"
 import { mmapBytes, pageCacheKiB } from "../layers/sql/SqliteDatabase.ts"
 import { uuidv7At } from "../src/Id.ts"
 import type { MessageInput } from "../src/Message.ts"
@@ -79,6 +80,9 @@ type SessionTuple = [
 ]
 type MessageTuple = [seq: number, id: string, role: string, parts: string, metadata: string | null, createdAt: number]
 
+/** A statement text as the library's SQLite layer runs it (`Kit.resolve`: every parameter `+?`, the same value). */
+const sqlite = (text: string) => Kit.resolve(text, Kit.defaultPrefix, "sqlite")
+
 const insertConversationSql = `INSERT INTO agent_conversations
   (id, session_id, title, model, metadata, message_count, last_seq, created_at, updated_at, version)
   VALUES (?, NULL, NULL, NULL, '{}', 0, 0, ?, ?, 1)`
@@ -91,17 +95,17 @@ const bumpSql = `UPDATE agent_conversations
   WHERE id = ? RETURNING last_seq`
 const insertMessageSql = `INSERT INTO agent_messages
   (conversation_id, seq, id, role, parts, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
-// `LIMIT +?` as the library's statements resolve on SQLite (see `Kit.resolve`): a bare `LIMIT ?` is re-planned per run.
+// `LIMIT ?` as the library's statements resolve on SQLite (see `Kit.resolve`): a bare `LIMIT ?` is re-planned per run.
 const lastSql = `SELECT seq, id, role, parts, metadata, created_at FROM agent_messages
-  WHERE conversation_id = ? ORDER BY seq DESC LIMIT +?`
+  WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?`
 const existsSql = "SELECT id FROM agent_conversations WHERE id = ?"
-const firstPageSql = `SELECT ${sessionColumns} FROM agent_sessions ORDER BY created_at, id LIMIT +?`
+const firstPageSql = `SELECT ${sessionColumns} FROM agent_sessions ORDER BY created_at, id LIMIT ?`
 const nextPageSql = `SELECT ${sessionColumns} FROM agent_sessions
-  WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT +?`
+  WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`
 const firstAgentPageSql = `SELECT ${sessionColumns} FROM agent_sessions WHERE agent_id = ?
-  ORDER BY created_at, id LIMIT +?`
+  ORDER BY created_at, id LIMIT ?`
 const nextAgentPageSql = `SELECT ${sessionColumns} FROM agent_sessions
-  WHERE agent_id = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT +?`
+  WHERE agent_id = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`
 
 /** Extra pragmas for both sides of the bench (`BENCH_PRAGMAS`, `;`-separated), for measuring settings. */
 export const extraPragmas = (process.env["BENCH_PRAGMAS"] ?? "")
@@ -119,16 +123,16 @@ export const openBaseline = (filename: string): Baseline => {
   db.pragma(`mmap_size = ${mmapBytes}`)
   for (const pragma of extraPragmas) db.pragma(pragma)
 
-  const insertConversation = db.prepare(insertConversationSql)
-  const insertSession = db.prepare(insertSessionSql)
-  const bump = db.prepare<[number, number, number, number, string], number>(bumpSql).pluck()
-  const insertMessage = db.prepare(insertMessageSql)
-  const last = db.prepare<[string, number], MessageTuple>(lastSql).raw()
-  const exists = db.prepare<[string], string>(existsSql).pluck()
-  const firstPage = db.prepare<[number], SessionTuple>(firstPageSql).raw()
-  const nextPage = db.prepare<[number, string, number], SessionTuple>(nextPageSql).raw()
-  const firstAgentPage = db.prepare<[string, number], SessionTuple>(firstAgentPageSql).raw()
-  const nextAgentPage = db.prepare<[string, number, string, number], SessionTuple>(nextAgentPageSql).raw()
+  const insertConversation = db.prepare(sqlite(insertConversationSql))
+  const insertSession = db.prepare(sqlite(insertSessionSql))
+  const bump = db.prepare<[number, number, number, number, string], number>(sqlite(bumpSql)).pluck()
+  const insertMessage = db.prepare(sqlite(insertMessageSql))
+  const last = db.prepare<[string, number], MessageTuple>(sqlite(lastSql)).raw()
+  const exists = db.prepare<[string], string>(sqlite(existsSql)).pluck()
+  const firstPage = db.prepare<[number], SessionTuple>(sqlite(firstPageSql)).raw()
+  const nextPage = db.prepare<[number, string, number], SessionTuple>(sqlite(nextPageSql)).raw()
+  const firstAgentPage = db.prepare<[string, number], SessionTuple>(sqlite(firstAgentPageSql)).raw()
+  const nextAgentPage = db.prepare<[string, number, string, number], SessionTuple>(sqlite(nextAgentPageSql)).raw()
 
   const append = db.transaction((conversationId: string, messages: ReadonlyArray<MessageInput>): number | undefined => {
     const n = messages.length

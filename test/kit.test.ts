@@ -225,33 +225,78 @@ describe("migrations", () => {
 })
 
 describe("statement texts", () => {
-  it("resolve names tables, numbers PostgreSQL placeholders and keeps a SQLite LIMIT/OFFSET parameter out of planning", () => {
+  it("resolve names tables, numbers PostgreSQL placeholders and keeps SQLite parameters out of planning (+?)", () => {
     const text = "SELECT seq FROM {messages} WHERE conversation_id = ? ORDER BY seq LIMIT ? OFFSET ?"
     expect(Kit.resolve(text, "p", "pg")).toBe(
       `SELECT seq FROM "p_messages" WHERE conversation_id = $1 ORDER BY seq LIMIT $2 OFFSET $3`
     )
     expect(Kit.resolve(text, "p", "sqlite")).toBe(
-      `SELECT seq FROM "p_messages" WHERE conversation_id = ? ORDER BY seq LIMIT +? OFFSET +?`
+      `SELECT seq FROM "p_messages" WHERE conversation_id = +? ORDER BY seq LIMIT +? OFFSET +?`
     )
   })
 
-  it("on SQLite, LIMIT +? takes the same values as LIMIT ? (negative: no limit; not a number: refused)", () => {
+  it("on SQLite, +? stores and compares exactly as ? (text that looks numeric, blobs, nulls, limits)", () => {
     const db = new Database(":memory:")
     try {
-      db.exec("CREATE TABLE t (n INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3)")
-      const plain = db.prepare("SELECT n FROM t ORDER BY n LIMIT ? OFFSET ?").pluck()
-      const resolved = db.prepare(Kit.resolve("SELECT n FROM t ORDER BY n LIMIT ? OFFSET ?", "p", "sqlite")).pluck()
+      db.exec("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER, b BLOB, x) WITHOUT ROWID")
+      const insert = db.prepare(Kit.resolve("INSERT INTO t (k, n, b, x) VALUES (?, ?, ?, ?)", "p", "sqlite"))
+      const rows: Array<[string, number | bigint | null, Uint8Array | null, unknown]> = [
+        ["007", 7, Buffer.from([0, 1, 2]), "8"],
+        ["1e3", 1000, null, 2.5],
+        ["a", null, Buffer.alloc(0), null]
+      ]
+      for (const row of rows) insert.run(...row)
+      const stored = db.prepare("SELECT k, typeof(k), n, typeof(n), b, typeof(x), x FROM t ORDER BY k").raw(true).all()
+      expect(stored).toEqual([
+        ["007", "text", 7, "integer", Buffer.from([0, 1, 2]), "text", "8"],
+        ["1e3", "text", 1000, "integer", null, "real", 2.5],
+        ["a", "text", null, "null", Buffer.alloc(0), "null", null]
+      ])
+      const query = "SELECT k FROM t WHERE k >= ? AND n > ? ORDER BY k LIMIT ? OFFSET ?"
+      const plain = db.prepare(query).pluck()
+      const resolved = db.prepare(Kit.resolve(query, "p", "sqlite")).pluck()
       for (const params of [
-        [2, 0],
-        [2, 1],
-        [-1, 0],
-        [0, 0],
-        [5, 2]
+        ["0", 0, 5, 0],
+        ["007", "6", 1, 0],
+        ["1", 0, -1, 0],
+        ["", 0, 1, 1],
+        ["a", null, 5, 0]
       ]) {
         expect(resolved.all(...params)).toEqual(plain.all(...params))
       }
-      expect(() => plain.all("x", 0)).toThrow()
-      expect(() => resolved.all("x", 0)).toThrow()
+      expect(() => resolved.all("", 0, "x", 0)).toThrow()
+    } finally {
+      db.close()
+    }
+  })
+
+  it("on SQLite, an analysed table still answers a +? lookup from its index", () => {
+    const db = new Database(":memory:")
+    try {
+      db.exec(`CREATE TABLE m (c TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (c, seq)) WITHOUT ROWID;
+        CREATE TABLE a (seq INTEGER PRIMARY KEY, s TEXT);
+        CREATE INDEX a_s ON a (s, seq) WHERE s IS NOT NULL`)
+      const fill = db.transaction(() => {
+        for (let i = 0; i < 2000; i++) db.prepare("INSERT INTO m VALUES (?, ?)").run(`c${i % 20}`, i)
+        for (let i = 0; i < 2000; i++)
+          db.prepare("INSERT INTO a VALUES (?, ?)").run(i, i % 3 === 0 ? null : `s${i % 7}`)
+      })
+      fill()
+      db.exec("ANALYZE")
+      const plan = (text: string, ...params: Array<unknown>) =>
+        (
+          db.prepare(`EXPLAIN QUERY PLAN ${Kit.resolve(text, "p", "sqlite")}`).all(...params) as Array<{
+            detail: string
+          }>
+        )
+          .map((row) => row.detail)
+          .join("; ")
+      expect(plan("SELECT seq FROM m WHERE c = ? AND seq > ? ORDER BY seq LIMIT ?", "c3", 10, 5)).toMatch(
+        /SEARCH m USING PRIMARY KEY \(c=\? AND seq>\?\)/
+      )
+      expect(plan("SELECT seq FROM a WHERE s = ? AND seq > ? ORDER BY seq LIMIT ?", "s1", 0, 5)).toMatch(
+        /SEARCH a USING (COVERING )?INDEX a_s \(s=\? AND seq>\?\)/
+      )
     } finally {
       db.close()
     }
