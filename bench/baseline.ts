@@ -95,7 +95,6 @@ const bumpSql = `UPDATE agent_conversations
   WHERE id = ? RETURNING last_seq`
 const insertMessageSql = `INSERT INTO agent_messages
   (conversation_id, seq, id, role, parts, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
-// `LIMIT ?` as the library's statements resolve on SQLite (see `Kit.resolve`): a bare `LIMIT ?` is re-planned per run.
 const lastSql = `SELECT seq, id, role, parts, metadata, created_at FROM agent_messages
   WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?`
 const existsSql = "SELECT id FROM agent_conversations WHERE id = ?"

@@ -248,6 +248,9 @@ const decodeReleaseExpired = decodeOptions(entity, ReleaseExpiredOptions)
 const firstBackoff = 2
 const maxBackoff = 100
 
+/** The `LockLost` of a lease (or of what `release` and `refresh` read of one). */
+const lostOf = (ref: LeaseRef) => new LockLost({ key: ref.key, owner: ref.owner, token: ref.token })
+
 /** Builds a `LockStore` over a driver: validation, clock, waiting, fencing and `withLock` live here. */
 export const makeLockStore = (driver: LockDriver) => {
   const now: Effect.Effect<number | null> = driver.clock === "caller" ? Clock.currentTimeMillis : Effect.succeed(null)
@@ -291,9 +294,7 @@ export const makeLockStore = (driver: LockDriver) => {
 
   const release = (ref: LeaseRef) =>
     Effect.flatMap(now, (t) => driver.release(ref.key, ref.owner, ref.token, t)).pipe(
-      Effect.flatMap((held) =>
-        held ? Effect.void : Effect.fail(new LockLost({ key: ref.key, owner: ref.owner, token: ref.token }))
-      )
+      Effect.flatMap((held) => (held ? Effect.void : Effect.fail(lostOf(ref))))
     )
 
   /**
@@ -325,10 +326,11 @@ export const makeLockStore = (driver: LockDriver) => {
     })
 
   /**
-   * Runs `body` (made interruptible as the caller is, by `restore`) in a child fiber while the lease is kept alive; its exit, or `LockLost` when the keeper found the
-   * lease lost and interrupted it. A body that is done by the time the child first yields (no wait inside) needs
-   * no keeper: the keeper's fiber is forked only for a body still running then. The caller's interruption
-   * interrupts the body and waits for it to stop, so nothing runs under the key after `release`.
+   * Runs `body` (interruptible as the caller is, by `restore`) in a child fiber while the lease is kept alive: its
+   * exit, or `LockLost` when the keeper found the lease lost and interrupted it. A body done by the time the child
+   * first yields (no wait inside) needs no keeper: the keeper's fiber is forked only for a body still running then.
+   * The caller's interruption interrupts the body and waits for it to stop, so nothing runs under the key after
+   * `release`.
    */
   const guard = <A, E, R>(
     restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
@@ -360,7 +362,7 @@ export const makeLockStore = (driver: LockDriver) => {
       const exit = Exit.isSuccess(awaited) ? awaited.value : yield* Fiber.interrupt(child)
       yield* Fiber.interrupt(keeper)
       if (lost && Exit.isInterrupted(exit)) {
-        return Exit.fail(new LockLost({ key: lease.key, owner: lease.owner, token: lease.token }))
+        return Exit.fail(lostOf(lease))
       }
       return Exit.isSuccess(awaited) ? exit : Exit.failCause(awaited.cause)
     })
@@ -385,7 +387,7 @@ export const makeLockStore = (driver: LockDriver) => {
           const ref = yield* decodeRef(lease, ["lease"])
           const millis = Math.ceil(millisOf(yield* decodeTtl(ttl, ["ttl"])))
           const row = yield* driver.refresh(ref.key, ref.owner, ref.token, yield* now, millis)
-          if (row === undefined) return yield* new LockLost({ key: ref.key, owner: ref.owner, token: ref.token })
+          if (row === undefined) return yield* lostOf(ref)
           return leaseOf(row)
         }),
       isLocked: (key) =>

@@ -276,10 +276,10 @@ describe("statement texts", () => {
       db.exec(`CREATE TABLE m (c TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (c, seq)) WITHOUT ROWID;
         CREATE TABLE a (seq INTEGER PRIMARY KEY, s TEXT);
         CREATE INDEX a_s ON a (s, seq) WHERE s IS NOT NULL`)
+      const [intoM, intoA] = [db.prepare("INSERT INTO m VALUES (?, ?)"), db.prepare("INSERT INTO a VALUES (?, ?)")]
       const fill = db.transaction(() => {
-        for (let i = 0; i < 2000; i++) db.prepare("INSERT INTO m VALUES (?, ?)").run(`c${i % 20}`, i)
-        for (let i = 0; i < 2000; i++)
-          db.prepare("INSERT INTO a VALUES (?, ?)").run(i, i % 3 === 0 ? null : `s${i % 7}`)
+        for (let i = 0; i < 2000; i++) intoM.run(`c${i % 20}`, i)
+        for (let i = 0; i < 2000; i++) intoA.run(i, i % 3 === 0 ? null : `s${i % 7}`)
       })
       fill()
       db.exec("ANALYZE")
