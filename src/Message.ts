@@ -216,7 +216,9 @@ const usageKeys: ReadonlySet<string> = new Set([
 const isPlain = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype
 
-const isCount = (value: unknown): boolean => typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+/** A count the Schema gives back unchanged: `-0` is left to the Schema, which copies it as `0` (as `isJson` does). */
+const isCount = (value: unknown): boolean =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && !Object.is(value, -0)
 
 const hasOnlyKeys = (value: Record<string, unknown>, keys: ReadonlySet<string>): boolean => {
   for (const key in value) if (!keys.has(key) || value[key] === undefined) return false

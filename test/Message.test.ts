@@ -191,6 +191,9 @@ describe("isPlainMessageInput", () => {
     ).toBe(true)
     expect(isPlainMessageInput({ role: "user", parts: [{ type: "text", text: "hi", extra: 1 }] })).toBe(false)
     expect(isPlainMessageInput({ role: "user", parts: [], metadata: { traceId: "t" } })).toBe(true)
+    // `-0` decodes to `0`, so a usage count of `-0` is left to the Schema (found by the property above, seed -1023013285).
+    const usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, reasoningTokens: -0 }
+    expect(isPlainMessageInput({ role: "system", parts: [], metadata: { usage } })).toBe(false)
   })
 
   it("keeps custom JSON metadata keys on the fast path and leaves the rest to the Schema", () => {
