@@ -839,7 +839,8 @@ export const makeMemoryMessageStore = (driver: MemoryMessageDriver, embeddings: 
           tokenCount: input.tokenCount ?? null,
           expiresAt: input.ttl === undefined ? null : yield* expiresAtFrom(input.ttl as Duration.DurationInput),
           createdAt: now,
-          ...embedded(embeddings, vectors[i]!)
+          model: embeddings.model,
+          vector: float32ToBytes(vectors[i]!)
         })
       }
       const seqs = yield* driver.insert(rows)
@@ -943,7 +944,7 @@ const makeItemStore = <
       const seen = new Set<string>()
       const repeated = rows.find((row) => seen.has(row.id) || (seen.add(row.id), false))
       if (repeated !== undefined) return yield* exists(entity, repeated.id)
-      if (yield* driver.insert(rows.map((row, i) => ({ ...row, ...embedded(embeddings, vectors[i]!) })))) {
+      if (yield* driver.insert(rows.map((row, i) => Object.assign({}, row, embedded(embeddings, vectors[i]!))))) {
         return rows.map(spec.decode)
       }
       const taken = new Set((yield* driver.getMany(rows.map((row) => row.id))).map((row) => row.id))
@@ -1098,7 +1099,7 @@ export const makeMentalModelStore = (driver: MentalModelDriver, embeddings: Embe
           updatedAt: now,
           version: 1
         }
-        if (yield* driver.insert({ ...row, ...embedded(embeddings, vector!) })) return decodeModelRow(row)
+        if (yield* driver.insert(Object.assign({}, row, embedded(embeddings, vector!)))) return decodeModelRow(row)
         const byName = yield* driver.getByName(row.name)
         return yield* exists(modelEntity, byName === undefined ? row.id : row.name)
       }),
@@ -1124,7 +1125,8 @@ export const makeMentalModelStore = (driver: MentalModelDriver, embeddings: Embe
                 metadata: patch.metadata === undefined ? current.metadata : JSON.stringify(patch.metadata),
                 updatedAt: Math.max(now, current.updatedAt),
                 version: current.version + 1,
-                ...embedded(embeddings, vector!)
+                model: embeddings.model,
+                vector: float32ToBytes(vector!)
               }
             }),
           write: (next) => Effect.map(driver.replace(next, next.version - 1), (won) => (won ? next : undefined))

@@ -136,16 +136,20 @@ export const updateVersioned = <Row extends { readonly version: number }, E>(opt
   readonly read: Effect.Effect<Row | undefined, StorageError>
   readonly next: (current: Row) => Effect.Effect<Row, E>
   readonly write: (next: Row) => Effect.Effect<Row | undefined, StorageError>
-}): Effect.Effect<Row, NotFound | Conflict | StorageError | E> =>
-  Effect.gen(function* () {
-    while (true) {
-      const current = yield* options.read
-      if (current === undefined) return yield* new NotFound({ entity: options.entity, id: options.id })
+}): Effect.Effect<Row, NotFound | Conflict | StorageError | E> => {
+  // A chain rather than `Effect.gen`: this runs on every update, and the generator's steps cost more than the chain's.
+  const attempt: Effect.Effect<Row, NotFound | Conflict | StorageError | E> = Effect.flatMap(
+    options.read,
+    (current) => {
+      if (current === undefined) return Effect.fail(new NotFound({ entity: options.entity, id: options.id }))
       const expected = options.expectedVersion ?? current.version
       if (current.version !== expected) {
-        return yield* new Conflict({ entity: options.entity, id: options.id, expected, actual: current.version })
+        return Effect.fail(new Conflict({ entity: options.entity, id: options.id, expected, actual: current.version }))
       }
-      const stored = yield* options.write(yield* options.next(current))
-      if (stored !== undefined) return stored
+      return Effect.flatMap(Effect.flatMap(options.next(current), options.write), (stored) =>
+        stored === undefined ? attempt : Effect.succeed(stored)
+      )
     }
-  })
+  )
+  return attempt
+}
