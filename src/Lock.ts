@@ -13,7 +13,7 @@
  * by default on PostgreSQL (see `SqlLockStore.ts`): app hosts with skewed
  * clocks then agree on when a lease expires.
  */
-import { Clock, Context, Duration, Effect, Either, Exit, Fiber, Option, Random, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Either, Exit, Fiber, Option, Random, Runtime, Schema } from "effect"
 import { DurationText } from "./AgentMemory.ts"
 import { InvalidInput, LockHeld, LockLost, type StorageError } from "./Errors.ts"
 import { Text } from "./Json.ts"
@@ -326,11 +326,11 @@ export const makeLockStore = (driver: LockDriver) => {
     })
 
   /**
-   * Runs `body` (interruptible as the caller is, by `restore`) in a child fiber while the lease is kept alive: its
-   * exit, or `LockLost` when the keeper found the lease lost and interrupted it. A body done by the time the child
-   * first yields (no wait inside) needs no keeper: the keeper's fiber is forked only for a body still running then.
-   * The caller's interruption interrupts the body and waits for it to stop, so nothing runs under the key after
-   * `release`.
+   * Runs `body` (interruptible as the caller is, by `restore`) in a fiber of its own while the lease is kept alive:
+   * its exit, or `LockLost` when the keeper found the lease lost and interrupted it. The fiber starts at once, in
+   * this call: a body that never waits is done when it returns, with no fiber hop and no keeper; the keeper's fiber
+   * is forked only for a body still running then. The caller's interruption interrupts the body and waits for it
+   * to stop, so nothing runs under the key after `release`.
    */
   const guard = <A, E, R>(
     restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
@@ -340,31 +340,32 @@ export const makeLockStore = (driver: LockDriver) => {
     ttl: number,
     every: number
   ): Effect.Effect<Exit.Exit<A, E | LockLost>, never, R> =>
-    Effect.gen(function* () {
-      const child = yield* Effect.fork(restore(body))
-      yield* Effect.yieldNow()
+    Effect.flatMap(Effect.runtime<R>(), (runtime) => {
+      const child = Runtime.runFork(runtime)(restore(body))
       const early = child.unsafePoll()
-      if (early !== null) return early
-      let lost = false
-      const keeper = yield* Effect.fork(
-        Effect.interruptible(
-          Effect.zipRight(
-            keep(lease, sent, ttl, every),
-            Effect.suspend(() => {
-              lost = true
-              return Fiber.interrupt(child)
-            })
+      if (early !== null) return Effect.succeed(early)
+      return Effect.gen(function* () {
+        let lost = false
+        const keeper = yield* Effect.fork(
+          Effect.interruptible(
+            Effect.zipRight(
+              keep(lease, sent, ttl, every),
+              Effect.suspend(() => {
+                lost = true
+                return Fiber.interrupt(child)
+              })
+            )
           )
         )
-      )
-      const awaited = yield* Effect.exit(restore(Fiber.await(child)))
-      // Interrupted while waiting: the body is stopped before the lease is released.
-      const exit = Exit.isSuccess(awaited) ? awaited.value : yield* Fiber.interrupt(child)
-      yield* Fiber.interrupt(keeper)
-      if (lost && Exit.isInterrupted(exit)) {
-        return Exit.fail(lostOf(lease))
-      }
-      return Exit.isSuccess(awaited) ? exit : Exit.failCause(awaited.cause)
+        const awaited = yield* Effect.exit(restore(Fiber.await(child)))
+        // Interrupted while waiting: the body is stopped before the lease is released.
+        const exit = Exit.isSuccess(awaited) ? awaited.value : yield* Fiber.interrupt(child)
+        yield* Fiber.interrupt(keeper)
+        if (lost && Exit.isInterrupted(exit)) {
+          return Exit.fail(lostOf(lease))
+        }
+        return Exit.isSuccess(awaited) ? exit : Exit.failCause(awaited.cause)
+      })
     })
 
   return traced(
@@ -425,32 +426,47 @@ export const makeLockStore = (driver: LockDriver) => {
         effect: Effect.Effect<A, E, R> | ((lease: Lease) => Effect.Effect<A, E, R>),
         options: WithLockOptions
       ) =>
-        Effect.gen(function* () {
-          const k = yield* decodeKey(key, ["key"])
-          const { owner, refreshEvery, ttl, wait } = yield* decodeWithLock(options, ["options"])
-          if (!Effect.isEffect(effect) && typeof effect !== "function") {
-            return yield* InvalidInput.single(entity, "must be an Effect or a function returning one", ["effect"])
-          }
-          const ttlMillis = Math.ceil(millisOf(ttl))
-          const every = Math.max(
-            1,
-            Math.min(
-              ttlMillis,
-              refreshEvery === undefined ? Math.floor(ttlMillis / 3) : Math.ceil(millisOf(refreshEvery))
-            )
+        Effect.flatMap(decodeKey(key, ["key"]), (k) =>
+          Effect.flatMap(
+            decodeWithLock(options, ["options"]),
+            (decoded): Effect.Effect<A, E | LockHeld | LockLost | InvalidInput | StorageError, R> => {
+              const { owner, refreshEvery, ttl, wait } = decoded
+              if (!Effect.isEffect(effect) && typeof effect !== "function") {
+                return InvalidInput.single(entity, "must be an Effect or a function returning one", ["effect"])
+              }
+              const ttlMillis = Math.ceil(millisOf(ttl))
+              const every = Math.max(
+                1,
+                Math.min(
+                  ttlMillis,
+                  refreshEvery === undefined ? Math.floor(ttlMillis / 3) : Math.ceil(millisOf(refreshEvery))
+                )
+              )
+              const waitMillis = wait === undefined ? 0 : millisOf(wait)
+              // A chain of `flatMap`s, not a generator: this is every `withLock`'s fixed cost.
+              return Effect.uninterruptibleMask((restore) =>
+                Effect.flatMap(restore(acquireTimed(k, owner, ttlMillis, waitMillis)), ({ lease, sent }) =>
+                  Effect.flatMap(
+                    guard(
+                      restore,
+                      Effect.isEffect(effect) ? effect : Effect.suspend(() => effect(lease)),
+                      lease,
+                      sent,
+                      ttlMillis,
+                      every
+                    ),
+                    (exit) =>
+                      Effect.flatMap(
+                        Effect.exit(release(lease)),
+                        (released): Effect.Effect<A, E | LockLost | StorageError> =>
+                          Exit.isSuccess(exit) && Exit.isFailure(released) ? Effect.failCause(released.cause) : exit
+                      )
+                  )
+                )
+              )
+            }
           )
-          const waitMillis = wait === undefined ? 0 : millisOf(wait)
-          return yield* Effect.uninterruptibleMask((restore) =>
-            Effect.gen(function* () {
-              const { lease, sent } = yield* restore(acquireTimed(k, owner, ttlMillis, waitMillis))
-              const body = Effect.isEffect(effect) ? effect : Effect.suspend(() => effect(lease))
-              const exit = yield* guard(restore, body, lease, sent, ttlMillis, every)
-              const released = yield* Effect.exit(release(lease))
-              if (Exit.isSuccess(exit) && Exit.isFailure(released)) return yield* Effect.failCause(released.cause)
-              return yield* exit
-            })
-          )
-        })
+        )
     })
   )
 }

@@ -6,7 +6,21 @@
  * default), so the same tests hold for both.
  */
 import { expect, layer } from "@effect/vitest"
-import { Clock, DateTime, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Ref, TestClock } from "effect"
+import {
+  Clock,
+  Context,
+  DateTime,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  FiberRef,
+  Layer,
+  Option,
+  Ref,
+  TestClock
+} from "effect"
 import {
   AcquireOptions,
   type Lease,
@@ -20,6 +34,10 @@ import * as BadInput from "./BadInput.ts"
 
 let counter = 0
 const fresh = (name: string) => `${name}-${Date.now().toString(36)}-${++counter}`
+
+/** A service and a fiber ref the caller sets, to see that `withLock`'s effect runs with them. */
+class Greeting extends Context.Tag("test/Greeting")<Greeting, string>() {}
+const level = FiberRef.unsafeMake(0)
 
 const millis = (time: DateTime.Utc) => DateTime.toEpochMillis(time)
 
@@ -309,6 +327,29 @@ export const suite = <E>(label: string, stores: Layer.Layer<LockStore, E>) =>
           yield* locks.release(holder)
         })
       )
+    )
+
+    it.effect(
+      "withLock runs the effect with the caller's context, fiber refs and span; a defect or self-interruption releases",
+      () =>
+        Effect.gen(function* () {
+          const locks = yield* LockStore
+          const key = fresh("ctx")
+          const seen = yield* locks
+            .withLock(
+              key,
+              Effect.all([Greeting, FiberRef.get(level), Effect.map(Effect.currentSpan, (span) => span.name)]),
+              { owner: "w", ttl: 1_000 }
+            )
+            .pipe(Effect.provideService(Greeting, "hello"), Effect.locally(level, 7), Effect.withSpan("outer"))
+          expect(seen).toEqual(["hello", 7, "outer"])
+          const died = yield* Effect.exit(locks.withLock(key, Effect.die("bad"), { owner: "w", ttl: 1_000 }))
+          expect(died).toEqual(Exit.die("bad"))
+          expect(yield* locks.isLocked(key)).toBe(false)
+          const interrupted = yield* Effect.exit(locks.withLock(key, Effect.interrupt, { owner: "w", ttl: 1_000 }))
+          expect(Exit.isInterrupted(interrupted)).toBe(true)
+          expect(yield* locks.isLocked(key)).toBe(false)
+        })
     )
 
     it.effect("withLock keeps refreshing the lease while the effect runs past its ttl", () =>
