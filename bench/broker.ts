@@ -1,13 +1,16 @@
 /**
  * The broker bench (issue 11): `SessionBroker.send` → subscriber delivery
- * latency, ping-pong (each send waits for its delivery before the next), p50
- * and p99, beside the raw driver doing the same work with the stores' own
+ * latency (from the start of the send to the moment the subscriber's handler
+ * has the message), ping-pong (each send waits for its delivery before the
+ * next), p50 and p99, beside the raw driver doing the same work with the stores' own
  * statement texts and round trips: read the session (refuse a closed one),
  * bump the conversation's counter and insert the message in one transaction
  * (PostgreSQL: the store's one-statement append), on PostgreSQL a `NOTIFY`
  * for other processes (not awaited, as the library's wake-ups), and wake the
- * subscriber in process (an `EventEmitter`), which reads the session's status
- * and the messages after its cursor (as the library's subscriber does).
+ * subscriber in process (an `EventEmitter`) with the stored message, which it
+ * delivers without reading when it is the next one after its cursor, and
+ * otherwise reads the session's status and the messages after its cursor (as
+ * the library's subscriber does).
  * SQLite: `StoresSqlite` on a temp file against raw better-sqlite3 on its own
  * file; PostgreSQL: `StoresPg` against the raw `postgres` driver (pool 16 on
  * both sides, own tables, dropped at the end), with 1 and 16 sessions pinging
@@ -79,15 +82,18 @@ const libraryRun = (sessions: number, pings: number) =>
       () =>
         Effect.gen(function* () {
           const { id } = yield* broker.spawn({ agentId: "bench" })
-          const arrivals = yield* Queue.unbounded<number>()
+          // Each delivery with the time the subscriber got it; the pinger waits for it before its next send.
+          const arrivals = yield* Queue.unbounded<readonly [seq: number, at: number]>()
           const subscriber = yield* Effect.fork(
-            Stream.runForEach(broker.subscribe(id, { from: 1 }), (m) => Queue.offer(arrivals, m.seq))
+            Stream.runForEach(broker.subscribe(id, { from: 1 }), (m) =>
+              Queue.offer(arrivals, [m.seq, performance.now()])
+            )
           )
           for (let i = 1; i <= pings; i++) {
             const start = performance.now()
             yield* broker.send(id, message)
-            const seq = yield* Queue.take(arrivals)
-            latencies.push(performance.now() - start)
+            const [seq, at] = yield* Queue.take(arrivals)
+            latencies.push(at - start)
             check(seq === i, "library delivery order")
           }
           yield* broker.close(id)
@@ -135,8 +141,8 @@ type Texts = ReturnType<typeof texts>
 /** A raw backend: statements returning rows as arrays. */
 interface Raw {
   readonly all: (text: string, params: ReadonlyArray<unknown>) => Promise<ReadonlyArray<ReadonlyArray<any>>>
-  /** Bumps and inserts one message atomically; its seq. */
-  readonly append: (id: string, now: number) => Promise<number>
+  /** Bumps and inserts one message (id `messageId`) atomically; its seq. */
+  readonly append: (id: string, messageId: string, now: number) => Promise<number>
   /** Tells other processes (PostgreSQL: `pg_notify`, not awaited, as the library's wake-ups do; SQLite: nothing). */
   readonly notify: (id: string) => void
 }
@@ -161,27 +167,36 @@ const rawRun = async (raw: Raw, t: Texts, sessions: number, pings: number) => {
       await raw.all(t.insertConversation, [id, id, now, now])
       const events = new EventEmitter()
       let cursor = 0
-      let delivered: ((seq: number) => void) | undefined
-      events.on("wake", async () => {
-        // As the library's subscriber: the session's status (a closed session's stream ends) with the messages
-        // after the cursor, both at once (one round trip on PostgreSQL; one after the other on SQLite).
+      let delivered: ((arrival: readonly [seq: number, at: number]) => void) | undefined
+      events.on("wake", async (sent: ReadonlyArray<any>) => {
+        // As the library's subscriber: the sent message, when it is the next one, from the wake without reading;
+        // otherwise the session's status (a closed session's stream ends) with the messages after the cursor,
+        // both at once (one round trip on PostgreSQL; one after the other on SQLite).
+        if (Number(sent[0]) === cursor + 1) {
+          const row = decodeMessage(sent)
+          cursor = row.seq
+          delivered?.([row.seq, performance.now()])
+          return
+        }
         const [session, found] = await Promise.all([raw.all(t.getSession, [id]), raw.all(t.after, [id, cursor, 100])])
         check(session[0] !== undefined && session[0][4] !== "closed", "raw subscriber session")
         const rows = found.map(decodeMessage)
         if (rows.length === 0) return
         cursor = rows[rows.length - 1]!.seq
-        for (const row of rows) delivered?.(row.seq)
+        for (const row of rows) delivered?.([row.seq, performance.now()])
       })
       for (let i = 1; i <= pings; i++) {
         const start = performance.now()
-        const arrived = new Promise<number>((resolve) => (delivered = resolve))
+        const arrived = new Promise<readonly [number, number]>((resolve) => (delivered = resolve))
         const [session] = await raw.all(t.getSession, [id])
         check(session !== undefined && session[4] !== "closed", "raw session")
-        await raw.append(id, Date.now())
+        const now = Date.now()
+        const messageId = uuidv7At(now)
+        const stored = await raw.append(id, messageId, now)
         raw.notify(id)
-        events.emit("wake")
-        const seq = await arrived
-        latencies.push(performance.now() - start)
+        events.emit("wake", [stored, messageId, "user", partsJson, null, now])
+        const [seq, at] = await arrived
+        latencies.push(at - start)
         check(seq === i, "raw delivery order")
       }
     })
@@ -253,9 +268,9 @@ const sqliteRows = async (reps: number): Promise<ReadonlyArray<Row>> => {
       }
       return found
     }
-    const appendOne = raw.transaction((id: string, now: number) => {
+    const appendOne = raw.transaction((id: string, messageId: string, now: number) => {
       const [last] = statement(t.bump).get(1, 1, now, now, id) as [number]
-      statement(t.insertMessage).run(id, last, uuidv7At(now), "user", partsJson, null, now)
+      statement(t.insertMessage).run(id, last, messageId, "user", partsJson, null, now)
       return last
     })
     const rawSide: Raw = {
@@ -265,7 +280,7 @@ const sqliteRows = async (reps: number): Promise<ReadonlyArray<Row>> => {
         s.run(...params)
         return []
       },
-      append: async (id, now) => appendOne.immediate(id, now),
+      append: async (id, messageId, now) => appendOne.immediate(id, messageId, now),
       notify: () => {}
     }
     const pings = 2_000
@@ -306,7 +321,7 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
       sql.unsafe(text, params as Array<any>, { prepare: true }).values() as unknown as Promise<Array<Array<any>>>
     const rawSide: Raw = {
       all,
-      append: async (id, now) => {
+      append: async (id, messageId, now) => {
         const [row] = await all(t.appendAll, [
           1,
           1,
@@ -315,7 +330,7 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
           id,
           id,
           1,
-          [uuidv7At(now)],
+          [messageId],
           ["user"],
           [partsJson],
           [null],

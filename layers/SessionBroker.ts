@@ -5,8 +5,11 @@
  * id. `send` appends, then wakes the session's channel (after the append
  * commits, also inside a caller's transaction); a subscriber follows the
  * channel from a `seq` cursor, reading the messages after it on each wake
- * (or poll), so it never misses one and never waits on a writer. On
- * PostgreSQL the wakes cross processes (`LISTEN`/`NOTIFY`, see `PgDatabase`).
+ * (or poll), so it never misses one and never waits on a writer. A wake from
+ * `send` in this process carries the stored message: a subscriber exactly one
+ * message behind delivers it without reading (its own copy, parsed from the
+ * JSON stored). On PostgreSQL the wakes cross processes (`LISTEN`/`NOTIFY`,
+ * see `PgDatabase`); subscribers in other processes read.
  */
 import { DateTime, Duration, Effect, Layer, Option, Stream } from "effect"
 import {
@@ -19,7 +22,7 @@ import {
   SubscribeOptions
 } from "../src/Broker.ts"
 import { type ConversationId, ConversationStore, type StoredMessage } from "../src/Conversation.ts"
-import { type Conflict, NotFound, SessionError, type StorageError } from "../src/Errors.ts"
+import { type Conflict, type InvalidInput, NotFound, SessionError, type StorageError } from "../src/Errors.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { defaultLimit, encodeCursor, maxLimit, type Page } from "../src/Page.ts"
 import { checkId, decodeOptions } from "../src/Record.ts"
@@ -57,6 +60,32 @@ const withSession =
   (message: StoredMessage): SessionMessage =>
     // Not `{ ...message, sessionId }`: a spread followed by a new key costs about 1 µs on Node 20's V8.
     Object.assign({}, message, { sessionId: sessionId as SessionId })
+
+/** How a subscription's read fails. */
+type Failure = NotFound | InvalidInput | StorageError
+
+/**
+ * The hint `send` wakes this process's subscribers with: the stored message, its JSON fields as text (fixed when
+ * sent, so a sender changing the returned message later changes nothing delivered).
+ */
+class Sent {
+  readonly parts: string
+  readonly metadata: string | undefined
+  constructor(readonly message: StoredMessage) {
+    this.parts = JSON.stringify(message.parts)
+    this.metadata = message.metadata === undefined ? undefined : JSON.stringify(message.metadata)
+  }
+
+  /** A subscriber's own copy, as a read would return it. */
+  deliver(sessionId: string): SessionMessage {
+    const extra: { parts: StoredMessage["parts"]; metadata?: StoredMessage["metadata"]; sessionId: SessionId } = {
+      parts: JSON.parse(this.parts),
+      sessionId: sessionId as SessionId
+    }
+    if (this.metadata !== undefined) extra.metadata = JSON.parse(this.metadata)
+    return Object.assign({}, this.message, extra)
+  }
+}
 
 /** Builds the broker over the stores in context; wake-ups resolved with `Wakeups.current`. */
 export const make = (
@@ -129,24 +158,36 @@ export const make = (
      * led here was taken, so a later close wakes again. A closed session's stream ends once those messages are
      * delivered. On a backend with its own wake-ups (PostgreSQL) the two reads run at once, to save a round trip;
      * then a closed session's messages are read once more (the first read may predate the close).
+     *
+     * A wake from this process's `send` of the message right after `cursor` is delivered without reading: the
+     * session was open when it was sent, and a close since then is a wake without a hint, which a later hinted
+     * wake never replaces, so it is read.
      */
-    const read = (sessionId: string) => (cursor: number) =>
-      Effect.gen(function* () {
-        const [session, rows] = yield* Effect.all(
-          [sessions.find(sessionId), window(sessionId, { after: cursor, limit: pageSize })],
-          { concurrency: concurrentReads ? 2 : 1 }
-        )
-        if (Option.isNone(session)) return yield* missing(sessionId)
-        const closed = session.value.status === "closed"
-        const batch = closed && concurrentReads ? yield* window(sessionId, { after: cursor, limit: pageSize }) : rows
-        const short = batch.length < pageSize
-        return {
-          items: batch.map(withSession(sessionId)),
-          cursor: batch.length > 0 ? batch[batch.length - 1]!.seq : cursor,
-          done: closed && short,
-          caughtUp: short
+    const read =
+      (sessionId: string) =>
+      (cursor: number, hint: unknown): Effect.Effect<Wakeups.Batch<SessionMessage, number>, Failure> => {
+        if (hint instanceof Sent && hint.message.seq === cursor + 1) {
+          return Effect.succeed({ items: [hint.deliver(sessionId)], cursor: hint.message.seq, caughtUp: true })
         }
-      })
+        const readRows = window(sessionId, { after: cursor, limit: pageSize })
+        const readSession = sessions.find(sessionId)
+        return Effect.flatMap(
+          concurrentReads ? Effect.all([readSession, readRows], { concurrency: 2 }) : Effect.zip(readSession, readRows),
+          ([session, rows]) => {
+            if (Option.isNone(session)) return Effect.fail(missing(sessionId))
+            const closed = session.value.status === "closed"
+            return Effect.map(closed && concurrentReads ? readRows : Effect.succeed(rows), (batch) => {
+              const short = batch.length < pageSize
+              return {
+                items: batch.map(withSession(sessionId)),
+                cursor: batch.length > 0 ? batch[batch.length - 1]!.seq : cursor,
+                done: closed && short,
+                caughtUp: short
+              }
+            })
+          }
+        )
+      }
 
     /** Where a subscription without `from` starts: after the newest message stored now. */
     const newestSeq = (sessionId: string) =>
@@ -251,7 +292,7 @@ export const make = (
         if (session.value.status === "closed")
           return yield* new SessionError({ sessionId: id, reason: "the session is closed" })
         const stored = yield* append(id, message)
-        yield* wakeups.wake(channel(id))
+        yield* wakeups.wake(channel(id), new Sent(stored))
         return withSession(id)(stored)
       }),
 

@@ -4,13 +4,16 @@
  * the transaction commits (never for a rolled-back one, see `CommitHooks`). A
  * reader `follow`s the channel from a cursor: it reads the rows after the
  * cursor, and when none are left it waits for the next wake, or for the poll
- * interval, so a lost wake costs latency and never a row. A wake carries no
- * data and wakes merge, so a slow reader never makes a writer wait.
+ * interval, so a lost wake costs latency and never a row. Wakes merge (one
+ * pending at most), so a slow reader never makes a writer wait. A wake may
+ * carry a `hint` for this process's readers (never across processes): what
+ * the write stored, so a reader that is exactly one row behind can take it
+ * without reading; merged wakes, polls and other processes' wakes carry none.
  *
  * In-process by default (memory and SQLite); `PgDatabase` provides wake-ups
  * that also cross processes through PostgreSQL's `LISTEN`/`NOTIFY`.
  */
-import { Chunk, Context, Duration, Effect, Option, Queue, Scope, Stream } from "effect"
+import { Chunk, Context, Duration, Effect, Option, Scope, Stream } from "effect"
 import { createHash } from "node:crypto"
 import { CommitHooks } from "./sql/CommitHooks.ts"
 
@@ -18,19 +21,23 @@ import { CommitHooks } from "./sql/CommitHooks.ts"
 export class Wakeups extends Context.Tag("effect-agent-stores/Wakeups")<
   Wakeups,
   {
-    /** Wakes the readers of `channel` once the current transaction commits (at once outside one). */
-    readonly wake: (channel: string) => Effect.Effect<void>
+    /**
+     * Wakes the readers of `channel` once the current transaction commits (at once outside one), handing this
+     * process's readers `hint` (not `undefined`) when this wake is the only one pending for them.
+     */
+    readonly wake: (channel: string, hint?: unknown) => Effect.Effect<void>
     /**
      * Starts listening to `channel` for the scope; the returned effect waits
      * until a wake arrived since it last returned (merged: one pending wake at
-     * most). With `poll`, the listener is also woken every `poll`, alone (for
-     * a wake that was lost). Listening is in place when `listen` returns, so a
-     * read made after it misses nothing.
+     * most) and returns its hint (`undefined` for merged wakes and others
+     * without one). With `poll`, the listener is also woken every `poll`, alone
+     * (for a wake that was lost). Listening is in place when `listen` returns,
+     * so a read made after it misses nothing.
      */
     readonly listen: (
       channel: string,
       poll?: Duration.DurationInput
-    ) => Effect.Effect<Effect.Effect<void>, never, Scope.Scope>
+    ) => Effect.Effect<Effect.Effect<unknown>, never, Scope.Scope>
   }
 >() {}
 
@@ -38,13 +45,54 @@ export class Wakeups extends Context.Tag("effect-agent-stores/Wakeups")<
 export const channelKey = (channel: string): string =>
   channel.length <= 512 ? channel : `#${createHash("sha256").update(channel).digest("hex")}`
 
-/** This process's listeners, by channel key. */
-const listeners = new Map<string, Set<Queue.Queue<void>>>()
+/**
+ * One listener's pending wake: none, one with its hint, or a plain one (no hint, or several wakes merged, which
+ * a later hinted wake never replaces: the reader then reads everything after its cursor).
+ */
+class Mailbox {
+  private pending: "none" | "plain" | "hinted" = "none"
+  private hint: unknown = undefined
+  private waiter: ((hint: unknown) => void) | undefined = undefined
 
-/** Wakes this process's listeners of `key` now. */
-export const wakeLocal = (key: string): void => {
-  const queues = listeners.get(key)
-  if (queues !== undefined) for (const queue of queues) queue.unsafeOffer(undefined)
+  /** Records a wake (resuming the waiting reader, if any). */
+  offer(hint: unknown): void {
+    const waiter = this.waiter
+    if (waiter !== undefined) {
+      this.waiter = undefined
+      waiter(hint)
+    } else if (this.pending === "none" && hint !== undefined) {
+      this.pending = "hinted"
+      this.hint = hint
+    } else {
+      this.pending = "plain"
+      this.hint = undefined
+    }
+  }
+
+  /** Waits for a wake; its hint. */
+  readonly take: Effect.Effect<unknown> = Effect.suspend(() => {
+    if (this.pending !== "none") {
+      const hint = this.hint
+      this.pending = "none"
+      this.hint = undefined
+      return Effect.succeed(hint)
+    }
+    return Effect.async<unknown>((resume) => {
+      this.waiter = (hint) => resume(Effect.succeed(hint))
+      return Effect.sync(() => {
+        this.waiter = undefined
+      })
+    })
+  })
+}
+
+/** This process's listeners, by channel key. */
+const listeners = new Map<string, Set<Mailbox>>()
+
+/** Wakes this process's listeners of `key` now, with `hint` for those that have no other wake pending. */
+export const wakeLocal = (key: string, hint?: unknown): void => {
+  const mailboxes = listeners.get(key)
+  if (mailboxes !== undefined) for (const mailbox of mailboxes) mailbox.offer(hint)
 }
 
 /** Wakes every listener of this process (after a lost connection, when any change may have been missed). */
@@ -59,35 +107,44 @@ export const wakeAllLocal = (): void => {
 export const listenLocal = (
   key: string,
   poll?: Duration.DurationInput
-): Effect.Effect<Effect.Effect<void>, never, Scope.Scope> =>
+): Effect.Effect<Effect.Effect<unknown>, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.tap(Queue.sliding<void>(1), (queue) =>
+    Effect.sync(() => {
+      const mailbox = new Mailbox()
+      const mailboxes = listeners.get(key)
+      if (mailboxes === undefined) listeners.set(key, new Set([mailbox]))
+      else mailboxes.add(mailbox)
+      return mailbox
+    }),
+    (mailbox) =>
       Effect.sync(() => {
-        const queues = listeners.get(key)
-        if (queues === undefined) listeners.set(key, new Set([queue]))
-        else queues.add(queue)
-      })
-    ),
-    (queue) =>
-      Effect.sync(() => {
-        const queues = listeners.get(key)
-        queues?.delete(queue)
-        if (queues?.size === 0) listeners.delete(key)
+        const mailboxes = listeners.get(key)
+        mailboxes?.delete(mailbox)
+        if (mailboxes?.size === 0) listeners.delete(key)
       })
   ).pipe(
-    Effect.tap((queue) =>
+    Effect.tap((mailbox) =>
       poll === undefined
         ? Effect.void
-        : Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(poll), Queue.offer(queue, undefined))))
+        : Effect.forkScoped(
+            Effect.forever(
+              Effect.zipRight(
+                Effect.sleep(poll),
+                Effect.sync(() => mailbox.offer(undefined))
+              )
+            )
+          )
     ),
-    Effect.map((queue) => Queue.take(queue))
+    Effect.map((mailbox) => mailbox.take)
   )
 
 /** Wake-ups within this process, firing after the commits `hooks` observe: what memory and SQLite use. */
 export const inProcess = (hooks: Option.Option<CommitHooks["Type"]>): Wakeups["Type"] => ({
-  wake: (channel) => {
+  wake: (channel, hint) => {
     const key = channelKey(channel)
-    return Option.isSome(hooks) ? hooks.value.afterCommit(() => wakeLocal(key)) : Effect.sync(() => wakeLocal(key))
+    return Option.isSome(hooks)
+      ? hooks.value.afterCommit(() => wakeLocal(key, hint))
+      : Effect.sync(() => wakeLocal(key, hint))
   },
   listen: (channel, poll) => listenLocal(channelKey(channel), poll)
 })
@@ -118,17 +175,18 @@ export interface Batch<A, C> {
 }
 
 /**
- * The rows of `channel` from `start` on, live: `read(cursor)` is called
+ * The rows of `channel` from `start` on, live: `read(cursor, hint)` is called
  * until it returns no rows (or says it has `caughtUp`), then again after each
- * wake (or every `poll`, default 1 second, in case a wake was lost). Pulled:
- * rows are read only as fast as the stream is consumed.
+ * wake (or every `poll`, default 1 second, in case a wake was lost), with the
+ * wake's hint (`undefined` on the first read, after a poll, and when wakes
+ * merged). Pulled: rows are read only as fast as the stream is consumed.
  */
 export const follow = <A, C, E, R>(
   wakeups: Wakeups["Type"],
   options: {
     readonly channel: string
     readonly start: C
-    readonly read: (cursor: C) => Effect.Effect<Batch<A, C>, E, R>
+    readonly read: (cursor: C, hint: unknown) => Effect.Effect<Batch<A, C>, E, R>
     readonly poll?: Duration.DurationInput
   }
 ): Stream.Stream<A, E, R> =>
@@ -140,8 +198,8 @@ export const follow = <A, C, E, R>(
       let wait = false
       const step: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>, R> = Effect.gen(function* () {
         while (!ended) {
-          if (wait) yield* next
-          const batch = yield* Effect.mapError(options.read(cursor), Option.some)
+          const hint = wait ? yield* next : undefined
+          const batch = yield* Effect.mapError(options.read(cursor, hint), Option.some)
           cursor = batch.cursor
           ended = batch.done === true
           wait = !ended && (batch.items.length === 0 || batch.caughtUp === true)

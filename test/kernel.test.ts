@@ -1,15 +1,30 @@
 /**
  * The kernel pieces later stores build on: canonical JSON and hashing, binary
  * values (bytes and float32 vectors) on memory, SQLite and PostgreSQL, expiry
- * against `Clock`, and the lock, integrity and decode errors. PostgreSQL tests
+ * against `Clock`, the lock, integrity and decode errors, and wake-up hints. PostgreSQL tests
  * use `DATABASE_URL` (default the local server's `test` database, created when
  * missing); without a usable server they are skipped with the reason printed, and under CI (`CI` set) they fail.
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Arbitrary, Clock, Duration, Effect, Either, FastCheck as fc, Layer, Redacted, Schema, TestClock } from "effect"
+import {
+  Arbitrary,
+  Clock,
+  Duration,
+  Effect,
+  Either,
+  FastCheck as fc,
+  Fiber,
+  Layer,
+  Option,
+  Redacted,
+  Schema,
+  TestClock,
+  TestServices
+} from "effect"
 import * as PgDatabase from "../layers/sql/PgDatabase.ts"
+import * as Wakeups from "../layers/Wakeups.ts"
 import { StoresSqlite } from "../layers/Stores.ts"
 import { Bytes, bytesToFloat32, copyBytes, float32ToBytes, Vector } from "../src/Binary.ts"
 import { canonicalJson, sha256Hex } from "../src/CanonicalJson.ts"
@@ -424,4 +439,30 @@ describe("kernel errors", () => {
     const union = Schema.Union(DecodeError)
     expect(Schema.decodeUnknownSync(union)(Schema.encodeSync(union)(error))).toEqual(error)
   })
+})
+
+describe("Wakeups", () => {
+  it.scoped(
+    "a wake's hint reaches a listener only when it is the only wake pending; merged or plain wakes carry none",
+    () =>
+      Effect.gen(function* () {
+        const key = `test-wakeups-${Date.now().toString(36)}`
+        const next = yield* Wakeups.listenLocal(key)
+        Wakeups.wakeLocal(key, "a")
+        expect(yield* next).toBe("a")
+        Wakeups.wakeLocal(key)
+        Wakeups.wakeLocal(key, "b")
+        expect(yield* next).toBe(undefined)
+        Wakeups.wakeLocal(key, "c")
+        Wakeups.wakeLocal(key, "d")
+        expect(yield* next).toBe(undefined)
+        // A listener already waiting takes the hint at once.
+        const waiting = yield* Effect.fork(next)
+        yield* Effect.yieldNow()
+        Wakeups.wakeLocal(key, "e")
+        expect(yield* Fiber.join(waiting)).toBe("e")
+        // Nothing pending: the next take waits.
+        expect(Option.isNone(yield* Effect.timeout(next, "20 millis").pipe(Effect.option))).toBe(true)
+      }).pipe(TestServices.provideLive)
+  )
 })

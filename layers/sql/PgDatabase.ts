@@ -367,10 +367,10 @@ const crossProcess = (pool: Pool, hooks: CommitHooks.CommitHooks["Type"]): Wakeu
       (listening ??= pool.listen(notifyChannel, onNotify, Wakeups.wakeAllLocal).catch(() => (listening = undefined)))
   )
   return {
-    wake: (channel) => {
+    wake: (channel, hint) => {
       const key = Wakeups.channelKey(channel)
       return hooks.afterCommit(() => {
-        Wakeups.wakeLocal(key)
+        Wakeups.wakeLocal(key, hint)
         pool.unsafe("SELECT pg_notify($1, $2)", [notifyChannel, origin + key]).catch(() => {})
       })
     },

@@ -309,6 +309,34 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionBroker | Sess
       })
     )
 
+    it.effect("each subscriber gets its own copy of a sent message, equal to what history reads", () =>
+      Effect.gen(function* () {
+        const broker = yield* SessionBroker
+        const { id } = yield* broker.spawn({})
+        const subs = yield* Effect.all([collect(broker.subscribe(id)), collect(broker.subscribe(id))])
+        yield* settle()
+        const sent = yield* broker.send(id, {
+          role: "assistant",
+          parts: [
+            { type: "text", text: "calling" },
+            { type: "tool-call", toolCallId: "c1", toolName: "search", input: { query: "tickets", tags: ["db", 2] } }
+          ],
+          metadata: { model: "m", custom: { nested: [1, { deep: true }] } }
+        })
+        // The sender changes what it got back; no subscriber sees that.
+        ;(sent.parts[0] as { text: string }).text = "changed by the sender"
+        const [first, second] = [yield* waitFor(subs[0].seen, 1), yield* waitFor(subs[1].seen, 1)]
+        const [stored] = yield* broker.history(id, { limit: 1 })
+        expect(first[0]).toEqual(stored)
+        expect(second[0]).toEqual(stored)
+        expect(first[0]!.parts).not.toBe(second[0]!.parts)
+        ;(first[0]!.parts[0] as { text: string }).text = "changed by a subscriber"
+        expect((second[0]!.parts[0] as { text: string }).text).toBe("calling")
+        yield* broker.close(id)
+        for (const sub of subs) yield* Fiber.join(sub.fiber)
+      })
+    )
+
     it.effect("many senders and subscribers: every subscriber sees every message once, in seq order", () =>
       Effect.gen(function* () {
         const broker = yield* SessionBroker
