@@ -318,27 +318,30 @@ export const makeTraceStore = (driver: TraceDriver) => {
       Effect.map(driver.get(id), (row) => (row === undefined ? undefined : decodeRow(row)))
     )
 
-  /** Writes validated rows; on a taken id, `Conflict` naming the first one taken. */
-  const write = (spans: ReadonlyArray<Prepared>): Effect.Effect<ReadonlyArray<Span>, Conflict | StorageError> =>
+  /** Writes valid rows; on a taken id, `Conflict` naming the first one taken. */
+  const insertRows = (rows: ReadonlyArray<SpanRow>): Effect.Effect<void, Conflict | StorageError> =>
     Effect.gen(function* () {
-      const rows = spans.map((span) => span.row)
       const seen = new Set<string>()
       for (const row of rows) {
         if (seen.has(row.id))
           return yield* new Conflict({ entity, id: row.id, expected: 0, actual: 1, reason: "exists" })
         seen.add(row.id)
       }
-      if (rows.length === 0 || (yield* driver.insertMany(rows))) return spans.map(spanOf)
+      if (rows.length === 0 || (yield* driver.insertMany(rows))) return
       for (const row of rows) {
         if ((yield* driver.get(row.id)) !== undefined) {
           return yield* new Conflict({ entity, id: row.id, expected: 0, actual: 1, reason: "exists" })
         }
       }
       // The taken id was deleted (pruned) since: the batch can be written now.
-      return yield* write(spans)
+      return yield* insertRows(rows)
     })
 
-  return traced(
+  /** Writes validated spans; the spans as stored. */
+  const write = (spans: ReadonlyArray<Prepared>): Effect.Effect<ReadonlyArray<Span>, Conflict | StorageError> =>
+    Effect.map(insertRows(spans.map((span) => span.row)), () => spans.map(spanOf))
+
+  const store = traced(
     "TraceStore",
     driver,
     TraceStore.of({
@@ -386,7 +389,23 @@ export const makeTraceStore = (driver: TraceDriver) => {
       })
     })
   )
+  // Kept on `insertMany` itself: a store made from this one with its own `insertMany` is written through that.
+  Object.assign(store.insertMany, { [recordRows]: insertRows })
+  return store
 }
+
+/** The write of rows the recording tracer made, kept on the `insertMany` of a store built by `makeTraceStore`. */
+const recordRows: unique symbol = Symbol("effect-agent-stores/TraceStore/recordRows")
+
+/** `store`'s write of trusted rows, when its `insertMany` is one of this library's stores'. */
+const rowWriter = (
+  store: TraceStore["Type"]
+): ((rows: ReadonlyArray<SpanRow>) => Effect.Effect<void, Conflict | StorageError>) | undefined =>
+  (
+    store.insertMany as {
+      readonly [recordRows]?: (rows: ReadonlyArray<SpanRow>) => Effect.Effect<void, Conflict | StorageError>
+    }
+  )[recordRows]
 
 // ---------------------------------------------------------------------------
 // The recording tracer
@@ -530,10 +549,29 @@ const exceptionOf = (cause: Cause.Cause<unknown>): Record<string, unknown> => {
   }
 }
 
+/** An `insertMany` input the recording tracer made: every field set, times in epoch milliseconds. */
+interface RecordedInput {
+  readonly id: string
+  readonly traceId: string
+  readonly parentId?: string
+  readonly sessionId?: string
+  readonly name: string
+  readonly kind: SpanKind
+  readonly status: SpanStatus
+  readonly attributes: Record<string, unknown>
+  readonly events: ReadonlyArray<{
+    readonly name: string
+    readonly time: number
+    readonly attributes: Record<string, unknown>
+  }>
+  readonly startedAt: number
+  readonly endedAt: number
+}
+
 /** The `insertMany` input of an ended span. */
-const spanInputOf = (span: RecordingSpan, sessionId: string | undefined): SpanInput => {
+const spanInputOf = (span: RecordingSpan, sessionId: string | undefined): RecordedInput => {
   const status = span.status as Extract<Tracer.SpanStatus, { _tag: "Ended" }>
-  const events: Array<typeof SpanEventInput.Encoded> = span.events.map(([name, time, attributes]) => ({
+  const events: Array<RecordedInput["events"][number]> = span.events.map(([name, time, attributes]) => ({
     name: asText(name, maxSpanName),
     time: millis(time),
     attributes: attributes === undefined ? {} : attributesOf(Object.entries(attributes))
@@ -573,6 +611,25 @@ const spanInputOf = (span: RecordingSpan, sessionId: string | undefined): SpanIn
   }
 }
 
+/**
+ * The row of a span input the recording tracer made (`spanInputOf`): valid by construction (texts made storable,
+ * attributes made JSON by `toJson`, times from the span, `endedAt` not before `startedAt`), so it is written without
+ * `insertMany`'s decoding; stored as `insertMany` would store it.
+ */
+const recordedRow = (input: RecordedInput): SpanRow => ({
+  id: input.id,
+  traceId: input.traceId,
+  parentId: input.parentId ?? null,
+  sessionId: input.sessionId ?? null,
+  name: input.name,
+  kind: input.kind,
+  status: input.status,
+  attributes: JSON.stringify(input.attributes),
+  events: JSON.stringify(input.events),
+  startedAt: input.startedAt,
+  endedAt: input.endedAt
+})
+
 /** A whole number of at least 1 and at most `max` from an option, `fallback` when absent or not a number. */
 const count = (value: number | undefined, fallback: number, max: number): number =>
   value === undefined || !Number.isFinite(value) ? fallback : Math.min(max, Math.max(1, Math.floor(value)))
@@ -604,9 +661,11 @@ const makeRecorder = (options: TracerOptions) =>
       if (buffer.length >= batchSize && wake !== undefined) wake()
     }
 
+    /** This library's stores take the recorder's rows as they are; another `TraceStore` gets `insertMany`. */
+    const insertRows = rowWriter(store)
     /** Writes one batch; on a taken id, span by span, so one bad span does not lose the others. */
-    const writeBatch = (inputs: ReadonlyArray<SpanInput>): Effect.Effect<void> =>
-      store.insertMany(inputs).pipe(
+    const writeBatch = (inputs: ReadonlyArray<RecordedInput>): Effect.Effect<void> =>
+      (insertRows === undefined ? Effect.asVoid(store.insertMany(inputs)) : insertRows(inputs.map(recordedRow))).pipe(
         Effect.matchCauseEffect({
           onSuccess: () => Effect.sync(() => void (counts.written += inputs.length)),
           onFailure: (cause) =>
@@ -621,7 +680,7 @@ const makeRecorder = (options: TracerOptions) =>
     const drain: Effect.Effect<void> = Effect.suspend(function loop(): Effect.Effect<void> {
       if (buffer.length === 0) return Effect.void
       const batch = buffer.splice(0, batchSize)
-      const inputs: Array<SpanInput> = []
+      const inputs: Array<RecordedInput> = []
       for (const span of batch) {
         try {
           inputs.push(spanInputOf(span, sessionId))

@@ -142,4 +142,58 @@ describe("the recording tracer", () => {
       expect((yield* traces.list({ limit: 1000 })).items.length).toBe(3)
     }).pipe(Effect.provide(MemoryTraceStore.layer))
   )
+
+  it.live("stores a recorded span as insertMany would: the store's own row path and insertMany agree", () =>
+    Effect.gen(function* () {
+      const traces = yield* TraceStore
+      // The same store behind a wrapper of its own `insertMany`: the recorder then writes through `insertMany`.
+      const throughInsertMany = TraceStore.of({ ...traces, insertMany: (spans) => traces.insertMany(spans) })
+      const program = Effect.gen(function* () {
+        const span = yield* Effect.currentSpan
+        span.event("checkpoint", 1_000_000n, { step: 2, note: "lone \ud800 surrogate", nested: { n: -0 } })
+        yield* Effect.fail("boom").pipe(
+          Effect.withSpan("inner", {
+            attributes: {
+              big: 10n,
+              negativeZero: -0,
+              nan: Number.NaN,
+              date: new Date(0),
+              text: "a\u0000b",
+              deep: [1, { x: null }]
+            }
+          }),
+          Effect.ignore
+        )
+      }).pipe(Effect.withSpan("outer", { attributes: { kind: "root" } }))
+      const record = (sessionId: string, store: TraceStore["Type"]) =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const context = yield* Layer.build(TraceStore.tracerLayer({ sessionId }))
+            yield* program.pipe(Effect.provide(context))
+            yield* Effect.flatMap(TraceRecorder, (recorder) => recorder.flush).pipe(Effect.provide(context))
+          }).pipe(Effect.provideService(TraceStore, store))
+        )
+      yield* record("rows", traces)
+      yield* record("insertMany", throughInsertMany)
+      const shape = (sessionId: string) =>
+        Effect.map(traces.list({ sessionId }), (page) => {
+          const byId = new Map<string, string>(page.items.map((span) => [span.id, span.name]))
+          return page.items
+            .map((span) => ({
+              name: span.name,
+              parent: span.parentId === undefined ? undefined : byId.get(span.parentId),
+              kind: span.kind,
+              status: span.status,
+              attributes: span.attributes,
+              events: span.events.map((event) => ({ name: event.name, attributes: event.attributes }))
+            }))
+            .sort((a, b) => a.name.localeCompare(b.name))
+        })
+      const viaRows = yield* shape("rows")
+      expect(viaRows.map((span) => span.name)).toEqual(["inner", "outer"])
+      expect(viaRows[0]).toMatchObject({ parent: "outer", status: "error" })
+      expect(viaRows[0]!.attributes).toMatchObject({ big: "10", negativeZero: 0, nan: "NaN", text: "a\u0000b" })
+      expect(viaRows).toEqual(yield* shape("insertMany"))
+    }).pipe(Effect.provide(MemoryTraceStore.layer))
+  )
 })

@@ -141,3 +141,6 @@ export const layerWith = (options: Kit.SqlOptions = {}): Layer.Layer<TraceStore,
 
 /** `TraceStore` on SQL with the default table prefix. */
 export const layer: Layer.Layer<TraceStore, StorageError, SqlClient> = layerWith()
+
+/** The insert of one span, for the bench's raw-driver side (which runs the same SQL). */
+export const statements = { insert }
