@@ -13,8 +13,10 @@
  * `subscribe` is a pulled `Stream`: the stored events after a cursor, then the
  * new ones as they commit (woken after commit, in-process on memory and
  * SQLite, across processes by `LISTEN/NOTIFY` on PostgreSQL, with a poll
- * fallback), with no gap and no duplicate. A slow subscriber never makes a
- * writer wait. `project` rebuilds a state projection from the log into a
+ * fallback), with no gap and no duplicate. A subscriber in the appending
+ * process that is exactly at the batch's first event takes the batch from the
+ * wake, each subscriber its own copy, without reading. A slow subscriber never
+ * makes a writer wait. `project` rebuilds a state projection from the log into a
  * `StateStore` key.
  */
 import { Clock, Context, type DateTime, Effect, Option, Schema, Stream } from "effect"
@@ -307,15 +309,54 @@ export interface LiveBatch {
   readonly caughtUp: boolean
 }
 
+/**
+ * An append as its wake carries it to this process's subscribers: the stored rows (payload and metadata as the
+ * JSON text stored), so a subscriber exactly at `seq` (its stream's) or `position` (every stream's) takes them
+ * without reading.
+ */
+export class Appended {
+  constructor(
+    readonly streamId: string,
+    readonly rows: ReadonlyArray<NewEvent>,
+    /** The `seq` of the first row. */
+    readonly seq: number,
+    /** The `position` of the first row. */
+    readonly position: number,
+    readonly createdAt: number
+  ) {}
+
+  /** A subscriber's own copies of the events, as a read returns them. */
+  events(): Array<StoredEvent> {
+    return this.rows.map((row, i) =>
+      decodeEventRow({
+        id: row.id,
+        streamId: this.streamId,
+        seq: this.seq + i,
+        position: this.position + i,
+        type: row.type,
+        payload: row.payload,
+        metadata: row.metadata,
+        createdAt: this.createdAt
+      })
+    )
+  }
+}
+
 /** How a store's subscribers learn of commits (the backend's wake-ups; see `layers/Wakeups.ts`). */
 export interface EventLive {
-  /** Announces an append to `streamId` (to its followers and those of every stream) once it commits. */
-  readonly wake: (streamId: string) => Effect.Effect<void>
-  /** The events `read` returns from `start` on, then again after each wake of `streamId` (or `"all"`). */
+  /**
+   * Announces a change to `streamId` (to its followers and those of every stream) once it commits; an append
+   * hands its subscribers in this process the `appended` rows.
+   */
+  readonly wake: (streamId: string, appended?: Appended) => Effect.Effect<void>
+  /**
+   * The events `read` returns from `start` on, then again after each wake of `streamId` (or `"all"`), with the
+   * wake's `Appended` when it is the only wake pending (else `undefined`).
+   */
   readonly follow: (
     streamId: string,
     start: number,
-    read: (cursor: number) => Effect.Effect<LiveBatch, StorageError>
+    read: (cursor: number, hint: unknown) => Effect.Effect<LiveBatch, StorageError>
   ) => Stream.Stream<StoredEvent, StorageError>
 }
 
@@ -404,7 +445,7 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
       if (outcome._tag === "Appended") {
         const n = rows.length
         return Effect.as(
-          wake(id),
+          wake(id, new Appended(id, rows, outcome.version - n + 1, outcome.position - n + 1, now)),
           rows.map((row, i): StoredEvent =>
             // The decoded input is a private copy equal to what the stored JSON parses to: not parsed back.
             storedEvent(
@@ -483,12 +524,14 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
         const { from } = yield* decodeSubscribeOptions(options)
         if (streamId === allStreams) {
           const start = from === "end" ? yield* driver.head : from === "start" || from === undefined ? 0 : from
-          return live.follow(allStreams, start, (after) =>
-            Effect.map(readAll(after, subscribeBatch, undefined), (items) => ({
-              items,
-              cursor: items.length === 0 ? after : items[items.length - 1]!.position,
-              caughtUp: items.length < subscribeBatch
-            }))
+          return live.follow(allStreams, start, (after, hint) =>
+            hint instanceof Appended && hint.position === after + 1
+              ? Effect.succeed({ items: hint.events(), cursor: after + hint.rows.length, caughtUp: true })
+              : Effect.map(readAll(after, subscribeBatch, undefined), (items) => ({
+                  items,
+                  cursor: items.length === 0 ? after : items[items.length - 1]!.position,
+                  caughtUp: items.length < subscribeBatch
+                }))
           )
         }
         const id = yield* decodeStreamId(streamId, ["streamId"])
@@ -498,12 +541,14 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
             : from === "start" || from === undefined
               ? 0
               : from
-        return live.follow(id, start, (after) =>
-          Effect.map(readStream(id, after, subscribeBatch, false), (items) => ({
-            items,
-            cursor: items.length === 0 ? after : items[items.length - 1]!.seq,
-            caughtUp: items.length < subscribeBatch
-          }))
+        return live.follow(id, start, (after, hint) =>
+          hint instanceof Appended && hint.streamId === id && hint.seq === after + 1
+            ? Effect.succeed({ items: hint.events(), cursor: after + hint.rows.length, caughtUp: true })
+            : Effect.map(readStream(id, after, subscribeBatch, false), (items) => ({
+                items,
+                cursor: items.length === 0 ? after : items[items.length - 1]!.seq,
+                caughtUp: items.length < subscribeBatch
+              }))
         )
       })
     )

@@ -23,7 +23,7 @@ export const eventChannels = (namespace: string) => ({
 export const eventLive = (wakeups: Wakeups.Wakeups["Type"], namespace: string): EventLive => {
   const { all, stream: one } = eventChannels(namespace)
   return {
-    wake: (streamId) => Effect.zipRight(wakeups.wake(one(streamId)), wakeups.wake(all)),
+    wake: (streamId, appended) => Effect.zipRight(wakeups.wake(one(streamId), appended), wakeups.wake(all, appended)),
     follow: (streamId, start, read) =>
       Wakeups.follow(wakeups, { channel: streamId === allStreams ? all : one(streamId), start, read })
   }

@@ -229,6 +229,41 @@ export const suite = <E>(label: string, stores: Layer.Layer<EventStore, E>) =>
       )
     )
 
+    it.effect("each subscriber gets its own copy of an appended batch, equal to what read returns", () =>
+      TestServices.provideLive(
+        Effect.gen(function* () {
+          const events = yield* EventStore
+          const stream = fresh("copies")
+          const head = (yield* events.append(stream, [ev("start")]))[0]!
+          const subscribers = yield* Effect.all([
+            Effect.fork(Stream.runCollect(Stream.take(events.subscribe(stream, { from: "end" }), 2))),
+            Effect.fork(
+              Stream.runCollect(
+                Stream.take(
+                  Stream.filter(events.subscribe("all", { from: head.position }), (e) => e.streamId === stream),
+                  2
+                )
+              )
+            )
+          ])
+          yield* Effect.sleep("100 millis")
+          const appended = yield* events.append(stream, [
+            { type: "order.placed", payload: { items: [{ sku: "a", qty: 2 }], note: null }, metadata: { by: "x" } },
+            ev("order.paid", [1, 2.5, "three"])
+          ])
+          // The appender changes what it got back; no subscriber sees that.
+          ;(appended[0]!.payload as { note: unknown }).note = "changed by the appender"
+          const [one, all] = yield* Effect.forEach(subscribers, (fiber) =>
+            Effect.map(Fiber.join(fiber), Chunk.toReadonlyArray)
+          )
+          const stored = yield* events.read(stream, { after: 1 })
+          expect(one).toEqual(stored)
+          expect(all).toEqual(stored)
+          expect(one![0]!.payload).not.toBe(all![0]!.payload)
+        })
+      )
+    )
+
     it.effect('subscribe("all") follows every stream in position order; from: "end" only new events', () =>
       TestServices.provideLive(
         Effect.gen(function* () {
