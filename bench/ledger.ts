@@ -30,7 +30,9 @@ import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import * as SqlAuditLogStore from "../layers/sql/SqlAuditLogStore.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import * as SqlTraceStore from "../layers/sql/SqlTraceStore.ts"
+import type { SqlClient } from "@effect/sql/SqlClient"
 import { AuditLogStore, entryHash, genesisHash } from "../src/Audit.ts"
+import type { StorageError } from "../src/Errors.ts"
 import { uuidv7 } from "../src/Id.ts"
 import { TraceRecorder, TraceStore } from "../src/Trace.ts"
 import { best, median, printTable } from "./stats.ts"
@@ -107,6 +109,17 @@ const compare = async (
   }
 }
 
+/** Raw better-sqlite3 on `filename` with the library's pragmas, after `store`'s layer made its schema there. */
+const openRaw = async <A>(store: Layer.Layer<A, StorageError, SqlClient>, filename: string) => {
+  await Effect.runPromise(Effect.scoped(Layer.build(store.pipe(Layer.provide(SqliteDatabase.layer({ filename }))))))
+  const db = new Database(filename, { timeout: 5000 })
+  db.pragma("journal_mode = WAL")
+  db.pragma("synchronous = NORMAL")
+  db.pragma(`cache_size = -${SqliteDatabase.pageCacheKiB}`)
+  db.pragma(`mmap_size = ${SqliteDatabase.mmapBytes}`)
+  return db
+}
+
 const appendLibrary = (ops: number, concurrency: number) =>
   Effect.flatMap(AuditLogStore, (audit) => timeLibrary(ops, concurrency, (i) => audit.append(input(i))))
 
@@ -118,17 +131,7 @@ const sqliteRows = async (reps: number): Promise<Array<Row>> => {
       Layer.provideMerge(SqliteDatabase.layer({ filename: join(dir, "lib.db") }))
     )
     const library = ManagedRuntime.make(store)
-    const rawFile = join(dir, "raw.db")
-    await Effect.runPromise(
-      Effect.scoped(
-        Layer.build(SqlAuditLogStore.layer.pipe(Layer.provide(SqliteDatabase.layer({ filename: rawFile }))))
-      )
-    )
-    const db = new Database(rawFile, { timeout: 5000 })
-    db.pragma("journal_mode = WAL")
-    db.pragma("synchronous = NORMAL")
-    db.pragma(`cache_size = -${SqliteDatabase.pageCacheKiB}`)
-    db.pragma(`mmap_size = ${SqliteDatabase.mmapBytes}`)
+    const db = await openRaw(SqlAuditLogStore.layer, join(dir, "raw.db"))
     const t = texts(Kit.defaultPrefix, "sqlite")
     const bump = db.prepare(t.bump).raw(true)
     const last = db.prepare(t.last).raw(true)
@@ -200,17 +203,7 @@ const sqliteRows = async (reps: number): Promise<Array<Row>> => {
     })
     // End to end (every span recorded and written), beside a hand-written recorder: Effect's own tracer with each
     // ended span kept, then the same inserts in transactions of 256 on raw better-sqlite3; each side on a new file.
-    const rawTraceFile = join(dir, "trace-raw.db")
-    await Effect.runPromise(
-      Effect.scoped(
-        Layer.build(SqlTraceStore.layer.pipe(Layer.provide(SqliteDatabase.layer({ filename: rawTraceFile }))))
-      )
-    )
-    const traceDb = new Database(rawTraceFile, { timeout: 5000 })
-    traceDb.pragma("journal_mode = WAL")
-    traceDb.pragma("synchronous = NORMAL")
-    traceDb.pragma(`cache_size = -${SqliteDatabase.pageCacheKiB}`)
-    traceDb.pragma(`mmap_size = ${SqliteDatabase.mmapBytes}`)
+    const traceDb = await openRaw(SqlTraceStore.layer, join(dir, "trace-raw.db"))
     const insertSpan = traceDb.prepare(Kit.resolve(SqlTraceStore.statements.insert.text, Kit.defaultPrefix, "sqlite"))
     const insertSpans = traceDb.transaction((batch: ReadonlyArray<Tracer.Span>) => {
       for (const span of batch) {
