@@ -158,9 +158,12 @@ const sqliteRows = async (reps: number): Promise<Array<Row>> => {
     await library.dispose()
 
     // The tracer: Effect's own tracer against the recording one (program time; writes follow in the background).
-    const traces = ManagedRuntime.make(
-      SqlTraceStore.layer.pipe(Layer.provideMerge(SqliteDatabase.layer({ filename: join(dir, "trace.db") })))
-    )
+    /** A trace store on its own file. */
+    const tracesOn = (file: string) =>
+      ManagedRuntime.make(
+        SqlTraceStore.layer.pipe(Layer.provideMerge(SqliteDatabase.layer({ filename: join(dir, file) })))
+      )
+    const traces = tracesOn("trace.db")
     const spans = 5000
     const program = Effect.forEach(
       Array.from({ length: spans }, (_, i) => i),
@@ -247,19 +250,16 @@ const sqliteRows = async (reps: number): Promise<Array<Row>> => {
       })
     }
     // The library's side on a fresh file too: a span's insert costs more as the table grows.
-    const tracesFresh = ManagedRuntime.make(
-      SqlTraceStore.layer.pipe(Layer.provideMerge(SqliteDatabase.layer({ filename: join(dir, "trace-lib.db") })))
-    )
+    const tracesFresh = tracesOn("trace-lib.db")
     /** The program under the recording tracer until every span is written. */
     const endToEnd = () =>
       tracesFresh.runPromise(
-        Effect.gen(function* () {
-          gc()
-          const start = performance.now()
-          yield* program
-          yield* (yield* TraceRecorder).flush
-          return performance.now() - start
-        }).pipe(Effect.provide(TraceStore.tracerLayer({ bufferSize: spans })))
+        timed(
+          Effect.zipRight(
+            program,
+            Effect.flatMap(TraceRecorder, (recorder) => recorder.flush)
+          )
+        ).pipe(Effect.provide(TraceStore.tracerLayer({ bufferSize: spans })))
       )
     rows.push({
       workload: "span recorded + written (end to end / a hand-written recorder)",
