@@ -3,9 +3,13 @@
  * `postgres` driver (`bench/pgBaseline.ts`, pool of 16, the same statements
  * and round trips), at 1 and at 16 concurrent callers, each side on its own
  * tables (made by the library's migrations, dropped afterwards) in the same
- * process. `runPg({ reps })` alternates the sides `reps` times per workload
- * and concurrency and reports the best ops/s of each side, their ratio and
- * the ratio of the medians. Run alone: `node --expose-gc --import tsx bench/pg.ts`
+ * process. A third side, the floor, runs the raw driver's same calls each
+ * awaited by `Effect.promise` in the library's loop of fibers (on the raw
+ * side's pool and tables): what any Effect program pays to run them before
+ * any library code, so `ratio` ≤ `floorRatio` short of noise. `runPg({ reps })`
+ * runs the sides `reps` times per workload and concurrency, each repetition
+ * starting with the next side, and reports the best ops/s of each side, the
+ * ratios to raw and the ratio of the medians. Run alone: `node --expose-gc --import tsx bench/pg.ts`
  * (`DATABASE_URL`, default the local server; `BENCH_REPS`, default 5).
  *
  * Round trips per operation, both sides: W1/W2 one (a CTE bumps the
@@ -22,11 +26,25 @@ import { ConversationStore } from "../src/Conversation.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { openPgBaseline, type PgBaseline } from "./pgBaseline.ts"
-import { type OpsRow, POOL, opsFigures, printOpsTable, url, withOpenPool } from "./timing.ts"
+import { best, median, printTable } from "./stats.ts"
+import { type OpsRow, POOL, opsFigures, round2, url, withOpenPool } from "./timing.ts"
 
-/** One row of the PostgreSQL table. */
-/** One PostgreSQL row: the library beside the raw driver at 1 or 16 callers. */
-export type PgResult = OpsRow
+/**
+ * One PostgreSQL row: the library beside the raw driver at 1 or 16 callers, and beside the floor: the raw driver's
+ * same calls, each awaited by `Effect.promise` in the library's loop of fibers (what any Effect program pays to run
+ * them, before any library code).
+ */
+export interface PgResult extends OpsRow {
+  /** The floor's best ops/s. */
+  readonly floorOpsPerSec: number
+  /** Best floor ops/s over best raw ops/s. */
+  readonly floorRatio: number
+  /** Median floor ops/s over median raw ops/s. */
+  readonly medianFloorRatio: number
+}
+
+const sides = ["library", "baseline", "floor"] as const
+type Side = (typeof sides)[number]
 
 const N = 10_000
 const PAGE = 50
@@ -92,21 +110,28 @@ interface Workload {
   readonly name: string
   /** Operations per timed run at a concurrency. */
   readonly ops: (concurrency: number) => number
-  readonly library: (f: Fixture, concurrency: number) => Effect.Effect<number, unknown, Stores>
-  readonly baseline: (b: PgBaseline, f: Fixture, concurrency: number) => Promise<number>
+  /** Calls per timed run at a concurrency (W4: a call walks every page, an operation is a page). */
+  readonly calls?: (concurrency: number) => number
+  /** The library's call `i` at a concurrency. */
+  readonly library: (
+    f: Fixture,
+    concurrency: number
+  ) => Effect.Effect<(i: number) => Effect.Effect<unknown, unknown>, never, Stores>
+  /** The raw driver's call `i` at a concurrency. */
+  readonly raw: (b: PgBaseline, f: Fixture, concurrency: number) => (i: number) => Promise<unknown>
 }
 
-const walkLibrary = Effect.gen(function* () {
-  const store = yield* SessionStore
-  let cursor: string | undefined
-  let items = 0
-  do {
-    const page = yield* store.list(cursor === undefined ? { limit: PAGE } : { limit: PAGE, cursor })
-    items += page.items.length
-    cursor = Option.getOrUndefined(page.nextCursor)
-  } while (cursor !== undefined)
-  check(items === N, "W4 library walk")
-})
+const walkLibrary = (store: SessionStore["Type"]) =>
+  Effect.gen(function* () {
+    let cursor: string | undefined
+    let items = 0
+    do {
+      const page = yield* store.list(cursor === undefined ? { limit: PAGE } : { limit: PAGE, cursor })
+      items += page.items.length
+      cursor = Option.getOrUndefined(page.nextCursor)
+    } while (cursor !== undefined)
+    check(items === N, "W4 library walk")
+  })
 
 const walkBaseline = async (b: PgBaseline) => {
   let after: readonly [number, string] | undefined
@@ -124,58 +149,53 @@ const workloads: ReadonlyArray<Workload> = [
     name: "W1 append",
     ops: () => 2_000,
     library: (f, c) =>
-      Effect.flatMap(ConversationStore, (store) =>
-        timeLibrary(2_000, c, (i) => store.append(f.conversations[i % c]!, message(i)))
-      ),
-    baseline: (b, f, c) => timeRaw(2_000, c, (i) => b.append(f.conversations[i % c]!, [message(i)]))
+      Effect.map(ConversationStore, (store) => (i) => store.append(f.conversations[i % c]!, message(i))),
+    raw: (b, f, c) => (i) => b.append(f.conversations[i % c]!, [message(i)])
   },
   {
     name: "W2 appendMany(100)",
     ops: () => 100,
     library: (f, c) =>
-      Effect.flatMap(ConversationStore, (store) =>
-        timeLibrary(100, c, (i) => store.appendMany(f.conversations[i % c]!, batch))
-      ),
-    baseline: (b, f, c) => timeRaw(100, c, (i) => b.append(f.conversations[i % c]!, batch))
+      Effect.map(ConversationStore, (store) => (i) => store.appendMany(f.conversations[i % c]!, batch)),
+    raw: (b, f, c) => (i) => b.append(f.conversations[i % c]!, batch)
   },
   {
     name: "W3 last 50 of 10k",
     ops: () => 3_000,
-    library: (f, c) =>
-      Effect.flatMap(ConversationStore, (store) =>
-        timeLibrary(3_000, c, () =>
+    library: (f) =>
+      Effect.map(
+        ConversationStore,
+        (store) => () =>
           Effect.tap(store.messages(f.full, { limit: 50 }), (rows) => check(rows.length === 50, "W3 library window"))
-        )
       ),
-    baseline: (b, f, c) =>
-      timeRaw(3_000, c, async () => check((await b.recall(f.full, 50))?.length === 50, "W3 baseline window"))
+    raw: (b, f) => async () => check((await b.recall(f.full, 50))?.length === 50, "W3 baseline window")
   },
   {
     name: "W4 page 50 of 10k sessions",
-    // One op = one page; each caller walks all 10k sessions (two walks at one caller).
+    // One op = one page; each call walks all 10k sessions (two walks at one caller).
     ops: (c) => Math.max(2, c) * (N / PAGE),
-    library: (_, c) => timeLibrary(Math.max(2, c), c, () => walkLibrary),
-    baseline: (b, _, c) => timeRaw(Math.max(2, c), c, () => walkBaseline(b))
+    calls: (c) => Math.max(2, c),
+    library: () => Effect.map(SessionStore, (store) => () => walkLibrary(store)),
+    raw: (b) => () => walkBaseline(b)
   },
   {
     name: "W5 transcript save + load",
     ops: () => 1_000,
     library: (f, c) =>
-      Effect.flatMap(SessionStore, (store) =>
-        timeLibrary(1_000, c, (i) =>
+      Effect.map(
+        SessionStore,
+        (store) => (i) =>
           Effect.zipRight(
             store.save(f.sessions[i % c]!, transcript),
             Effect.tap(store.load(f.sessions[i % c]!), (loaded) =>
               check(Option.isSome(loaded) && loaded.value.length === 16, "W5 library load")
             )
           )
-        )
       ),
-    baseline: (b, f, c) =>
-      timeRaw(1_000, c, async (i) => {
-        await b.save(f.sessions[i % c]!, transcript)
-        check((await b.load(f.sessions[i % c]!))?.length === 16, "W5 baseline load")
-      })
+    raw: (b, f, c) => async (i) => {
+      await b.save(f.sessions[i % c]!, transcript)
+      check((await b.load(f.sessions[i % c]!))?.length === 16, "W5 baseline load")
+    }
   }
 ]
 
@@ -228,20 +248,27 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
     await admin.unsafe(`VACUUM ANALYZE "${libraryPrefix}_messages", "${libraryPrefix}_sessions"`)
     await admin.unsafe(`VACUUM ANALYZE "${baselinePrefix}_messages", "${baselinePrefix}_sessions"`)
 
-    const times = new Map<string, { library: Array<number>; baseline: Array<number> }>()
+    const times = new Map<string, Record<Side, Array<number>>>()
     for (const workload of workloads) {
       for (const concurrency of [1, 16] as const) {
         const ops = workload.ops(concurrency)
-        const entry = { library: [] as Array<number>, baseline: [] as Array<number> }
+        const calls = workload.calls?.(concurrency) ?? ops
+        const entry: Record<Side, Array<number>> = { library: [], baseline: [], floor: [] }
         times.set(`${workload.name}|${concurrency}`, entry)
-        // A warm-up run per side (connections opened, statements prepared), then the timed ones.
+        const libraryCall = await runtime.runPromise(workload.library(libraryFixture, concurrency))
+        const rawCall = workload.raw(baseline, baselineFixture, concurrency)
+        const time = (side: Side) =>
+          side === "library"
+            ? runtime.runPromise(timeLibrary(calls, concurrency, libraryCall))
+            : side === "baseline"
+              ? timeRaw(calls, concurrency, rawCall)
+              : runtime.runPromise(timeLibrary(calls, concurrency, (i) => Effect.promise(() => rawCall(i))))
+        // A warm-up run per side (connections opened, statements prepared), then the timed ones, each repetition
+        // starting with the next side.
         for (let rep = -1; rep < options.reps; rep++) {
-          const sides = rep % 2 === 0 ? (["library", "baseline"] as const) : (["baseline", "library"] as const)
-          for (const side of sides) {
-            const ms =
-              side === "library"
-                ? await runtime.runPromise(workload.library(libraryFixture, concurrency))
-                : await workload.baseline(baseline, baselineFixture, concurrency)
+          for (let k = 0; k < sides.length; k++) {
+            const side = sides[(rep + 1 + k) % sides.length]!
+            const ms = await time(side)
             if (rep >= 0) entry[side].push(ops / (ms / 1000))
           }
         }
@@ -249,8 +276,16 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
     }
     return workloads.flatMap((workload) =>
       ([1, 16] as const).map((concurrency): PgResult => {
-        const { baseline: raw, library } = times.get(`${workload.name}|${concurrency}`)!
-        return { workload: workload.name, backend: "postgres", concurrency, ...opsFigures(library, raw) }
+        const { baseline: raw, floor, library } = times.get(`${workload.name}|${concurrency}`)!
+        return {
+          workload: workload.name,
+          backend: "postgres",
+          concurrency,
+          ...opsFigures(library, raw),
+          floorOpsPerSec: Math.round(best(floor)),
+          floorRatio: round2(best(floor) / best(raw)),
+          medianFloorRatio: round2(median(floor) / median(raw))
+        }
       })
     )
   } finally {
@@ -264,11 +299,25 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
 }
 
 /** Prints `results` as a table. */
-export const printPg = (results: ReadonlyArray<PgResult>, reps: number) =>
-  printOpsTable(
-    `postgres: best of ${reps} runs per side; raw = postgres (porsager), same statements, pool ${POOL}`,
-    results
+export const printPg = (results: ReadonlyArray<PgResult>, reps: number) => {
+  console.log(
+    `postgres: best of ${reps} runs per side; raw = postgres (porsager), same statements, pool ${POOL}; ` +
+      "floor = the raw calls awaited by Effect.promise in the library's loop of fibers"
   )
+  printTable(
+    ["workload", "callers", "ops/s library", "ops/s raw", "ratio", "median ratio", "ops/s floor", "floor ratio"],
+    results.map((r) => [
+      r.workload,
+      String(r.concurrency),
+      r.opsPerSec.toLocaleString("en-US"),
+      r.baselineOpsPerSec.toLocaleString("en-US"),
+      r.ratio.toFixed(2),
+      r.medianRatio.toFixed(2),
+      r.floorOpsPerSec.toLocaleString("en-US"),
+      r.floorRatio.toFixed(2)
+    ])
+  )
+}
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const reps = Math.max(1, Number(process.env["BENCH_REPS"] ?? 5))
