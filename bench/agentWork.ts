@@ -10,9 +10,11 @@
  * on its own tables, dropped at the end). Claims run at 4 callers; the other
  * workloads at 1 caller on SQLite and at 1 and 16 on PostgreSQL.
  *
- * `runAgentWork({ reps })` alternates the sides `reps` times per row after a
- * warm-up run of each, and reports the best ops/s of each side, their ratio
- * and the ratio of the medians. Before each claim run both sides reload the
+ * A third side, the floor, runs the raw side's calls in the library's loop of
+ * fibers (`timeFloor`): what any Effect program pays for the same work.
+ * `runAgentWork({ reps })` runs the sides `reps` times per row after a warm-up
+ * run of each, each repetition starting with the next side, and reports the
+ * best ops/s of each side, their ratios to raw and the ratio of the medians. Before each claim run both sides reload the
  * same tasks (not timed). Run alone:
  * `node --expose-gc --import tsx bench/agentWork.ts` (`BENCH_REPS`, default 5;
  * `DATABASE_URL`, default the local server; `BENCH_ONLY=<text>` runs only the
@@ -40,20 +42,22 @@ import { TemplateStore } from "../src/Plan.ts"
 import { AgentStateStore, TaskStore, type TaskRow } from "../src/Task.ts"
 import { openAdmin, runStamp } from "./admin.ts"
 import {
-  type OpsRow,
+  type FloorRow,
   type MaybePromise,
   POOL,
   openPool,
+  timeFloor,
   timeLibrary,
   timeRaw,
   url,
+  floorFigures,
   opsFigures,
   printOpsTable,
   withOpenPool
 } from "./timing.ts"
 
-/** One row of the agent-work table. */
-export type Row = OpsRow
+/** One row of the agent-work table: the library, the raw driver and the floor (see `timeFloor`). */
+export type Row = FloorRow
 
 const CLAIMERS = 4
 /** Completed tasks every pending task depends on (two each). */
@@ -308,7 +312,8 @@ interface Workload {
   /** Untimed preparation before each run of a side. */
   readonly before?: (backend: Backend, side: "library" | "raw", ops: number) => Promise<void>
   readonly library: (ops: number, concurrency: number) => Effect.Effect<number, unknown, Stores>
-  readonly raw: (raw: RawOps, ops: number, concurrency: number) => Promise<number>
+  /** The raw side's call `i` by `caller` (timed by `timeRaw`, and by `timeFloor` for the floor). */
+  readonly raw: (raw: RawOps) => (i: number, caller: number) => MaybePromise<unknown>
 }
 
 const agentOf = (caller: number) => `bench-agent-${caller + 1}`
@@ -330,7 +335,7 @@ const workloadsOf = (backend: Backend["name"]): ReadonlyArray<Workload> => [
           })
         )
       ),
-    raw: (raw, ops, c) => timeRaw(ops, c, (_, caller) => raw.claimAndComplete(agentOf(caller)))
+    raw: (raw) => (_, caller) => raw.claimAndComplete(agentOf(caller))
   },
   {
     name: "agent state save + get",
@@ -352,7 +357,7 @@ const workloadsOf = (backend: Backend["name"]): ReadonlyArray<Workload> => [
           )
         )
       ),
-    raw: (raw, ops, c) => timeRaw(ops, c, (i, caller) => raw.saveAndGet(agentOf(caller), i))
+    raw: (raw) => (i, caller) => raw.saveAndGet(agentOf(caller), i)
   },
   {
     name: "template render",
@@ -364,8 +369,7 @@ const workloadsOf = (backend: Backend["name"]): ReadonlyArray<Workload> => [
           Effect.tap(templates.render(TEMPLATE, vars), (text) => check(text.startsWith("Hello Ana"), "library render"))
         )
       ),
-    raw: (raw, ops, c) =>
-      timeRaw(ops, c, () => then(raw.render(TEMPLATE), (text) => check(text.startsWith("Hello Ana"), "raw render")))
+    raw: (raw) => () => then(raw.render(TEMPLATE), (text) => check(text.startsWith("Hello Ana"), "raw render"))
   }
 ]
 
@@ -379,22 +383,31 @@ const seed = Effect.gen(function* () {
   }
 })
 
-/** Every workload of `backend` at each of its concurrencies, alternating the sides `reps` times after a warm-up. */
+const sides = ["library", "raw", "floor"] as const
+
+/**
+ * Every workload of `backend` at each of its concurrencies: a warm-up run of each side, then `reps` repetitions, each
+ * starting with the next side.
+ */
 const runBackend = async (backend: Backend, reps: number): Promise<ReadonlyArray<Row>> => {
   const rows: Array<Row> = []
   for (const workload of workloadsOf(backend.name)) {
     if (!`${backend.name} ${workload.name}`.includes(only)) continue
     for (const concurrency of workload.concurrency) {
       const ops = workload.ops(backend.name, concurrency)
-      const times = { library: [] as Array<number>, raw: [] as Array<number> }
+      const times = { library: [] as Array<number>, raw: [] as Array<number>, floor: [] as Array<number> }
+      const rawCall = workload.raw(backend.raw)
       for (let rep = -1; rep < reps; rep++) {
-        const sides = rep % 2 === 0 ? (["library", "raw"] as const) : (["raw", "library"] as const)
-        for (const side of sides) {
-          await workload.before?.(backend, side, ops)
+        for (let k = 0; k < sides.length; k++) {
+          const side = sides[(rep + 1 + k) % sides.length]!
+          // The floor runs the raw side's calls, on its tables.
+          await workload.before?.(backend, side === "library" ? "library" : "raw", ops)
           const ms =
             side === "library"
               ? await backend.library.runPromise(workload.library(ops, concurrency))
-              : await workload.raw(backend.raw, ops, concurrency)
+              : side === "raw"
+                ? await timeRaw(ops, concurrency, rawCall)
+                : await backend.library.runPromise(timeFloor(ops, concurrency, rawCall))
           if (rep >= 0) times[side].push(ops / (ms / 1000))
         }
       }
@@ -402,7 +415,8 @@ const runBackend = async (backend: Backend, reps: number): Promise<ReadonlyArray
         workload: workload.name,
         backend: backend.name,
         concurrency,
-        ...opsFigures(times.library, times.raw)
+        ...opsFigures(times.library, times.raw),
+        ...floorFigures(times.floor, times.raw)
       })
     }
   }
@@ -528,7 +542,8 @@ export const runAgentWork = async (options: { readonly reps: number }): Promise<
 export const printAgentWork = (rows: ReadonlyArray<Row>, reps: number) => {
   printOpsTable(
     `agent work: best of ${reps} runs per side; raw = better-sqlite3 / postgres (porsager, pool ${POOL}), the ` +
-      "library's statements and round trips; one op = claim + complete, save + get, or one render; target >= 0.8",
+      "library's statements and round trips; floor = the raw calls in the library's loop of fibers; one op = claim + " +
+      "complete, save + get, or one render; target >= 0.8",
     rows
   )
 }

@@ -3,9 +3,9 @@
  * `postgres` driver (`bench/pgBaseline.ts`, pool of 16, the same statements
  * and round trips), at 1 and at 16 concurrent callers, each side on its own
  * tables (made by the library's migrations, dropped afterwards) in the same
- * process. A third side, the floor, runs the raw driver's same calls each
- * awaited by `Effect.promise` in the library's loop of fibers (on the raw
- * side's pool and tables): what any Effect program pays to run them before
+ * process. A third side, the floor, runs the raw driver's same calls in the
+ * library's loop of fibers, one `Effect.promise` per library operation (on
+ * the raw side's pool and tables): what any Effect program pays to run them before
  * any library code, so `ratio` ≤ `floorRatio` short of noise. `runPg({ reps })`
  * runs the sides `reps` times per workload and concurrency, each repetition
  * starting with the next side, and reports the best ops/s of each side, the
@@ -26,22 +26,13 @@ import { ConversationStore } from "../src/Conversation.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { openPgBaseline, type PgBaseline } from "./pgBaseline.ts"
-import { best, median, printTable } from "./stats.ts"
-import { type OpsRow, POOL, opsFigures, round2, url, withOpenPool } from "./timing.ts"
+import { type FloorRow, POOL, floorFigures, opsFigures, printOpsTable, url, withOpenPool } from "./timing.ts"
 
 /**
  * One PostgreSQL row: the library beside the raw driver at 1 or 16 callers, and beside the floor: the raw driver's
- * same calls, each awaited by `Effect.promise` in the library's loop of fibers (what any Effect program pays to run
- * them, before any library code).
+ * same calls, each awaited by `Effect.promise` in the library's loop of fibers.
  */
-export interface PgResult extends OpsRow {
-  /** The floor's best ops/s. */
-  readonly floorOpsPerSec: number
-  /** Best floor ops/s over best raw ops/s. */
-  readonly floorRatio: number
-  /** Median floor ops/s over median raw ops/s. */
-  readonly medianFloorRatio: number
-}
+export type PgResult = FloorRow
 
 const sides = ["library", "baseline", "floor"] as const
 type Side = (typeof sides)[number]
@@ -119,6 +110,11 @@ interface Workload {
   ) => Effect.Effect<(i: number) => Effect.Effect<unknown, unknown>, never, Stores>
   /** The raw driver's call `i` at a concurrency. */
   readonly raw: (b: PgBaseline, f: Fixture, concurrency: number) => (i: number) => Promise<unknown>
+  /**
+   * The floor's call `i`: the raw calls with one `Effect.promise` per library operation. By default the raw call in
+   * one `Effect.promise`; W4 (a page per operation) and W5 (two operations) await each raw call on its own.
+   */
+  readonly floor?: (b: PgBaseline, f: Fixture, concurrency: number) => (i: number) => Effect.Effect<unknown>
 }
 
 const walkLibrary = (store: SessionStore["Type"]) =>
@@ -143,6 +139,19 @@ const walkBaseline = async (b: PgBaseline) => {
   } while (after !== undefined)
   check(items === N, "W4 baseline walk")
 }
+
+/** `walkBaseline` with each page awaited by `Effect.promise`, as the library walk awaits each `list`. */
+const walkFloor = (b: PgBaseline) =>
+  Effect.gen(function* () {
+    let after: readonly [number, string] | undefined
+    let items = 0
+    do {
+      const page = yield* Effect.promise(() => b.page(PAGE, after))
+      items += page.items.length
+      after = page.next
+    } while (after !== undefined)
+    check(items === N, "W4 floor walk")
+  })
 
 const workloads: ReadonlyArray<Workload> = [
   {
@@ -176,7 +185,8 @@ const workloads: ReadonlyArray<Workload> = [
     ops: (c) => Math.max(2, c) * (N / PAGE),
     calls: (c) => Math.max(2, c),
     library: () => Effect.map(SessionStore, (store) => () => walkLibrary(store)),
-    raw: (b) => () => walkBaseline(b)
+    raw: (b) => () => walkBaseline(b),
+    floor: (b) => () => walkFloor(b)
   },
   {
     name: "W5 transcript save + load",
@@ -195,7 +205,15 @@ const workloads: ReadonlyArray<Workload> = [
     raw: (b, f, c) => async (i) => {
       await b.save(f.sessions[i % c]!, transcript)
       check((await b.load(f.sessions[i % c]!))?.length === 16, "W5 baseline load")
-    }
+    },
+    floor: (b, f, c) => (i) =>
+      Effect.zipRight(
+        Effect.promise(() => b.save(f.sessions[i % c]!, transcript)),
+        Effect.tap(
+          Effect.promise(() => b.load(f.sessions[i % c]!)),
+          (loaded) => check(loaded?.length === 16, "W5 floor load")
+        )
+      )
   }
 ]
 
@@ -257,12 +275,14 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
         times.set(`${workload.name}|${concurrency}`, entry)
         const libraryCall = await runtime.runPromise(workload.library(libraryFixture, concurrency))
         const rawCall = workload.raw(baseline, baselineFixture, concurrency)
+        const floorCall =
+          workload.floor?.(baseline, baselineFixture, concurrency) ?? ((i: number) => Effect.promise(() => rawCall(i)))
         const time = (side: Side) =>
           side === "library"
             ? runtime.runPromise(timeLibrary(calls, concurrency, libraryCall))
             : side === "baseline"
               ? timeRaw(calls, concurrency, rawCall)
-              : runtime.runPromise(timeLibrary(calls, concurrency, (i) => Effect.promise(() => rawCall(i))))
+              : runtime.runPromise(timeLibrary(calls, concurrency, floorCall))
         // A warm-up run per side (connections opened, statements prepared), then the timed ones, each repetition
         // starting with the next side.
         for (let rep = -1; rep < options.reps; rep++) {
@@ -282,9 +302,7 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
           backend: "postgres",
           concurrency,
           ...opsFigures(library, raw),
-          floorOpsPerSec: Math.round(best(floor)),
-          floorRatio: round2(best(floor) / best(raw)),
-          medianFloorRatio: round2(median(floor) / median(raw))
+          ...floorFigures(floor, raw)
         }
       })
     )
@@ -299,25 +317,12 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
 }
 
 /** Prints `results` as a table. */
-export const printPg = (results: ReadonlyArray<PgResult>, reps: number) => {
-  console.log(
+export const printPg = (results: ReadonlyArray<PgResult>, reps: number) =>
+  printOpsTable(
     `postgres: best of ${reps} runs per side; raw = postgres (porsager), same statements, pool ${POOL}; ` +
-      "floor = the raw calls awaited by Effect.promise in the library's loop of fibers"
+      "floor = the raw calls awaited by Effect.promise in the library's loop of fibers",
+    results
   )
-  printTable(
-    ["workload", "callers", "ops/s library", "ops/s raw", "ratio", "median ratio", "ops/s floor", "floor ratio"],
-    results.map((r) => [
-      r.workload,
-      String(r.concurrency),
-      r.opsPerSec.toLocaleString("en-US"),
-      r.baselineOpsPerSec.toLocaleString("en-US"),
-      r.ratio.toFixed(2),
-      r.medianRatio.toFixed(2),
-      r.floorOpsPerSec.toLocaleString("en-US"),
-      r.floorRatio.toFixed(2)
-    ])
-  )
-}
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const reps = Math.max(1, Number(process.env["BENCH_REPS"] ?? 5))

@@ -107,6 +107,33 @@ export const timeLibrary = <R>(
     return performance.now() - start
   })
 
+/**
+ * Milliseconds for the floor of a raw side: its calls `f(i, caller)` run by the library's loop of fibers
+ * (`timeLibrary`), a plain call as `Effect.sync` runs it, a promise awaited by `Effect.promise`. It is what any Effect
+ * program pays to run the raw driver's work, before any library code.
+ */
+export const timeFloor = (
+  ops: number,
+  concurrency: number,
+  f: (i: number, caller: number) => MaybePromise<unknown>
+): Effect.Effect<number, unknown> =>
+  timeLibrary(ops, concurrency, (i, caller) =>
+    Effect.suspend(() => {
+      const result = f(i, caller)
+      return result instanceof Promise ? Effect.promise(() => result) : Effect.succeed(result)
+    })
+  )
+
+/** An ops/s row with its floor (see `timeFloor`) beside the library and the raw driver. */
+export interface FloorRow extends OpsRow {
+  /** The floor's best ops/s. */
+  readonly floorOpsPerSec: number
+  /** Best floor ops/s over best raw ops/s: the most the row's `ratio` can reach, short of noise. */
+  readonly floorRatio: number
+  /** Median floor ops/s over median raw ops/s. */
+  readonly medianFloorRatio: number
+}
+
 /** `x` to two decimals (the tables' ratios). */
 export const round2 = (x: number): number => Math.round(x * 100) / 100
 
@@ -118,11 +145,28 @@ export const opsFigures = (library: ReadonlyArray<number>, raw: ReadonlyArray<nu
   medianRatio: round2(median(library) / median(raw))
 })
 
-/** Prints ops/s rows as a table under the line `title` (what was run and against what). */
-export const printOpsTable = (title: string, rows: ReadonlyArray<OpsRow>): void => {
+/** The floor figures of a row from the floor's and the raw side's ops/s over their timed runs. */
+export const floorFigures = (floor: ReadonlyArray<number>, raw: ReadonlyArray<number>) => ({
+  floorOpsPerSec: Math.round(best(floor)),
+  floorRatio: round2(best(floor) / best(raw)),
+  medianFloorRatio: round2(median(floor) / median(raw))
+})
+
+/** Prints ops/s rows as a table under the line `title` (what was run and against what), floors when they have them. */
+export const printOpsTable = (title: string, rows: ReadonlyArray<OpsRow | FloorRow>): void => {
   console.log(title)
+  const floors = rows.every((r): r is FloorRow => "floorRatio" in r)
   printTable(
-    ["workload", "backend", "callers", "ops/s library", "ops/s raw", "ratio", "median ratio"],
+    [
+      "workload",
+      "backend",
+      "callers",
+      "ops/s library",
+      "ops/s raw",
+      "ratio",
+      "median ratio",
+      ...(floors ? ["ops/s floor", "floor ratio"] : [])
+    ],
     rows.map((r) => [
       r.workload,
       r.backend,
@@ -130,7 +174,8 @@ export const printOpsTable = (title: string, rows: ReadonlyArray<OpsRow>): void 
       r.opsPerSec.toLocaleString("en-US"),
       r.baselineOpsPerSec.toLocaleString("en-US"),
       r.ratio.toFixed(2),
-      r.medianRatio.toFixed(2)
+      r.medianRatio.toFixed(2),
+      ...("floorRatio" in r ? [r.floorOpsPerSec.toLocaleString("en-US"), r.floorRatio.toFixed(2)] : [])
     ])
   )
 }
