@@ -13,9 +13,11 @@
  * same acquire + release (what a caller would write by hand, without the
  * background refresh).
  *
- * `runLocks({ reps })` alternates the sides `reps` times per row after a
- * warm-up run of each and reports the best ops/s of each side, their ratio and
- * the ratio of the medians. Run alone: `node --expose-gc --import tsx bench/locks.ts`
+ * A third side, the floor, runs the raw side's calls in the library's loop of
+ * fibers (`timeFloor`): what any Effect program pays for the same work.
+ * `runLocks({ reps })` runs the sides `reps` times per row after a warm-up run
+ * of each, each repetition starting with the next side, and reports the best
+ * ops/s of each side, their ratios to raw and the ratio of the medians. Run alone: `node --expose-gc --import tsx bench/locks.ts`
  * (`BENCH_REPS`, default 5; `DATABASE_URL`, default the local server).
  */
 import Database from "better-sqlite3"
@@ -33,20 +35,22 @@ import * as SqlLockStore from "../layers/sql/SqlLockStore.ts"
 import { LockStore, tokenCounter } from "../src/Lock.ts"
 import { openAdmin, runStamp } from "./admin.ts"
 import {
-  type OpsRow,
+  type FloorRow,
   type MaybePromise,
   POOL,
   openPool,
+  timeFloor,
   timeLibrary,
   timeRaw,
   url,
+  floorFigures,
   opsFigures,
   printOpsTable,
   withOpenPool
 } from "./timing.ts"
 
-/** One row of the lock table. */
-export type Row = OpsRow
+/** One row of the lock table: the library, the raw driver and the floor (see `timeFloor`). */
+export type Row = FloorRow
 
 const TTL = 30_000
 
@@ -59,7 +63,6 @@ const ownerOf = (caller: number) => `bench-owner-${caller + 1}`
 
 type Sql = ReadonlyArray<any>
 
-/** Runs `ops` operations over `concurrency` callers (the `i`-th by `f(caller)`); returns the milliseconds. */
 /** The library's workloads. */
 const libraryWorkloads = {
   "acquire + release": (ops: number, c: number) =>
@@ -80,7 +83,9 @@ const libraryWorkloads = {
 
 type Workload = keyof typeof libraryWorkloads
 
-/** Every workload at each concurrency, alternating the sides `reps` times after a warm-up. */
+const sides = ["library", "raw", "floor"] as const
+
+/** Every workload at each concurrency: a warm-up run of each side, then `reps` runs, each starting with the next side. */
 const runBackend = async (
   backend: Row["backend"],
   library: ManagedRuntime.ManagedRuntime<LockStore, unknown>,
@@ -91,14 +96,16 @@ const runBackend = async (
   for (const workload of Object.keys(libraryWorkloads) as Array<Workload>) {
     for (const concurrency of backend === "sqlite" ? [1] : [1, POOL]) {
       const ops = backend === "sqlite" ? 3_000 : concurrency === 1 ? 1_000 : 1_500
-      const times = { library: [] as Array<number>, raw: [] as Array<number> }
+      const times = { library: [] as Array<number>, raw: [] as Array<number>, floor: [] as Array<number> }
       for (let rep = -1; rep < reps; rep++) {
-        const sides = rep % 2 === 0 ? (["library", "raw"] as const) : (["raw", "library"] as const)
-        for (const side of sides) {
+        for (let k = 0; k < sides.length; k++) {
+          const side = sides[(rep + 1 + k) % sides.length]!
           const ms =
             side === "library"
               ? await library.runPromise(libraryWorkloads[workload](ops, concurrency))
-              : await timeRaw(ops, concurrency, (_, caller) => raw(caller))
+              : side === "raw"
+                ? await timeRaw(ops, concurrency, (_, caller) => raw(caller))
+                : await library.runPromise(timeFloor(ops, concurrency, (_, caller) => raw(caller)))
           if (rep >= 0) times[side].push(ops / (ms / 1000))
         }
       }
@@ -106,7 +113,8 @@ const runBackend = async (
         workload,
         backend,
         concurrency,
-        ...opsFigures(times.library, times.raw)
+        ...opsFigures(times.library, times.raw),
+        ...floorFigures(times.floor, times.raw)
       })
     }
   }
@@ -226,7 +234,8 @@ export const runLocks = async (options: { readonly reps: number }): Promise<Read
 export const printLocks = (rows: ReadonlyArray<Row>, reps: number) => {
   printOpsTable(
     `locks: best of ${reps} runs per side; raw = better-sqlite3 / postgres (porsager, pool ${POOL}), the ` +
-      "library's statements and round trips; one op = acquire + release (each caller its own key); target >= 0.8",
+      "library's statements and round trips; floor = the raw calls in the library's loop of fibers; one op = acquire " +
+      "+ release (each caller its own key); target >= 0.8",
     rows
   )
 }
