@@ -32,7 +32,7 @@ import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { EventStore } from "../src/Event.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { type MaybePromise, POOL, openPool, timeLibrary, timeRaw, url, withOpenPool } from "./timing.ts"
+import { type MaybePromise, POOL, openPool, opsColumns, timeLibrary, timeRaw, url, withOpenPool } from "./timing.ts"
 
 /** One row of the event table: throughput beside the raw driver, or a latency (library only). */
 export interface Row {
@@ -392,17 +392,7 @@ export const runEvents = async (options: { readonly reps: number }): Promise<Rea
 
 /** Prints `rows` as a table. */
 export const printEvents = (rows: ReadonlyArray<Row>, reps: number = 3) => {
-  const header = [
-    "workload",
-    "backend",
-    "callers",
-    "ops/s library",
-    "ops/s raw",
-    "ratio",
-    "median ratio",
-    "p50 ms",
-    "p99 ms"
-  ]
+  const header = [...opsColumns, "p50 ms", "p99 ms"]
   const cells = rows.map((r) => [
     r.workload,
     r.backend,

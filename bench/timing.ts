@@ -152,21 +152,15 @@ export const floorFigures = (floor: ReadonlyArray<number>, raw: ReadonlyArray<nu
   medianFloorRatio: round2(median(floor) / median(raw))
 })
 
+/** The columns of an ops/s row, as the tables print them. */
+export const opsColumns = ["workload", "backend", "callers", "ops/s library", "ops/s raw", "ratio", "median ratio"]
+
 /** Prints ops/s rows as a table under the line `title` (what was run and against what), floors when they have them. */
 export const printOpsTable = (title: string, rows: ReadonlyArray<OpsRow | FloorRow>): void => {
   console.log(title)
   const floors = rows.every((r): r is FloorRow => "floorRatio" in r)
   printTable(
-    [
-      "workload",
-      "backend",
-      "callers",
-      "ops/s library",
-      "ops/s raw",
-      "ratio",
-      "median ratio",
-      ...(floors ? ["ops/s floor", "floor ratio"] : [])
-    ],
+    [...opsColumns, ...(floors ? ["ops/s floor", "floor ratio"] : [])],
     rows.map((r) => [
       r.workload,
       r.backend,
