@@ -18,7 +18,6 @@
  */
 import { Effect, Layer, ManagedRuntime, Option } from "effect"
 import postgres from "postgres"
-import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { tablesOf } from "../layers/Registry.ts"
 import { type Stores, StoresPg } from "../layers/Stores.ts"
@@ -26,7 +25,18 @@ import { ConversationStore } from "../src/Conversation.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { openPgBaseline, type PgBaseline } from "./pgBaseline.ts"
-import { type FloorRow, POOL, floorFigures, opsFigures, printOpsTable, url, withOpenPool } from "./timing.ts"
+import {
+  type FloorRow,
+  POOL,
+  floorFigures,
+  opsFigures,
+  printOpsTable,
+  timeFloor,
+  timeLibrary,
+  timeRaw,
+  url,
+  withOpenPool
+} from "./timing.ts"
 
 /**
  * One PostgreSQL row: the library beside the raw driver at 1 or 16 callers, and beside the floor: the raw driver's
@@ -61,35 +71,6 @@ const check = (ok: boolean, what: string) => {
   if (!ok) throw new Error(`bench sanity check failed: ${what}`)
 }
 
-/** Runs `ops` operations over `concurrency` callers (operation `i` by `f(i)`); returns the milliseconds. */
-const timeRaw = async (ops: number, concurrency: number, f: (i: number) => Promise<unknown>) => {
-  ;(globalThis as { gc?: () => void }).gc?.()
-  let next = 0
-  const start = performance.now()
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, worker) => {
-      for (let i = next++; i < ops; i = next++) await f(i * concurrency + worker)
-    })
-  )
-  return performance.now() - start
-}
-
-const timeLibrary = (ops: number, concurrency: number, f: (i: number) => Effect.Effect<unknown, unknown, Stores>) =>
-  Effect.gen(function* () {
-    ;(globalThis as { gc?: () => void }).gc?.()
-    let next = 0
-    const start = performance.now()
-    yield* Effect.all(
-      Array.from({ length: concurrency }, (_, worker) =>
-        Effect.gen(function* () {
-          for (let i = next++; i < ops; i = next++) yield* f(i * concurrency + worker)
-        })
-      ),
-      { concurrency: "unbounded", discard: true }
-    )
-    return performance.now() - start
-  })
-
 /** What one side has loaded before the timed loops: W1/W2 conversations per caller, W3's full one, W5's sessions. */
 interface Fixture {
   readonly conversations: ReadonlyArray<string>
@@ -103,19 +84,20 @@ interface Workload {
   readonly ops: (concurrency: number) => number
   /** Calls per timed run at a concurrency (W4: a call walks every page, an operation is a page). */
   readonly calls?: (concurrency: number) => number
-  /** The library's call `i` at a concurrency. */
-  readonly library: (
-    f: Fixture,
-    concurrency: number
-  ) => Effect.Effect<(i: number) => Effect.Effect<unknown, unknown>, never, Stores>
-  /** The raw driver's call `i` at a concurrency. */
-  readonly raw: (b: PgBaseline, f: Fixture, concurrency: number) => (i: number) => Promise<unknown>
+  /** The library's call `i` by `caller`. */
+  readonly library: (f: Fixture) => Effect.Effect<Call<Effect.Effect<unknown, unknown>>, never, Stores>
+  /** The raw driver's call `i` by `caller`. */
+  readonly raw: (b: PgBaseline, f: Fixture) => Call<Promise<unknown>>
   /**
-   * The floor's call `i`: the raw calls with one `Effect.promise` per library operation. By default the raw call in
-   * one `Effect.promise`; W4 (a page per operation) and W5 (two operations) await each raw call on its own.
+   * The floor's call `i` by `caller`: the raw calls with one `Effect.promise` per library operation. By default the
+   * raw call in one `Effect.promise` (`timeFloor`); W4 (a page per operation) and W5 (two operations) await each raw
+   * call on its own.
    */
-  readonly floor?: (b: PgBaseline, f: Fixture, concurrency: number) => (i: number) => Effect.Effect<unknown>
+  readonly floor?: (b: PgBaseline, f: Fixture) => Call<Effect.Effect<unknown>>
 }
+
+/** Call `i` of a timed run, by `caller` (each caller on its own conversation or session). */
+type Call<A> = (i: number, caller: number) => A
 
 const walkLibrary = (store: SessionStore["Type"]) =>
   Effect.gen(function* () {
@@ -157,16 +139,16 @@ const workloads: ReadonlyArray<Workload> = [
   {
     name: "W1 append",
     ops: () => 2_000,
-    library: (f, c) =>
-      Effect.map(ConversationStore, (store) => (i) => store.append(f.conversations[i % c]!, message(i))),
-    raw: (b, f, c) => (i) => b.append(f.conversations[i % c]!, [message(i)])
+    library: (f) =>
+      Effect.map(ConversationStore, (store) => (i, caller) => store.append(f.conversations[caller]!, message(i))),
+    raw: (b, f) => (i, caller) => b.append(f.conversations[caller]!, [message(i)])
   },
   {
     name: "W2 appendMany(100)",
     ops: () => 100,
-    library: (f, c) =>
-      Effect.map(ConversationStore, (store) => (i) => store.appendMany(f.conversations[i % c]!, batch)),
-    raw: (b, f, c) => (i) => b.append(f.conversations[i % c]!, batch)
+    library: (f) =>
+      Effect.map(ConversationStore, (store) => (_, caller) => store.appendMany(f.conversations[caller]!, batch)),
+    raw: (b, f) => (_, caller) => b.append(f.conversations[caller]!, batch)
   },
   {
     name: "W3 last 50 of 10k",
@@ -191,26 +173,26 @@ const workloads: ReadonlyArray<Workload> = [
   {
     name: "W5 transcript save + load",
     ops: () => 1_000,
-    library: (f, c) =>
+    library: (f) =>
       Effect.map(
         SessionStore,
-        (store) => (i) =>
+        (store) => (_, caller) =>
           Effect.zipRight(
-            store.save(f.sessions[i % c]!, transcript),
-            Effect.tap(store.load(f.sessions[i % c]!), (loaded) =>
+            store.save(f.sessions[caller]!, transcript),
+            Effect.tap(store.load(f.sessions[caller]!), (loaded) =>
               check(Option.isSome(loaded) && loaded.value.length === 16, "W5 library load")
             )
           )
       ),
-    raw: (b, f, c) => async (i) => {
-      await b.save(f.sessions[i % c]!, transcript)
-      check((await b.load(f.sessions[i % c]!))?.length === 16, "W5 baseline load")
+    raw: (b, f) => async (_, caller) => {
+      await b.save(f.sessions[caller]!, transcript)
+      check((await b.load(f.sessions[caller]!))?.length === 16, "W5 baseline load")
     },
-    floor: (b, f, c) => (i) =>
+    floor: (b, f) => (_, caller) =>
       Effect.zipRight(
-        Effect.promise(() => b.save(f.sessions[i % c]!, transcript)),
+        Effect.promise(() => b.save(f.sessions[caller]!, transcript)),
         Effect.tap(
-          Effect.promise(() => b.load(f.sessions[i % c]!)),
+          Effect.promise(() => b.load(f.sessions[caller]!)),
           (loaded) => check(loaded?.length === 16, "W5 floor load")
         )
       )
@@ -266,23 +248,25 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
     await admin.unsafe(`VACUUM ANALYZE "${libraryPrefix}_messages", "${libraryPrefix}_sessions"`)
     await admin.unsafe(`VACUUM ANALYZE "${baselinePrefix}_messages", "${baselinePrefix}_sessions"`)
 
-    const times = new Map<string, Record<Side, Array<number>>>()
+    const results: Array<PgResult> = []
     for (const workload of workloads) {
       for (const concurrency of [1, 16] as const) {
         const ops = workload.ops(concurrency)
         const calls = workload.calls?.(concurrency) ?? ops
         const entry: Record<Side, Array<number>> = { library: [], baseline: [], floor: [] }
-        times.set(`${workload.name}|${concurrency}`, entry)
-        const libraryCall = await runtime.runPromise(workload.library(libraryFixture, concurrency))
-        const rawCall = workload.raw(baseline, baselineFixture, concurrency)
-        const floorCall =
-          workload.floor?.(baseline, baselineFixture, concurrency) ?? ((i: number) => Effect.promise(() => rawCall(i)))
+        const libraryCall = await runtime.runPromise(workload.library(libraryFixture))
+        const rawCall = workload.raw(baseline, baselineFixture)
+        const floorCall = workload.floor?.(baseline, baselineFixture)
         const time = (side: Side) =>
           side === "library"
             ? runtime.runPromise(timeLibrary(calls, concurrency, libraryCall))
             : side === "baseline"
               ? timeRaw(calls, concurrency, rawCall)
-              : runtime.runPromise(timeLibrary(calls, concurrency, floorCall))
+              : runtime.runPromise(
+                  floorCall === undefined
+                    ? timeFloor(calls, concurrency, rawCall)
+                    : timeLibrary(calls, concurrency, floorCall)
+                )
         // A warm-up run per side (connections opened, statements prepared), then the timed ones, each repetition
         // starting with the next side.
         for (let rep = -1; rep < options.reps; rep++) {
@@ -292,20 +276,16 @@ export const runPg = async (options: { readonly reps: number }): Promise<Readonl
             if (rep >= 0) entry[side].push(ops / (ms / 1000))
           }
         }
-      }
-    }
-    return workloads.flatMap((workload) =>
-      ([1, 16] as const).map((concurrency): PgResult => {
-        const { baseline: raw, floor, library } = times.get(`${workload.name}|${concurrency}`)!
-        return {
+        results.push({
           workload: workload.name,
           backend: "postgres",
           concurrency,
-          ...opsFigures(library, raw),
-          ...floorFigures(floor, raw)
-        }
-      })
-    )
+          ...opsFigures(entry.library, entry.baseline),
+          ...floorFigures(entry.floor, entry.baseline)
+        })
+      }
+    }
+    return results
   } finally {
     await runtime.dispose()
     await baseline.close()
