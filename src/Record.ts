@@ -5,6 +5,7 @@
  */
 import { Effect, Either, type ParseResult, Schema, SchemaAST } from "effect"
 import { Conflict, InvalidInput, NotFound, type StorageError } from "./Errors.ts"
+import { fastDecoder, miss } from "./FastDecode.ts"
 import { isStorableText } from "./Json.ts"
 
 /** Options of every update: fail with `Conflict` unless the record is at `expectedVersion`. */
@@ -57,6 +58,7 @@ export const thrownText = (error: unknown): string => {
  * the caller's input, for messages (`messages[2].role must be …`).
  */
 export const decoder = <A, I>(entity: string, schema: Schema.Schema<A, I>) => {
+  const fast = fastDecoder(schema.ast)
   const decode = Schema.decodeUnknownEither(schema)
   const struct = SchemaAST.isTypeLiteral(schema.ast)
   return (input: unknown, path: ReadonlyArray<string | number> = []): Either.Either<A, InvalidInput> => {
@@ -64,6 +66,8 @@ export const decoder = <A, I>(entity: string, schema: Schema.Schema<A, I>) => {
       if (struct && !isPlainObject(input)) {
         return Either.left(InvalidInput.single(entity, `must be a plain object, got ${kindOf(input)}`, path))
       }
+      const value = fast(input)
+      if (value !== miss) return Either.right(value as A)
       const result = decode(input)
       return result._tag === "Right"
         ? Either.right(result.right)
