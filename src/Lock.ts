@@ -18,7 +18,7 @@ import { DurationText } from "./AgentMemory.ts"
 import { InvalidInput, LockHeld, LockLost, type StorageError } from "./Errors.ts"
 import { Text } from "./Json.ts"
 import { type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
-import { checkId, decodeInput, decodeOptions } from "./Record.ts"
+import { checkId, decodeInput, decodeOptions, decoder } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
 import { traced } from "./Traced.ts"
 
@@ -236,10 +236,11 @@ export const leaseOf = (row: LockRow): Lease => ({
   expiresAt: utcFromMillis(row.expiresAt)
 })
 
-const decodeKey = decodeInput(entity, LockKey)
-const decodeAcquire = decodeInput(entity, AcquireOptions)
-const decodeWithLock = decodeInput(entity, WithLockOptions)
+const decodeKey = decoder(entity, LockKey)
+const decodeAcquire = decoder(entity, AcquireOptions)
+const decodeWithLock = decoder(entity, WithLockOptions)
 const decodeRef = decodeInput(entity, LeaseRef)
+const checkRef = decoder(entity, LeaseRef)
 const decodeTtl = decodeInput(entity, LockTtl)
 const decodeList = decodeOptions(entity, LockListOptions)
 const decodeReleaseExpired = decodeOptions(entity, ReleaseExpiredOptions)
@@ -373,16 +374,24 @@ export const makeLockStore = (driver: LockDriver) => {
     driver,
     LockStore.of({
       clock: driver.clock,
+      // Inputs are decoded in one synchronous step: `acquire` and `release` are the fixed cost of every lock.
       acquire: (key, options) =>
-        Effect.flatMap(decodeKey(key, ["key"]), (k) =>
-          Effect.flatMap(decodeAcquire(options, ["options"]), ({ owner, ttl, wait }) =>
-            Effect.map(
-              acquireTimed(k, owner, Math.ceil(millisOf(ttl)), wait === undefined ? 0 : millisOf(wait)),
-              ({ lease }) => lease
-            )
+        Effect.suspend((): Effect.Effect<Lease, LockHeld | InvalidInput | StorageError> => {
+          const k = decodeKey(key, ["key"])
+          if (k._tag === "Left") return Effect.fail(k.left)
+          const decoded = decodeAcquire(options, ["options"])
+          if (decoded._tag === "Left") return Effect.fail(decoded.left)
+          const { owner, ttl, wait } = decoded.right
+          return Effect.map(
+            acquireTimed(k.right, owner, Math.ceil(millisOf(ttl)), wait === undefined ? 0 : millisOf(wait)),
+            ({ lease }) => lease
           )
-        ),
-      release: (lease) => Effect.flatMap(decodeRef(lease, ["lease"]), release),
+        }),
+      release: (lease) =>
+        Effect.suspend((): Effect.Effect<void, LockLost | InvalidInput | StorageError> => {
+          const ref = checkRef(lease, ["lease"])
+          return ref._tag === "Left" ? Effect.fail(ref.left) : release(ref.right)
+        }),
       refresh: (lease, ttl) =>
         Effect.gen(function* () {
           const ref = yield* decodeRef(lease, ["lease"])
@@ -426,47 +435,46 @@ export const makeLockStore = (driver: LockDriver) => {
         effect: Effect.Effect<A, E, R> | ((lease: Lease) => Effect.Effect<A, E, R>),
         options: WithLockOptions
       ) =>
-        Effect.flatMap(decodeKey(key, ["key"]), (k) =>
-          Effect.flatMap(
-            decodeWithLock(options, ["options"]),
-            (decoded): Effect.Effect<A, E | LockHeld | LockLost | InvalidInput | StorageError, R> => {
-              const { owner, refreshEvery, ttl, wait } = decoded
-              if (!Effect.isEffect(effect) && typeof effect !== "function") {
-                return InvalidInput.single(entity, "must be an Effect or a function returning one", ["effect"])
-              }
-              const ttlMillis = Math.ceil(millisOf(ttl))
-              const every = Math.max(
-                1,
-                Math.min(
-                  ttlMillis,
-                  refreshEvery === undefined ? Math.floor(ttlMillis / 3) : Math.ceil(millisOf(refreshEvery))
-                )
-              )
-              const waitMillis = wait === undefined ? 0 : millisOf(wait)
-              // A chain of `flatMap`s, not a generator: this is every `withLock`'s fixed cost.
-              return Effect.uninterruptibleMask((restore) =>
-                Effect.flatMap(restore(acquireTimed(k, owner, ttlMillis, waitMillis)), ({ lease, sent }) =>
-                  Effect.flatMap(
-                    guard(
-                      restore,
-                      Effect.isEffect(effect) ? effect : Effect.suspend(() => effect(lease)),
-                      lease,
-                      sent,
-                      ttlMillis,
-                      every
-                    ),
-                    (exit) =>
-                      Effect.flatMap(
-                        Effect.exit(release(lease)),
-                        (released): Effect.Effect<A, E | LockLost | StorageError> =>
-                          Exit.isSuccess(exit) && Exit.isFailure(released) ? Effect.failCause(released.cause) : exit
-                      )
-                  )
-                )
-              )
-            }
+        Effect.suspend((): Effect.Effect<A, E | LockHeld | LockLost | InvalidInput | StorageError, R> => {
+          const k = decodeKey(key, ["key"])
+          if (k._tag === "Left") return Effect.fail(k.left)
+          const decoded = decodeWithLock(options, ["options"])
+          if (decoded._tag === "Left") return Effect.fail(decoded.left)
+          const { owner, refreshEvery, ttl, wait } = decoded.right
+          if (!Effect.isEffect(effect) && typeof effect !== "function") {
+            return InvalidInput.single(entity, "must be an Effect or a function returning one", ["effect"])
+          }
+          const ttlMillis = Math.ceil(millisOf(ttl))
+          const every = Math.max(
+            1,
+            Math.min(
+              ttlMillis,
+              refreshEvery === undefined ? Math.floor(ttlMillis / 3) : Math.ceil(millisOf(refreshEvery))
+            )
           )
-        )
+          const waitMillis = wait === undefined ? 0 : millisOf(wait)
+          // A chain of `flatMap`s, not a generator: this is every `withLock`'s fixed cost.
+          return Effect.uninterruptibleMask((restore) =>
+            Effect.flatMap(restore(acquireTimed(k.right, owner, ttlMillis, waitMillis)), ({ lease, sent }) =>
+              Effect.flatMap(
+                guard(
+                  restore,
+                  Effect.isEffect(effect) ? effect : Effect.suspend(() => effect(lease)),
+                  lease,
+                  sent,
+                  ttlMillis,
+                  every
+                ),
+                (exit) =>
+                  Effect.flatMap(
+                    Effect.exit(release(lease)),
+                    (released): Effect.Effect<A, E | LockLost | StorageError> =>
+                      Exit.isSuccess(exit) && Exit.isFailure(released) ? Effect.failCause(released.cause) : exit
+                  )
+              )
+            )
+          )
+        })
     })
   )
 }

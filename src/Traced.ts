@@ -40,9 +40,12 @@ export const traced = <S extends object>(store: string, driver: object, service:
       continue
     }
     const name = `${store}.${key}`
+    // Whether the method returns Effects, learnt from its first result (a method's return type does not change).
+    let operation: boolean | undefined
     wrapped[key] = (...args: Array<unknown>) => {
       const result = member(...args)
-      return Effect.isEffect(result) ? withSpan(result, name, attributes) : result
+      operation ??= Effect.isEffect(result)
+      return operation ? withSpan(result as Effect.Effect<unknown, unknown, unknown>, name, attributes) : result
     }
   }
   return wrapped as S
