@@ -29,49 +29,33 @@ const delegate = (ast: AST.AST): FastDecoder => {
   }
 }
 
-/** Whether a node is checked by a plain predicate: its value, when accepted, is its input (not a copy). */
-const isIdentity = (ast: AST.AST): boolean => {
-  switch (ast._tag) {
-    case "StringKeyword":
-    case "NumberKeyword":
-    case "BooleanKeyword":
-    case "BigIntKeyword":
-    case "SymbolKeyword":
-    case "UndefinedKeyword":
-    case "UnknownKeyword":
-    case "AnyKeyword":
-    case "VoidKeyword":
-    case "Literal":
-      return !annotated(ast)
-    case "Refinement":
-      return !annotated(ast) && isIdentity(ast.from)
-    case "Union":
-      return !annotated(ast) && ast.types.every(isIdentity)
-    default:
-      return false
-  }
+/** The leaves whose check is `typeof` or `===`: they accept primitives only. */
+const primitiveTags = new Set<AST.AST["_tag"]>([
+  "StringKeyword",
+  "NumberKeyword",
+  "BooleanKeyword",
+  "BigIntKeyword",
+  "SymbolKeyword",
+  "UndefinedKeyword",
+  "Literal"
+])
+
+/** The leaves that accept anything. */
+const anyTags = new Set<AST.AST["_tag"]>(["UnknownKeyword", "AnyKeyword", "VoidKeyword"])
+
+/** Whether `ast`, through refinements and unions, has only leaves that `leaf` allows (and no annotated node). */
+const onlyLeaves = (ast: AST.AST, leaf: (tag: AST.AST["_tag"]) => boolean): boolean => {
+  if (annotated(ast)) return false
+  if (ast._tag === "Refinement") return onlyLeaves(ast.from, leaf)
+  if (ast._tag === "Union") return ast.types.every((type) => onlyLeaves(type, leaf))
+  return leaf(ast._tag)
 }
 
+/** Whether a node is checked by a plain predicate: its value, when accepted, is its input (not a copy). */
+const isIdentity = (ast: AST.AST): boolean => onlyLeaves(ast, (tag) => primitiveTags.has(tag) || anyTags.has(tag))
+
 /** Whether an identity node accepts only primitives (never an object or array): disjoint from any struct. */
-const isPrimitiveOnly = (ast: AST.AST): boolean => {
-  if (annotated(ast)) return false
-  switch (ast._tag) {
-    case "StringKeyword":
-    case "NumberKeyword":
-    case "BooleanKeyword":
-    case "BigIntKeyword":
-    case "SymbolKeyword":
-    case "UndefinedKeyword":
-    case "Literal":
-      return true
-    case "Refinement":
-      return isPrimitiveOnly(ast.from)
-    case "Union":
-      return ast.types.every(isPrimitiveOnly)
-    default:
-      return false
-  }
-}
+const isPrimitiveOnly = (ast: AST.AST): boolean => onlyLeaves(ast, (tag) => primitiveTags.has(tag))
 
 /** Annotations that change how `ParseResult` runs a node: such a node is left to it. */
 const annotated = (ast: AST.AST): boolean =>
