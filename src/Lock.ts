@@ -255,13 +255,16 @@ const lostOf = (ref: LeaseRef) => new LockLost({ key: ref.key, owner: ref.owner,
 /** Builds a `LockStore` over a driver: validation, clock, waiting, fencing and `withLock` live here. */
 export const makeLockStore = (driver: LockDriver) => {
   const now: Effect.Effect<number | null> = driver.clock === "caller" ? Clock.currentTimeMillis : Effect.succeed(null)
+  /** `f` of the caller's Clock time, in one step (`Clock.currentTimeMillis` then `flatMap` are two). */
+  const atNow = <A, E>(f: (millis: number) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.clockWith((clock) => f(clock.unsafeCurrentTimeMillis()))
 
   /**
    * Attempts until acquired or the wait is over; also returns `sent`, the caller's Clock time just before the
    * successful attempt (the lease cannot have started earlier: `withLock` counts its validity from there).
    */
   const acquireTimed = (key: string, owner: string, ttl: number, wait: number) =>
-    Effect.flatMap(Clock.currentTimeMillis, (start) => attempt(key, owner, ttl, start + wait, start, firstBackoff))
+    atNow((start) => attempt(key, owner, ttl, start + wait, start, firstBackoff))
 
   /** One attempt at `sent` (the caller's Clock time); while the key is held and `deadline` not reached, waits and retries. */
   const attempt = (
@@ -294,8 +297,11 @@ export const makeLockStore = (driver: LockDriver) => {
     })
 
   const release = (ref: LeaseRef) =>
-    Effect.flatMap(now, (t) => driver.release(ref.key, ref.owner, ref.token, t)).pipe(
-      Effect.flatMap((held) => (held ? Effect.void : Effect.fail(lostOf(ref))))
+    Effect.flatMap(
+      driver.clock === "caller"
+        ? atNow((t) => driver.release(ref.key, ref.owner, ref.token, t))
+        : driver.release(ref.key, ref.owner, ref.token, null),
+      (held) => (held ? Effect.void : Effect.fail(lostOf(ref)))
     )
 
   /**

@@ -579,7 +579,7 @@ export interface CheckpointDriver {
 
 const checkpointEntity = "Checkpoint"
 
-const decodeCheckpointInput = decodeInput(checkpointEntity, PlainCheckpointInput)
+const checkCheckpointInput = decoder(checkpointEntity, PlainCheckpointInput)
 const decodeCheckpointListOptions = decodeOptions(checkpointEntity, CheckpointListOptions)
 const decodeHistoryOptions = decodeOptions(checkpointEntity, CheckpointHistoryOptions)
 const decodeForkOptions = decodeOptions(checkpointEntity, CheckpointForkOptions)
@@ -635,7 +635,8 @@ export const makeCheckpointStore = (driver: CheckpointDriver) => {
     )
 
   const insert = (input: typeof CheckpointInput.Type) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
       const row: NewCheckpointRow = {
         id: input.id ?? uuidv7At(now),
         threadId: input.threadId,
@@ -685,7 +686,11 @@ export const makeCheckpointStore = (driver: CheckpointDriver) => {
     "CheckpointStore",
     driver,
     CheckpointStore.of({
-      save: (input) => Effect.flatMap(decodeCheckpointInput(input), insert),
+      save: (input) =>
+        Effect.suspend((): Effect.Effect<Checkpoint, NotFound | Conflict | InvalidInput | StorageError> => {
+          const decoded = checkCheckpointInput(input)
+          return decoded._tag === "Left" ? Effect.fail(decoded.left) : insert(decoded.right)
+        }),
       get: (id) => Effect.map(get(id), checkpointOf),
       find,
       latest: (threadId, namespace) =>

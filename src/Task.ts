@@ -8,7 +8,7 @@ import { Conflict, DecodeError, InvalidInput, NotFound, type StorageError } from
 import { uuidv7At } from "./Id.ts"
 import { Json, JsonObject, parseJson, Text } from "./Json.ts"
 import { byCreatedAt, type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
-import { byId, checkId, decodeInput, decodeOptions, UpdateOptions, updateVersioned } from "./Record.ts"
+import { byId, checkId, decodeInput, decodeOptions, decoder, UpdateOptions, updateVersioned } from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
 import { traced } from "./Traced.ts"
 
@@ -579,9 +579,9 @@ const agentStateOf = (row: AgentStateRow, context: unknown): AgentState => {
 /** Decodes a stored agent state row (trusted: no validation). */
 export const decodeAgentStateRow = (row: AgentStateRow): AgentState => agentStateOf(row, parseJson(row.context))
 
-const decodeState = decodeInput(stateEntity, AgentStateInput)
+const checkState = decoder(stateEntity, AgentStateInput)
 const decodeStateList = decodeOptions(stateEntity, AgentStateListOptions)
-const decodeStateOptions = decodeOptions(stateEntity, UpdateOptions)
+const checkStateOptions = decoder(stateEntity, UpdateOptions)
 const decodeAsInput = decodeInput(stateEntity, Schema.Struct({ ...AgentStateInput.fields, context: Schema.Unknown }))
 
 /** Builds an `AgentStateStore` over a driver. */
@@ -628,12 +628,16 @@ export const makeAgentStateStore = (driver: AgentStateDriver) => {
         )
       )
     })
+  // The input and options are decoded in one synchronous step: this is every save's fixed cost.
   const save = (input: unknown, options: unknown) =>
-    Effect.flatMap(decodeState(input), (fields) =>
-      Effect.flatMap(decodeStateOptions(options), ({ expectedVersion }) =>
-        write(fields, JSON.stringify(fields.context ?? {}), expectedVersion)
-      )
-    )
+    Effect.suspend((): Effect.Effect<AgentState, InvalidInput | Conflict | StorageError> => {
+      const fields = checkState(input)
+      if (fields._tag === "Left") return Effect.fail(fields.left)
+      const decoded = options === undefined ? undefined : checkStateOptions(options, ["options"])
+      if (decoded?._tag === "Left") return Effect.fail(decoded.left)
+      const context = fields.right.context
+      return write(fields.right, JSON.stringify(context ?? {}), decoded?.right.expectedVersion)
+    })
   return traced(
     "AgentStateStore",
     driver,
