@@ -239,7 +239,6 @@ export const leaseOf = (row: LockRow): Lease => ({
 const decodeKey = decoder(entity, LockKey)
 const decodeAcquire = decoder(entity, AcquireOptions)
 const decodeWithLock = decoder(entity, WithLockOptions)
-const decodeRef = decodeInput(entity, LeaseRef)
 const checkRef = decoder(entity, LeaseRef)
 const decodeTtl = decodeInput(entity, LockTtl)
 const decodeList = decodeOptions(entity, LockListOptions)
@@ -254,10 +253,13 @@ const lostOf = (ref: LeaseRef) => new LockLost({ key: ref.key, owner: ref.owner,
 
 /** Builds a `LockStore` over a driver: validation, clock, waiting, fencing and `withLock` live here. */
 export const makeLockStore = (driver: LockDriver) => {
-  const now: Effect.Effect<number | null> = driver.clock === "caller" ? Clock.currentTimeMillis : Effect.succeed(null)
   /** `f` of the caller's Clock time, in one step (`Clock.currentTimeMillis` then `flatMap` are two). */
   const atNow = <A, E>(f: (millis: number) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
     Effect.clockWith((clock) => f(clock.unsafeCurrentTimeMillis()))
+  /** `f` of the driver's "now": the caller's Clock time, or `null` when the database's clock judges expiry. */
+  const withNow = <A, E>(f: (now: number | null) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    driver.clock === "caller" ? atNow(f) : f(null)
+  const now: Effect.Effect<number | null> = withNow(Effect.succeed)
 
   /**
    * Attempts until acquired or the wait is over; also returns `sent`, the caller's Clock time just before the
@@ -298,9 +300,7 @@ export const makeLockStore = (driver: LockDriver) => {
 
   const release = (ref: LeaseRef) =>
     Effect.flatMap(
-      driver.clock === "caller"
-        ? atNow((t) => driver.release(ref.key, ref.owner, ref.token, t))
-        : driver.release(ref.key, ref.owner, ref.token, null),
+      withNow((t) => driver.release(ref.key, ref.owner, ref.token, t)),
       (held) => (held ? Effect.void : Effect.fail(lostOf(ref)))
     )
 
@@ -400,7 +400,7 @@ export const makeLockStore = (driver: LockDriver) => {
         }),
       refresh: (lease, ttl) =>
         Effect.gen(function* () {
-          const ref = yield* decodeRef(lease, ["lease"])
+          const ref = yield* checkRef(lease, ["lease"])
           const millis = Math.ceil(millisOf(yield* decodeTtl(ttl, ["ttl"])))
           const row = yield* driver.refresh(ref.key, ref.owner, ref.token, yield* now, millis)
           if (row === undefined) return yield* lostOf(ref)

@@ -85,11 +85,20 @@ export const decodeInput = <A, I>(entity: string, schema: Schema.Schema<A, I>) =
     Effect.suspend(() => decode(input, path))
 }
 
-/** Decodes an optional options argument: `undefined` is `{}`; anything but a plain object (`null` too) is `InvalidInput`. */
-export const decodeOptions = <A, I>(entity: string, schema: Schema.Schema<A, I>) => {
-  const decode = decodeInput(entity, schema)
-  return (input: unknown): Effect.Effect<A, InvalidInput> =>
+/**
+ * A total decoder of an optional options argument: `undefined` is `{}`; anything but a plain object (`null` too) is
+ * `InvalidInput`.
+ */
+export const optionsDecoder = <A, I>(entity: string, schema: Schema.Schema<A, I>) => {
+  const decode = decoder(entity, schema)
+  return (input: unknown): Either.Either<A, InvalidInput> =>
     input === undefined ? decode({}) : decode(input, ["options"])
+}
+
+/** Decodes an optional options argument as `optionsDecoder` does, when the Effect runs. */
+export const decodeOptions = <A, I>(entity: string, schema: Schema.Schema<A, I>) => {
+  const decode = optionsDecoder(entity, schema)
+  return (input: unknown): Effect.Effect<A, InvalidInput> => Effect.suspend(() => decode(input))
 }
 
 /** Applies a nullable patch field: `undefined` keeps the current value, `null` clears it. */

@@ -8,7 +8,16 @@ import { Conflict, DecodeError, InvalidInput, NotFound, type StorageError } from
 import { uuidv7At } from "./Id.ts"
 import { Json, JsonObject, parseJson, Text } from "./Json.ts"
 import { byCreatedAt, type Page, PageOptions, type PageQuery, toPage, toPageQuery } from "./Page.ts"
-import { byId, checkId, decodeInput, decodeOptions, decoder, UpdateOptions, updateVersioned } from "./Record.ts"
+import {
+  byId,
+  checkId,
+  decodeInput,
+  decodeOptions,
+  decoder,
+  optionsDecoder,
+  UpdateOptions,
+  updateVersioned
+} from "./Record.ts"
 import { utcFromMillis } from "./Time.ts"
 import { traced } from "./Traced.ts"
 
@@ -581,7 +590,7 @@ export const decodeAgentStateRow = (row: AgentStateRow): AgentState => agentStat
 
 const checkState = decoder(stateEntity, AgentStateInput)
 const decodeStateList = decodeOptions(stateEntity, AgentStateListOptions)
-const checkStateOptions = decoder(stateEntity, UpdateOptions)
+const checkStateOptions = optionsDecoder(stateEntity, UpdateOptions)
 const decodeAsInput = decodeInput(stateEntity, Schema.Struct({ ...AgentStateInput.fields, context: Schema.Unknown }))
 
 /** Builds an `AgentStateStore` over a driver. */
@@ -633,10 +642,9 @@ export const makeAgentStateStore = (driver: AgentStateDriver) => {
     Effect.suspend((): Effect.Effect<AgentState, InvalidInput | Conflict | StorageError> => {
       const fields = checkState(input)
       if (fields._tag === "Left") return Effect.fail(fields.left)
-      const decoded = options === undefined ? undefined : checkStateOptions(options, ["options"])
-      if (decoded?._tag === "Left") return Effect.fail(decoded.left)
-      const context = fields.right.context
-      return write(fields.right, JSON.stringify(context ?? {}), decoded?.right.expectedVersion)
+      const decoded = checkStateOptions(options)
+      if (decoded._tag === "Left") return Effect.fail(decoded.left)
+      return write(fields.right, JSON.stringify(fields.right.context ?? {}), decoded.right.expectedVersion)
     })
   return traced(
     "AgentStateStore",
