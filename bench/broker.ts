@@ -15,7 +15,10 @@
  * file; PostgreSQL: `StoresPg` against the raw `postgres` driver (pool 16 on
  * both sides, own tables, dropped at the end), with 1 and 16 sessions pinging
  * at once. Cross-process delivery (`LISTEN`/`NOTIFY`) is not in these rows; see
- * `test/broker-process.test.ts`.
+ * `test/broker-process.test.ts`. A third side, the floor, runs the raw side's
+ * calls (on its database) in an Effect program of the library's shape: the
+ * sender a fiber, the wake a `Queue` that the subscriber's fiber consumes as a
+ * `Stream` (`floorRun`): what any Effect program pays for the same ping.
  *
  * Run alone: `node --expose-gc --import tsx bench/broker.ts` (`BENCH_REPS`, default 5; `DATABASE_URL`).
  */
@@ -38,7 +41,7 @@ import { uuidv7At } from "../src/Id.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { POOL, gc, openPool, url, withOpenPool } from "./timing.ts"
+import { type MaybePromise, POOL, gc, openPool, url, withOpenPool } from "./timing.ts"
 
 /** One row of the broker table: latencies in milliseconds. */
 export interface Row {
@@ -52,6 +55,10 @@ export interface Row {
   readonly baselineP99: number
   /** Raw p50 over library p50 (1 = as fast as raw; the issue's target is >= 0.8). */
   readonly ratio: number
+  /** p50 of the floor: the raw calls in an Effect program of the library's shape (`floorRun`). */
+  readonly floorP50: number
+  /** Raw p50 over floor p50: the most `ratio` can reach short of noise. */
+  readonly floorRatio: number
 }
 
 const workload = "send -> subscriber delivery"
@@ -138,11 +145,11 @@ const texts = (prefix: string, dialect: Kit.Dialect) => {
 }
 type Texts = ReturnType<typeof texts>
 
-/** A raw backend: statements returning rows as arrays. */
+/** A raw backend: statements returning rows as arrays (SQLite: plain calls; PostgreSQL: promises). */
 interface Raw {
-  readonly all: (text: string, params: ReadonlyArray<unknown>) => Promise<ReadonlyArray<ReadonlyArray<any>>>
+  readonly all: (text: string, params: ReadonlyArray<unknown>) => MaybePromise<ReadonlyArray<ReadonlyArray<any>>>
   /** Bumps and inserts one message (id `messageId`) atomically; its seq. */
-  readonly append: (id: string, messageId: string, now: number) => Promise<number>
+  readonly append: (id: string, messageId: string, now: number) => MaybePromise<number>
   /** Tells other processes (PostgreSQL: `pg_notify`, not awaited, as the library's wake-ups do; SQLite: nothing). */
   readonly notify: (id: string) => void
 }
@@ -204,30 +211,107 @@ const rawRun = async (raw: Raw, t: Texts, sessions: number, pings: number) => {
   return latencies
 }
 
+/** A raw call as an Effect: a plain call as `Effect.sync` runs it, a promise awaited by `Effect.promise`. */
+const lift = <A>(f: () => MaybePromise<A>): Effect.Effect<A> =>
+  Effect.suspend(() => {
+    const result = f()
+    return typeof (result as { then?: unknown } | null)?.then === "function"
+      ? Effect.promise(() => result as Promise<A>)
+      : Effect.succeed(result as A)
+  })
+
+/**
+ * The floor: the raw ping-pong as an Effect program of the library's shape, what any Effect program pays for the
+ * same work. The raw calls run in the sending fiber (`lift`); the wake is a `Queue` that a subscriber fiber consumes
+ * as a `Stream` (delivering the sent row when it is the next one, else reading as the raw subscriber does), and the
+ * sender awaits each delivery from a second `Queue`.
+ */
+const floorRun = (raw: Raw, t: Texts, sessions: number, pings: number) =>
+  Effect.gen(function* () {
+    const latencies: Array<number> = []
+    yield* Effect.forEach(
+      Array.from({ length: sessions }, (_, s) => s),
+      (s) =>
+        Effect.gen(function* () {
+          const id = `floor-${s}-${uuidv7At(Date.now())}`
+          const now = Date.now()
+          yield* lift(() => raw.all(t.insertSession, [id, now, now]))
+          yield* lift(() => raw.all(t.insertConversation, [id, id, now, now]))
+          const wakes = yield* Queue.unbounded<ReadonlyArray<any>>()
+          const arrivals = yield* Queue.unbounded<readonly [seq: number, at: number]>()
+          let cursor = 0
+          const deliveries = (sent: ReadonlyArray<any>) => {
+            if (Number(sent[0]) === cursor + 1) {
+              const row = decodeMessage(sent)
+              cursor = row.seq
+              return Effect.succeed([row])
+            }
+            return Effect.map(
+              Effect.all([lift(() => raw.all(t.getSession, [id])), lift(() => raw.all(t.after, [id, cursor, 100]))], {
+                concurrency: 2
+              }),
+              ([session, found]) => {
+                check(session[0] !== undefined && session[0][4] !== "closed", "floor subscriber session")
+                const rows = found.map(decodeMessage)
+                if (rows.length > 0) cursor = rows[rows.length - 1]!.seq
+                return rows
+              }
+            )
+          }
+          const subscriber = yield* Effect.fork(
+            Stream.fromQueue(wakes).pipe(
+              Stream.mapConcatEffect(deliveries),
+              Stream.runForEach((row) => Queue.offer(arrivals, [row.seq, performance.now()]))
+            )
+          )
+          for (let i = 1; i <= pings; i++) {
+            const start = performance.now()
+            const [session] = yield* lift(() => raw.all(t.getSession, [id]))
+            check(session !== undefined && session[4] !== "closed", "floor session")
+            const now = Date.now()
+            const messageId = uuidv7At(now)
+            const stored = yield* lift(() => raw.append(id, messageId, now))
+            raw.notify(id)
+            yield* Queue.offer(wakes, [stored, messageId, "user", partsJson, null, now])
+            const [seq, at] = yield* Queue.take(arrivals)
+            latencies.push(at - start)
+            check(seq === i, "floor delivery order")
+          }
+          yield* Fiber.interrupt(subscriber)
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+    return latencies
+  })
+
 // ---------------------------------------------------------------------------
 // Runs
 
 const round = (x: number) => Math.round(x * 1000) / 1000
+
+const sides = ["library", "raw", "floor"] as const
+type Side = (typeof sides)[number]
 
 const measure = async (
   backend: Row["backend"],
   concurrency: number,
   pings: number,
   reps: number,
-  library: (sessions: number, pings: number) => Promise<Array<number>>,
-  raw: (sessions: number, pings: number) => Promise<Array<number>>
+  run: Record<Side, (sessions: number, pings: number) => Promise<Array<number>>>
 ): Promise<Row> => {
-  const all = { library: [] as Array<number>, raw: [] as Array<number> }
+  const all: Record<Side, Array<number>> = { library: [], raw: [], floor: [] }
+  // A warm-up, then each repetition starts with the next side: none always runs first, or last.
   for (let rep = -1; rep < reps; rep++) {
-    const sides = rep % 2 === 0 ? (["library", "raw"] as const) : (["raw", "library"] as const)
-    for (const side of sides) {
+    for (let k = 0; k < sides.length; k++) {
+      const side = sides[(rep + 1 + k) % sides.length]!
       gc()
-      const latencies = side === "library" ? await library(concurrency, pings) : await raw(concurrency, pings)
+      const latencies = await run[side](concurrency, pings)
       if (rep >= 0) all[side].push(...latencies)
     }
   }
   const lib = all.library.sort((a, b) => a - b)
   const base = all.raw.sort((a, b) => a - b)
+  const floor = all.floor.sort((a, b) => a - b)
   return {
     workload,
     backend,
@@ -236,7 +320,9 @@ const measure = async (
     p99: round(percentile(lib, 0.99)),
     baselineP50: round(percentile(base, 0.5)),
     baselineP99: round(percentile(base, 0.99)),
-    ratio: Math.round((percentile(base, 0.5) / percentile(lib, 0.5)) * 100) / 100
+    ratio: Math.round((percentile(base, 0.5) / percentile(lib, 0.5)) * 100) / 100,
+    floorP50: round(percentile(floor, 0.5)),
+    floorRatio: Math.round((percentile(base, 0.5) / percentile(floor, 0.5)) * 100) / 100
   }
 }
 
@@ -274,25 +360,22 @@ const sqliteRows = async (reps: number): Promise<ReadonlyArray<Row>> => {
       return last
     })
     const rawSide: Raw = {
-      all: async (text, params) => {
+      all: (text, params) => {
         const s = statement(text)
         if (s.reader) return s.all(...params) as Array<Array<any>>
         s.run(...params)
         return []
       },
-      append: async (id, messageId, now) => appendOne.immediate(id, messageId, now),
+      append: (id, messageId, now) => appendOne.immediate(id, messageId, now),
       notify: () => {}
     }
     const pings = 2_000
     return [
-      await measure(
-        "sqlite",
-        1,
-        pings,
-        reps,
-        (s, p) => library.runPromise(libraryRun(s, p)),
-        (s, p) => rawRun(rawSide, t, s, p)
-      )
+      await measure("sqlite", 1, pings, reps, {
+        library: (s, p) => library.runPromise(libraryRun(s, p)),
+        raw: (s, p) => rawRun(rawSide, t, s, p),
+        floor: (s, p) => library.runPromise(floorRun(rawSide, t, s, p))
+      })
     ]
   } finally {
     await library.dispose()
@@ -349,14 +432,11 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
       [POOL, 60]
     ] as const) {
       rows.push(
-        await measure(
-          "postgres",
-          concurrency,
-          pings,
-          reps,
-          (s, p) => library.runPromise(libraryRun(s, p)),
-          (s, p) => rawRun(rawSide, t, s, p)
-        )
+        await measure("postgres", concurrency, pings, reps, {
+          library: (s, p) => library.runPromise(libraryRun(s, p)),
+          raw: (s, p) => rawRun(rawSide, t, s, p),
+          floor: (s, p) => library.runPromise(floorRun(rawSide, t, s, p))
+        })
       )
     }
     return rows
@@ -381,7 +461,18 @@ export const runBroker = async (options: { readonly reps: number }): Promise<Rea
 
 /** Prints `rows` as a table. */
 export const printBroker = (rows: ReadonlyArray<Row>) => {
-  const header = ["workload", "backend", "sessions", "p50 ms", "p99 ms", "raw p50", "raw p99", "ratio"]
+  const header = [
+    "workload",
+    "backend",
+    "sessions",
+    "p50 ms",
+    "p99 ms",
+    "raw p50",
+    "raw p99",
+    "ratio",
+    "floor p50",
+    "floor ratio"
+  ]
   const cells = rows.map((r) => [
     r.workload,
     r.backend,
@@ -390,11 +481,14 @@ export const printBroker = (rows: ReadonlyArray<Row>) => {
     r.p99.toFixed(3),
     r.baselineP50.toFixed(3),
     r.baselineP99.toFixed(3),
-    r.ratio.toFixed(2)
+    r.ratio.toFixed(2),
+    r.floorP50.toFixed(3),
+    r.floorRatio.toFixed(2)
   ])
   console.log(
     "broker: send -> subscriber delivery latency, ping-pong, all reps pooled; raw = better-sqlite3 / postgres " +
-      `(porsager, pool ${POOL}) with the stores' statements and an in-process wake; ratio = raw p50 / library p50`
+      `(porsager, pool ${POOL}) with the stores' statements and an in-process wake; ratio = raw p50 / library p50; ` +
+      "floor = the raw calls in an Effect program of the library's shape (a subscriber fiber consuming a Stream)"
   )
   printTable(header, cells)
 }
