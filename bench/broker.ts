@@ -41,7 +41,7 @@ import { uuidv7At } from "../src/Id.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { type MaybePromise, POOL, gc, openPool, url, withOpenPool } from "./timing.ts"
+import { type MaybePromise, POOL, fromRaw, gc, openPool, round2, url, withOpenPool } from "./timing.ts"
 
 /** One row of the broker table: latencies in milliseconds. */
 export interface Row {
@@ -211,18 +211,9 @@ const rawRun = async (raw: Raw, t: Texts, sessions: number, pings: number) => {
   return latencies
 }
 
-/** A raw call as an Effect: a plain call as `Effect.sync` runs it, a promise awaited by `Effect.promise`. */
-const lift = <A>(f: () => MaybePromise<A>): Effect.Effect<A> =>
-  Effect.suspend(() => {
-    const result = f()
-    return typeof (result as { then?: unknown } | null)?.then === "function"
-      ? Effect.promise(() => result as Promise<A>)
-      : Effect.succeed(result as A)
-  })
-
 /**
  * The floor: the raw ping-pong as an Effect program of the library's shape, what any Effect program pays for the
- * same work. The raw calls run in the sending fiber (`lift`); the wake is a `Queue` that a subscriber fiber consumes
+ * same work. The raw calls run in the sending fiber (`fromRaw`); the wake is a `Queue` that a subscriber fiber consumes
  * as a `Stream` (delivering the sent row when it is the next one, else reading as the raw subscriber does), and the
  * sender awaits each delivery from a second `Queue`.
  */
@@ -235,8 +226,8 @@ const floorRun = (raw: Raw, t: Texts, sessions: number, pings: number) =>
         Effect.gen(function* () {
           const id = `floor-${s}-${uuidv7At(Date.now())}`
           const now = Date.now()
-          yield* lift(() => raw.all(t.insertSession, [id, now, now]))
-          yield* lift(() => raw.all(t.insertConversation, [id, id, now, now]))
+          yield* fromRaw(() => raw.all(t.insertSession, [id, now, now]))
+          yield* fromRaw(() => raw.all(t.insertConversation, [id, id, now, now]))
           const wakes = yield* Queue.unbounded<ReadonlyArray<any>>()
           const arrivals = yield* Queue.unbounded<readonly [seq: number, at: number]>()
           let cursor = 0
@@ -247,9 +238,12 @@ const floorRun = (raw: Raw, t: Texts, sessions: number, pings: number) =>
               return Effect.succeed([row])
             }
             return Effect.map(
-              Effect.all([lift(() => raw.all(t.getSession, [id])), lift(() => raw.all(t.after, [id, cursor, 100]))], {
-                concurrency: 2
-              }),
+              Effect.all(
+                [fromRaw(() => raw.all(t.getSession, [id])), fromRaw(() => raw.all(t.after, [id, cursor, 100]))],
+                {
+                  concurrency: 2
+                }
+              ),
               ([session, found]) => {
                 check(session[0] !== undefined && session[0][4] !== "closed", "floor subscriber session")
                 const rows = found.map(decodeMessage)
@@ -266,11 +260,11 @@ const floorRun = (raw: Raw, t: Texts, sessions: number, pings: number) =>
           )
           for (let i = 1; i <= pings; i++) {
             const start = performance.now()
-            const [session] = yield* lift(() => raw.all(t.getSession, [id]))
+            const [session] = yield* fromRaw(() => raw.all(t.getSession, [id]))
             check(session !== undefined && session[4] !== "closed", "floor session")
             const now = Date.now()
             const messageId = uuidv7At(now)
-            const stored = yield* lift(() => raw.append(id, messageId, now))
+            const stored = yield* fromRaw(() => raw.append(id, messageId, now))
             raw.notify(id)
             yield* Queue.offer(wakes, [stored, messageId, "user", partsJson, null, now])
             const [seq, at] = yield* Queue.take(arrivals)
@@ -320,9 +314,9 @@ const measure = async (
     p99: round(percentile(lib, 0.99)),
     baselineP50: round(percentile(base, 0.5)),
     baselineP99: round(percentile(base, 0.99)),
-    ratio: Math.round((percentile(base, 0.5) / percentile(lib, 0.5)) * 100) / 100,
+    ratio: round2(percentile(base, 0.5) / percentile(lib, 0.5)),
     floorP50: round(percentile(floor, 0.5)),
-    floorRatio: Math.round((percentile(base, 0.5) / percentile(floor, 0.5)) * 100) / 100
+    floorRatio: round2(percentile(base, 0.5) / percentile(floor, 0.5))
   }
 }
 

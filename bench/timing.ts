@@ -116,13 +116,14 @@ export const timeFloor = (
   ops: number,
   concurrency: number,
   f: (i: number, caller: number) => MaybePromise<unknown>
-): Effect.Effect<number, unknown> =>
-  timeLibrary(ops, concurrency, (i, caller) =>
-    Effect.suspend(() => {
-      const result = f(i, caller)
-      return result instanceof Promise ? Effect.promise(() => result) : Effect.succeed(result)
-    })
-  )
+): Effect.Effect<number, unknown> => timeLibrary(ops, concurrency, (i, caller) => fromRaw(() => f(i, caller)))
+
+/** A raw side's call as an Effect: a plain call as `Effect.sync` runs it, a promise awaited by `Effect.promise`. */
+export const fromRaw = <A>(f: () => MaybePromise<A>): Effect.Effect<A> =>
+  Effect.suspend(() => {
+    const result = f()
+    return result instanceof Promise ? Effect.promise(() => result) : Effect.succeed(result)
+  })
 
 /** An ops/s row with its floor (see `timeFloor`) beside the library and the raw driver. */
 export interface FloorRow extends OpsRow {
