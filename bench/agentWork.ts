@@ -53,6 +53,7 @@ import {
   floorFigures,
   opsFigures,
   printOpsTable,
+  then,
   withOpenPool
 } from "./timing.ts"
 
@@ -182,8 +183,6 @@ const textsOf = (prefix: string, dialect: Kit.Dialect) => ({
 // The raw side: hand-written code on the driver, synchronous on SQLite
 
 type Sql = ReadonlyArray<any>
-const then = <A, B>(value: MaybePromise<A>, f: (a: A) => MaybePromise<B>): MaybePromise<B> =>
-  value instanceof Promise ? value.then(f) : f(value)
 
 /** One statement, its first row (or `undefined`). */
 type One = (text: string, params: ReadonlyArray<unknown>) => MaybePromise<Sql | undefined>

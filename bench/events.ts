@@ -32,7 +32,17 @@ import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { EventStore } from "../src/Event.ts"
 import { best, median, printTable } from "./stats.ts"
 import { openAdmin, runStamp } from "./admin.ts"
-import { type MaybePromise, POOL, openPool, opsColumns, timeLibrary, timeRaw, url, withOpenPool } from "./timing.ts"
+import {
+  type MaybePromise,
+  POOL,
+  openPool,
+  opsColumns,
+  then,
+  timeLibrary,
+  timeRaw,
+  url,
+  withOpenPool
+} from "./timing.ts"
 
 /** One row of the event table: throughput beside the raw driver, or a latency (library only). */
 export interface Row {
@@ -170,9 +180,6 @@ const runSide = async (backend: "sqlite" | "postgres", side: Side, reps: number)
   rows.push(await latency(backend, side.library))
   return rows
 }
-
-const then = <A, B>(value: MaybePromise<A>, f: (a: A) => B): MaybePromise<B> =>
-  value instanceof Promise ? value.then(f) : f(value)
 
 const fail = (what: string): never => {
   throw new Error(`bench sanity check failed: ${what}`)

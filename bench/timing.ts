@@ -56,6 +56,10 @@ export interface OpsRow {
 /** A raw side's operation: a plain call (better-sqlite3) or a promise (`postgres`). */
 export type MaybePromise<A> = A | Promise<A>
 
+/** `f` of a raw call's result: at once for a plain value, after it for a promise. */
+export const then = <A, B>(value: MaybePromise<A>, f: (a: A) => MaybePromise<B>): MaybePromise<B> =>
+  value instanceof Promise ? value.then(f) : f(value)
+
 /** Collects garbage when node runs with `--expose-gc`, so one side's garbage is not collected in the other's time. */
 export const gc = (): void => (globalThis as { gc?: () => void }).gc?.()
 
