@@ -17,6 +17,13 @@ const child = (deny: string, ...args: Array<string>) =>
     timeout: 60_000
   })
 
+/** The fixture with `missing` not installed, as a user who left the driver out sees it. */
+const without = (missing: string, ...args: Array<string>) =>
+  run(process.execPath, ["--import", "tsx", "test/fixtures/imports-child.ts", ...args], {
+    env: { ...process.env, MISSING: missing },
+    timeout: 60_000
+  })
+
 describe("light imports", () => {
   for (const entry of ["layers/memory/index.ts", "layers/index.ts"]) {
     it(`StoresMemory from ${entry} loads neither better-sqlite3 nor postgres`, async () => {
@@ -26,8 +33,25 @@ describe("light imports", () => {
   }
 
   it("the check fails when a denied driver is loaded", async () => {
-    await expect(child("postgres", "layers/index.ts", "postgres", pgUrl, "unused")).rejects.toThrow(
-      'the driver "postgres" was loaded'
+    const { stdout } = await child("postgres", "layers/index.ts", "postgres", pgUrl, "unused")
+    expect(stdout).toContain('the driver "postgres" was loaded')
+  }, 60_000)
+})
+
+describe("a driver that is not installed", () => {
+  it("StoresSqlite fails at layer build with a StorageError naming better-sqlite3 and its install command", async () => {
+    const { stdout } = await without("better-sqlite3", "layers/index.ts", "sqlite")
+    expect(stdout.trim()).toBe(
+      "StorageError: sqlite failed during load driver: the SQLite backend needs the package better-sqlite3, " +
+        'which is not installed: run npm install better-sqlite3@"^12.6.2"'
+    )
+  }, 60_000)
+
+  it("StoresPg fails at layer build with a StorageError naming postgres and its install command", async () => {
+    const { stdout } = await without("postgres", "layers/index.ts", "postgres", pgUrl, "unused")
+    expect(stdout.trim()).toBe(
+      "StorageError: postgres failed during load driver: the PostgreSQL backend needs the package postgres, " +
+        'which is not installed: run npm install postgres@"^3.4.9"'
     )
   }, 60_000)
 })

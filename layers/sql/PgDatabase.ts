@@ -13,9 +13,9 @@ import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import { Context, Duration, Effect, Layer, Option, Redacted, Scope, Stream } from "effect"
 import { randomBytes } from "node:crypto"
-import { createRequire } from "node:module"
 import type postgres from "postgres"
 import { StorageError } from "../../src/Errors.ts"
+import * as OptionalPackage from "../OptionalPackage.ts"
 import * as CommitHooks from "./CommitHooks.ts"
 import * as Wakeups from "../Wakeups.ts"
 
@@ -43,9 +43,6 @@ export interface PgDatabaseOptions {
 }
 
 type Pool = postgres.Sql
-
-/** The \`postgres\` driver, loaded when a pool is first opened: importing the library never loads it. */
-const loadDriver = (): typeof postgres => createRequire(import.meta.url)("postgres")
 
 /**
  * The lean statement path beside the `SqlClient`: `values(text, params)` runs
@@ -240,9 +237,11 @@ export const make = (
     const operationTimeout = Option.map(Option.fromNullable(options.operationTimeout), Duration.decode)
     const prepare = options.prepare ?? true
     const url = typeof options.url === "string" ? options.url : Redacted.value(options.url)
+    // The driver is loaded when a pool is first opened: importing the library never loads it.
+    const driver = yield* OptionalPackage.load<typeof postgres>(OptionalPackage.postgres)
     const pool = yield* Effect.acquireRelease(
       Effect.sync(() =>
-        loadDriver()(url, {
+        driver(url, {
           max: options.maxConnections ?? 10,
           prepare,
           connect_timeout: Duration.toSeconds(connectTimeout),

@@ -15,8 +15,8 @@ import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import type Sqlite from "better-sqlite3"
 import { Context, Effect, Layer, Option, Schedule, Stream } from "effect"
-import { createRequire } from "node:module"
 import { StorageError } from "../../src/Errors.ts"
+import * as OptionalPackage from "../OptionalPackage.ts"
 import * as CommitHooks from "./CommitHooks.ts"
 
 /** Whether a thrown SQLite error is SQLITE_BUSY (another connection holds a lock). */
@@ -65,18 +65,30 @@ export class SqliteDatabase extends Context.Tag("effect-agent-stores/SqliteDatab
 
 const compiler = Statement.makeCompilerSqlite()
 
-/** better-sqlite3, loaded when a database is first opened: importing the library never loads the native binding. */
-const loadDriver = (): typeof Sqlite => createRequire(import.meta.url)("better-sqlite3")
+/**
+ * better-sqlite3 installed without its native module: npm 11 skips the install scripts of packages that the app's
+ * `allowScripts` does not list, and `--ignore-scripts` skips them all.
+ */
+const unbuilt = (cause: unknown): unknown =>
+  cause instanceof Error && cause.message.includes("Could not locate the bindings file")
+    ? new Error(
+        "better-sqlite3 is installed but its native module was not built (its install script did not run): " +
+          "run npm install-scripts approve better-sqlite3 && npm rebuild better-sqlite3",
+        { cause }
+      )
+    : cause
 
 /** Opens the connection, applies the pragmas and builds both services; closes the connection with the scope. */
 export const make = (options: SqliteOptions = {}) =>
   Effect.gen(function* () {
     const filename = options.filename ?? defaultFilename
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000
+    // better-sqlite3 is loaded when a database is first opened: importing the library never loads the native module.
+    const Database = yield* OptionalPackage.load<typeof Sqlite>(OptionalPackage.betterSqlite3)
     const db = yield* Effect.acquireRelease(
       Effect.try({
-        try: () => new (loadDriver())(filename, { timeout: busyTimeoutMs }),
-        catch: (cause) => new StorageError({ backend: "sqlite", operation: "open", cause })
+        try: () => new Database(filename, { timeout: busyTimeoutMs }),
+        catch: (cause) => new StorageError({ backend: "sqlite", operation: "open", cause: unbuilt(cause) })
       }),
       (db) => Effect.sync(() => db.close())
     )
