@@ -24,6 +24,7 @@ import { join } from "node:path"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import postgres from "postgres"
+import { tablesOf, withRequired } from "../layers/Registry.ts"
 import * as Kit from "../layers/sql/Kit.ts"
 import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import * as SqlEventStore from "../layers/sql/SqlEventStore.ts"
@@ -31,7 +32,7 @@ import { mmapBytes, pageCacheKiB } from "../layers/sql/SqliteDatabase.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { EventStore } from "../src/Event.ts"
 import { best, median, printTable } from "./stats.ts"
-import { openAdmin, runStamp } from "./admin.ts"
+import { dropPrefixed, openAdmin, runStamp } from "./admin.ts"
 import {
   type MaybePromise,
   POOL,
@@ -340,7 +341,6 @@ const pgRows = async (reps: number): Promise<Array<Row> | string> => {
                 n,
                 now,
                 0,
-                SqlEventStore.counter,
                 events.map((e) => e.id),
                 events.map((e) => e.type),
                 events.map((e) => e.payload),
@@ -378,11 +378,7 @@ const pgRows = async (reps: number): Promise<Array<Row> | string> => {
     await library.dispose()
     await raw.end({ timeout: 1 })
     for (const prefix of [libraryPrefix, rawPrefix]) {
-      for (const table of ["events", "event_streams", "events_migrations", "counters", "kernel_migrations"]) {
-        await admin.unsafe(`DROP TABLE IF EXISTS "${prefix}_${table}" CASCADE`)
-      }
-      for (const fn of ["events_guard", "event_streams_guard"])
-        await admin.unsafe(`DROP FUNCTION IF EXISTS "${prefix}_${fn}"`)
+      await dropPrefixed(admin, prefix, tablesOf(prefix, withRequired([SqlEventStore.schema])))
     }
     await admin.end({ timeout: 1 })
   }

@@ -12,13 +12,13 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import postgres from "postgres"
+import { tablesOf, withRequired } from "../layers/Registry.ts"
 import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import * as SqlEventStore from "../layers/sql/SqlEventStore.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
 import { EventStore, type StoredEvent } from "../src/Event.ts"
 import { Child } from "./child.ts"
-import { pgReady, pgUrl } from "./pg.ts"
+import { dropPrefix, pgReady, pgUrl } from "./pg.ts"
 
 const child = fileURLToPath(new URL("./fixtures/events-child.ts", import.meta.url))
 const pgReachable = await pgReady("EventStore SQL tests")
@@ -30,19 +30,8 @@ const pgPrefix = (name: string) => {
 }
 
 afterAll(async () => {
-  if (pgReachable !== undefined || prefixes.length === 0) return
-  const sql = postgres(pgUrl, { max: 1, onnotice: () => {} })
-  try {
-    for (const prefix of prefixes) {
-      for (const table of ["events", "event_streams", "events_migrations", "counters", "kernel_migrations"]) {
-        await sql.unsafe(`DROP TABLE IF EXISTS "${prefix}_${table}" CASCADE`)
-      }
-      for (const fn of ["events_guard", "event_streams_guard"])
-        await sql.unsafe(`DROP FUNCTION IF EXISTS "${prefix}_${fn}"`)
-    }
-  } finally {
-    await sql.end({ timeout: 1 })
-  }
+  if (pgReachable !== undefined) return
+  for (const prefix of prefixes) await dropPrefix(prefix, tablesOf(prefix, withRequired([SqlEventStore.schema])))
 })
 
 const tmpFile = (name: string) => join(mkdtempSync(join(tmpdir(), "agent-events-")), name)
@@ -263,7 +252,8 @@ describe("EventStore across processes and connections", () => {
             all.push(...batch)
             after = batch[batch.length - 1]!.position
           }
-          return { wins, seen, all, stored: yield* events.read("race", { limit: 1000 }) }
+          const others = yield* Effect.forEach(wins, (_, w) => events.read(`other-${w}`, { limit: 1000 }))
+          return { wins, seen, all, stored: yield* events.read("race", { limit: 1000 }), others: others.flat() }
         }).pipe(Effect.provide(store()))
       )
       checkRace(
@@ -273,7 +263,13 @@ describe("EventStore across processes and connections", () => {
       )
       expect(result.wins.filter((w) => w > 0).length).toBeGreaterThan(1)
       expect(result.seen).toEqual(result.all.map((e) => e.position))
-      expect(result.all.map((e) => e.position)).toEqual(Array.from({ length: result.all.length }, (_, i) => i + 1))
+      // Every event of every stream, each once, in strictly increasing positions.
+      expect(result.all.map((e) => e.position)).toEqual(
+        [...result.stored, ...result.others].map((e) => e.position).sort((a, b) => a - b)
+      )
+      for (let i = 1; i < result.all.length; i++) {
+        expect(result.all[i]!.position).toBeGreaterThan(result.all[i - 1]!.position)
+      }
     },
     300_000
   )

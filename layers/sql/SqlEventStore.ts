@@ -1,9 +1,7 @@
 /**
  * `EventStore` on SQL, stated once for SQLite and PostgreSQL.
  *
- * - `{events}`: one row per event, keyed by `position` (from the kernel's
- *   `events` counter, bumped in the append's transaction, so positions are
- *   in commit order), unique `(stream_id, seq)` and `id`.
+ * - `{events}`: one row per event, keyed by `position`, unique `(stream_id, seq)` and `id`.
  * - `{event_streams}`: one row per stream: its version (the claim an append
  *   makes: a compare-and-set on it settles racing writers) and its retention
  *   mark `truncated_before`.
@@ -13,12 +11,19 @@
  *   deletes). The mark itself only rises, never past the version + 1, and a
  *   stream row is never deleted. (PostgreSQL also refuses `TRUNCATE`.)
  *
- * Lock order on PostgreSQL: the stream row, then the counter row.
- * PostgreSQL appends in one statement (stream claim, counter bump and every
+ * Positions (see `docs/events.md`): on SQLite, from the kernel's `events`
+ * counter bumped in the append's transaction (one writer at a time, so they are
+ * in commit order). On PostgreSQL, without any row all writers share: a
+ * transaction's events take the next free places in a block of `pgSlots`
+ * positions of its own, the block fixed by its transaction id (`xid8`) counted
+ * from `{event_origin}`; reads stop below the block of the oldest transaction
+ * still running (`{events_frontier}()`), whose events may yet commit, so a
+ * reader never passes an event that commits later. Lock order: the stream row only.
+ * PostgreSQL appends in one statement (stream claim, positions and every
  * event through `unnest`), one round trip whatever the batch size.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Effect, Layer, Option } from "effect"
+import { Clock, Duration, Effect, Layer, Option } from "effect"
 import type { StorageError } from "../../src/Errors.ts"
 import {
   type AppendOutcome,
@@ -61,10 +66,94 @@ const eventsTable = (collate: string) => `CREATE TABLE IF NOT EXISTS {events} (
   UNIQUE (stream_id, seq)
 )`
 
+/** The kernel counter positions come from on SQLite (retired on PostgreSQL by `0002_positions_from_transactions`). */
+export const counter = "events"
+
+/**
+ * Positions per transaction on PostgreSQL: a transaction's events take the next free places in its own block of
+ * this many, so one transaction appends at most this many events (at least one whole `append`, `maxAppendBatch`).
+ */
+export const pgSlots = 1024
+
+/**
+ * What the counter is set to when PostgreSQL's positions stop coming from it: a process still running the counter
+ * scheme then gets negative positions, which `{events_position_range}` refuses, rather than writing out of order.
+ */
+const retiredCounter = "-4611686018427387904"
+
+/**
+ * PostgreSQL's positions as the calling statement's snapshot sees them (STABLE: it runs in that snapshot):
+ * `{event_origin}` (transaction `base_xid` has the block starting at `base_position`), the last position stored
+ * (at least `base_position - 1`), and whether the log holds positions beyond every block of a transaction that
+ * has run or runs now: the cluster's transaction ids started again below the origin (the database was restored
+ * into another cluster), so the origin must move past the stored positions before a transaction takes a block.
+ */
+const originSeen = `CREATE OR REPLACE FUNCTION {event_origin_seen}(
+    OUT base_xid BIGINT, OUT base_position BIGINT, OUT last BIGINT, OUT restarted BOOLEAN)
+  LANGUAGE plpgsql STABLE AS $$
+  BEGIN
+    SELECT o.base_xid, o.base_position, GREATEST((SELECT max(position) FROM {events}), o.base_position - 1)
+      INTO base_xid, base_position, last FROM {event_origin} AS o;
+    restarted := last >= base_position + (GREATEST(pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+      COALESCE(pg_current_xact_id_if_assigned()::text::bigint + 1, 0)) - base_xid) * ${pgSlots};
+  END $$`
+
+/**
+ * The first position a PostgreSQL read must not reach: the block of the oldest transaction still running
+ * (`pg_snapshot_xmin`), whose events may commit after any later one; every event below it has committed or never
+ * will. STABLE, so it sees the snapshot of the read that calls it: the events the read returns and the frontier
+ * that bounds them are of one moment.
+ */
+const frontier = `CREATE OR REPLACE FUNCTION {events_frontier}() RETURNS BIGINT LANGUAGE plpgsql STABLE AS $$
+  DECLARE
+    o RECORD;
+  BEGIN
+    SELECT * INTO o FROM {event_origin_seen}();
+    IF o.restarted THEN
+      RETURN o.last + 1;
+    END IF;
+    RETURN o.base_position + (pg_snapshot_xmin(pg_current_snapshot())::text::bigint - o.base_xid) * ${pgSlots};
+  END $$`
+
+/**
+ * Places `n` events of the calling transaction: the last of the next `n` free places in its block (an index probe,
+ * when the block may already hold its earlier appends). After a restart into another cluster, the
+ * first writer moves the origin past the stored positions (locking the origin row; every other writer waits for it).
+ */
+const place = `CREATE OR REPLACE FUNCTION {events_place}(n BIGINT) RETURNS BIGINT LANGUAGE plpgsql AS $$
+  DECLARE
+    x BIGINT := pg_current_xact_id()::text::bigint;
+    o RECORD;
+    block BIGINT;
+    first BIGINT;
+  BEGIN
+    SELECT * INTO o FROM {event_origin_seen}();
+    IF o.restarted THEN
+      PERFORM 1 FROM {event_origin} FOR UPDATE;
+      SELECT * INTO o FROM {event_origin_seen}();
+      IF o.restarted THEN
+        UPDATE {event_origin}
+          SET base_xid = pg_snapshot_xmin(pg_current_snapshot())::text::bigint, base_position = o.last + 1;
+        SELECT * INTO o FROM {event_origin_seen}();
+      END IF;
+    END IF;
+    block := o.base_position + (x - o.base_xid) * ${pgSlots};
+    first := block;
+    IF o.last >= block THEN
+      SELECT COALESCE(max(position) + 1, block) INTO first FROM {events}
+        WHERE position >= block AND position < block + ${pgSlots};
+    END IF;
+    IF first + n > block + ${pgSlots} THEN
+      RAISE EXCEPTION 'one transaction appends at most % events on PostgreSQL', ${pgSlots}
+        USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    RETURN first + n - 1;
+  END $$`
+
 /** The events tables, their triggers and migrations; requires the kernel's counters. */
 export const schema: Kit.SqlSchema = {
   name: "events",
-  tables: ["event_streams", "events"],
+  tables: ["event_streams", "events", "event_origin"],
   migrations: {
     "0001_events": [
       { sqlite: streamsTable(""), pg: streamsTable(' COLLATE "C"') },
@@ -125,13 +214,42 @@ export const schema: Kit.SqlSchema = {
         pg: `CREATE TRIGGER {event_streams_no_truncate} BEFORE TRUNCATE ON {event_streams}
           FOR EACH STATEMENT EXECUTE FUNCTION {event_streams_guard}()`
       }
+    ],
+    // PostgreSQL: positions from transaction ids instead of the counter. The origin's block starts after every
+    // position handed out (waiting for appends of the counter scheme in flight: they hold the counter row), for the
+    // oldest transaction still running, so every transaction that can still append gets a block above them.
+    "0002_positions_from_transactions": [
+      {
+        pg: `CREATE TABLE IF NOT EXISTS {event_origin} (
+          id INTEGER PRIMARY KEY CHECK (id = 1),
+          base_xid BIGINT NOT NULL,
+          base_position BIGINT NOT NULL
+        )`
+      },
+      {
+        pg: `DO $$
+          DECLARE
+            handed BIGINT;
+          BEGIN
+            SELECT value INTO handed FROM {counters} WHERE name = '${counter}' FOR UPDATE;
+            INSERT INTO {counters} (name, value) VALUES ('${counter}', ${retiredCounter})
+              ON CONFLICT (name) DO UPDATE SET value = excluded.value;
+            INSERT INTO {event_origin} (id, base_xid, base_position)
+              SELECT 1, pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
+                GREATEST(handed, (SELECT max(position) FROM {events}), 0) + 1;
+          END $$`
+      },
+      {
+        pg: `ALTER TABLE {events} ADD CONSTRAINT {events_position_range}
+          CHECK (position BETWEEN 1 AND ${Number.MAX_SAFE_INTEGER}) NOT VALID`
+      },
+      { pg: originSeen },
+      { pg: frontier },
+      { pg: place }
     ]
   },
   requires: [Kit.kernel]
 }
-
-/** The kernel counter positions come from. */
-export const counter = "events"
 
 const eventColumns = "id, stream_id, seq, position, type, payload, metadata, created_at"
 
@@ -181,12 +299,14 @@ const readBackward = Kit.stmt<[streamId: string, before: number, limit: number],
   `SELECT ${eventColumns} FROM {events} WHERE stream_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
   decodeEvent
 )
-const readAll = Kit.stmt<[after: number, limit: number], EventRow>(
-  `SELECT ${eventColumns} FROM {events} WHERE position > ? ORDER BY position LIMIT ?`,
-  decodeEvent
-)
 const eventById = Kit.stmt<[id: string], string>(`SELECT id FROM {events} WHERE id = ?`, (r) => r[0])
-const head = Kit.stmt<[name: string], number>(`SELECT value FROM {counters} WHERE name = ?`, (r) => Number(r[0]))
+/** The last position handed out on SQLite; on PostgreSQL, the last below the frontier (every event to it settled). */
+const head = Kit.stmt<[], number>(
+  { sqlite: `SELECT value FROM {counters} WHERE name = '${counter}'`, pg: "SELECT {events_frontier}() - 1" },
+  (r) => Number(r[0])
+)
+/** Places `n` events of the calling transaction on PostgreSQL (see `{events_place}`): the last position. */
+const pgPlace = Kit.stmt<[n: number], number>("SELECT {events_place}(?)", (r) => Number(r[0]))
 const raiseMark = Kit.stmt<[mark: number, now: number, now2: number, streamId: string, version: number], number>(
   `UPDATE {event_streams} SET version = version + 1, truncated_before = ?,
       updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END
@@ -198,19 +318,67 @@ const removeBelow = Kit.stmt<[streamId: string, mark: number], number>(
   (r) => Number(r[0])
 )
 
-/** `readAll` filtered by types: one statement per number of types, stated on first use. */
-const byTypes = new Map<number, Kit.Stmt<Array<unknown>, EventRow>>()
-const readAllOfTypes = (after: number, limit: number, types: ReadonlyArray<string>) => {
-  let statement = byTypes.get(types.length)
+/**
+ * What a PostgreSQL read of every stream knows beside its rows (see `settle`): the frontier it stopped below, the
+ * last position stored, and whether waiting can move the frontier (not in a transaction that has written, which holds
+ * it back itself, nor in one whose snapshot is fixed).
+ */
+interface Unsettled {
+  readonly frontier: number
+  readonly last: number
+  readonly waitable: boolean
+}
+
+/** A page of `readAll`: its rows and, on PostgreSQL, what `settle` needs. */
+interface AllPage {
+  readonly rows: ReadonlyArray<EventRow>
+  readonly unsettled: Unsettled | undefined
+}
+
+/**
+ * A row of `readAll`: the event (none in PostgreSQL's one row for an empty page), then, on PostgreSQL, the frontier,
+ * the last position and whether the read could wait.
+ */
+const decodeAllRow = (r: ReadonlyArray<any>) => ({
+  event: r[0] === null ? undefined : decodeEvent(r),
+  unsettled:
+    r.length > 8 ? { frontier: Number(r[8]), last: r[9] === null ? 0 : Number(r[9]), waitable: r[10] } : undefined
+})
+
+const toAllPage = (rows: ReadonlyArray<ReturnType<typeof decodeAllRow>>): AllPage => ({
+  rows: rows.flatMap((row) => (row.event === undefined ? [] : [row.event])),
+  unsettled: rows[0]?.unsettled
+})
+
+/**
+ * `readAll` (of `types` when given): on PostgreSQL, below the frontier of the same snapshot (the one row of `f`
+ * joined to the page, so an empty page still reports it). One statement per number of types, stated on first use.
+ */
+const readAllStatements = new Map<number, Kit.Stmt<Array<unknown>, ReturnType<typeof decodeAllRow>>>()
+const readAll = (after: number, limit: number, types: ReadonlyArray<string> | undefined) => {
+  const count = types?.length ?? 0
+  let statement = readAllStatements.get(count)
   if (statement === undefined) {
+    const ofTypes = count === 0 ? "" : ` AND type IN (${types!.map(() => "?").join(", ")})`
     statement = Kit.stmt(
-      `SELECT ${eventColumns} FROM {events} WHERE position > ? AND type IN (${types.map(() => "?").join(", ")})
-        ORDER BY position LIMIT ?`,
-      decodeEvent
+      {
+        sqlite: `SELECT ${eventColumns} FROM {events} WHERE position > ?${ofTypes} ORDER BY position LIMIT ?`,
+        pg: `WITH f AS MATERIALIZED (
+            SELECT {events_frontier}() AS frontier, (SELECT max(position) FROM {events}) AS last,
+              pg_current_xact_id_if_assigned() IS NULL
+                AND current_setting('transaction_isolation') = 'read committed' AS waitable
+          )
+          SELECT e.*, f.frontier, f.last, f.waitable FROM f LEFT JOIN LATERAL (
+            SELECT ${eventColumns} FROM {events} WHERE position > ? AND position < f.frontier${ofTypes}
+            ORDER BY position LIMIT ?
+          ) AS e ON true
+          ORDER BY e.position`
+      },
+      decodeAllRow
     )
-    byTypes.set(types.length, statement)
+    readAllStatements.set(count, statement)
   }
-  return Kit.all(statement, after, ...types, limit)
+  return Kit.all(statement, after, ...(types ?? []), limit).map(toAllPage)
 }
 
 const streamListing = Kit.listing({
@@ -225,7 +393,7 @@ const listStreams = (prefix: string | undefined, page: PageQuery) =>
   streamListing({}, page, prefix === undefined ? [] : Kit.prefixRange("stream_id", prefix))
 
 // PostgreSQL: the whole append in one statement. `claim` advances (or creates) the stream row only when the
-// version check passes; the counter is bumped only for a claimed row; the events are inserted from arrays.
+// version check passes; positions are placed only for a claimed row; the events are inserted from arrays.
 const pgClaims = {
   exact: `UPDATE {event_streams} AS s SET version = s.version + p.n, updated_at = GREATEST(s.updated_at, p.now)
     FROM p WHERE s.stream_id = p.stream_id AND s.version = p.expected RETURNING s.version`,
@@ -245,7 +413,6 @@ type PgAppendParams = [
   n: number,
   now: number,
   expected: number,
-  counter: string,
   ids: ReadonlyArray<string>,
   types: ReadonlyArray<string>,
   payloads: ReadonlyArray<string>,
@@ -257,21 +424,18 @@ const pgAppendStatement = (claim: string, notify: string) =>
   Kit.stmt<PgAppendParams, AppendOutcome>(
     `WITH p AS (SELECT ?::text AS stream_id, ?::bigint AS n, ?::bigint AS now, ?::bigint AS expected),
       claim AS (${claim}),
-      bumped AS (
-        INSERT INTO {counters} (name, value) SELECT ?, p.n FROM claim, p
-        ON CONFLICT (name) DO UPDATE SET value = {counters}.value + excluded.value RETURNING value
-      ),
+      placed AS MATERIALIZED (SELECT {events_place}(p.n) AS last FROM claim, p),
       inserted AS (
         INSERT INTO {events} (${eventColumns})
-        SELECT e.id, p.stream_id, claim.version - p.n + e.i, bumped.value - p.n + e.i, e.type, e.payload, e.metadata,
+        SELECT e.id, p.stream_id, claim.version - p.n + e.i, placed.last - p.n + e.i, e.type, e.payload, e.metadata,
           p.now
-        FROM p, claim, bumped,
+        FROM p, claim, placed,
           unnest(?::text[], ?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS e(id, type, payload, metadata, i)
         RETURNING position
       )
-    SELECT claim.version, bumped.value, (SELECT count(*) FROM inserted),
+    SELECT claim.version, placed.last, (SELECT count(*) FROM inserted),
       (SELECT s.version FROM {event_streams} AS s WHERE s.stream_id = p.stream_id)${notify}
-    FROM p LEFT JOIN claim ON true LEFT JOIN bumped ON true`,
+    FROM p LEFT JOIN claim ON true LEFT JOIN placed ON true`,
     // Refused: the version the statement saw (a concurrent claim may have moved it on; the store then retries).
     (r): AppendOutcome =>
       r[0] === null
@@ -302,6 +466,16 @@ export type Notify = readonly [string, string, string, string] | undefined
 /** The version of a stream (0 when none), after a refused claim. */
 const versionOf = (streamId: string) => Kit.one(selectStream, streamId).map((row) => row?.version ?? 0)
 
+/** How a statement-by-statement write takes `n` positions: the last of them. */
+type Place = (n: number) => Kit.Call<number | undefined>
+
+/** SQLite: from the kernel's counter. */
+const placeByCounter: Place = (n) => Kit.one(Kit.bumpCounter, counter, n)
+
+/** PostgreSQL: in the transaction's block. */
+const placeInBlock: Place = (n) => Kit.one(pgPlace, n)
+
+/** `append` statement by statement (SQLite), positions from the counter. */
 function* appendSteps(
   streamId: string,
   events: ReadonlyArray<NewEvent>,
@@ -321,7 +495,7 @@ function* appendSteps(
       : yield* Kit.one(advanceStream, n, now, now, streamId, actual)
   // Another writer claimed the stream first (PostgreSQL through a caller's SqlClient): report what it holds now.
   if (version === undefined) return { _tag: "Refused", actual: yield* versionOf(streamId) }
-  const position: number = (yield* Kit.one(Kit.bumpCounter, counter, n))!
+  const position: number = (yield* placeByCounter(n))!
   for (let i = 0; i < n; i++) {
     const event = events[i]!
     yield* Kit.exec(
@@ -362,7 +536,6 @@ const pgAppend = (
     events.length,
     now,
     typeof expected === "number" ? expected : 0,
-    counter,
     events.map((e) => e.id),
     events.map((e) => e.type),
     events.map((e) => e.payload),
@@ -371,26 +544,28 @@ const pgAppend = (
   ).map((outcome) => outcome ?? { _tag: "Refused", actual: 0 })
 }
 
-function* truncateSteps(
-  streamId: string,
-  before: number,
-  marker: (truncatedBefore: number, removed: number) => NewEvent,
-  now: number,
-  notify?: Notify
-): Generator<Kit.Call<any>, TruncateOutcome, any> {
-  const current: EventStreamRow | undefined = yield* Kit.one(selectStream, streamId)
-  if (current === undefined) return undefined
-  const mark = Math.min(before, current.version + 1)
-  if (mark <= current.truncatedBefore) return { _tag: "Unchanged", truncatedBefore: current.truncatedBefore }
-  const version: number | undefined = yield* Kit.one(raiseMark, mark, now, now, streamId, current.version)
-  if (version === undefined) return { _tag: "Refused" }
-  const removed: ReadonlyArray<number> = yield* Kit.all(removeBelow, streamId, mark)
-  const position: number = (yield* Kit.one(Kit.bumpCounter, counter, 1))!
-  const event = marker(mark, removed.length)
-  yield* Kit.exec(insertEvent, event.id, streamId, version, position, event.type, event.payload, event.metadata, now)
-  if (notify !== undefined) yield* Kit.exec(pgNotify, ...notify)
-  return { _tag: "Truncated", truncatedBefore: mark, removed: removed.length }
-}
+/** `truncateBefore`'s steps, its marker event's position taken by `place`. */
+const truncateSteps = (place: Place) =>
+  function* (
+    streamId: string,
+    before: number,
+    marker: (truncatedBefore: number, removed: number) => NewEvent,
+    now: number,
+    notify?: Notify
+  ): Generator<Kit.Call<any>, TruncateOutcome, any> {
+    const current: EventStreamRow | undefined = yield* Kit.one(selectStream, streamId)
+    if (current === undefined) return undefined
+    const mark = Math.min(before, current.version + 1)
+    if (mark <= current.truncatedBefore) return { _tag: "Unchanged", truncatedBefore: current.truncatedBefore }
+    const version: number | undefined = yield* Kit.one(raiseMark, mark, now, now, streamId, current.version)
+    if (version === undefined) return { _tag: "Refused" }
+    const removed: ReadonlyArray<number> = yield* Kit.all(removeBelow, streamId, mark)
+    const position: number = (yield* place(1))!
+    const event = marker(mark, removed.length)
+    yield* Kit.exec(insertEvent, event.id, streamId, version, position, event.type, event.payload, event.metadata, now)
+    if (notify !== undefined) yield* Kit.exec(pgNotify, ...notify)
+    return { _tag: "Truncated", truncatedBefore: mark, removed: removed.length }
+  }
 
 /** The operations of `EventDriver` (the writes take the PostgreSQL NOTIFY arguments, see `Notify`). */
 export const ops = {
@@ -403,9 +578,7 @@ export const ops = {
   read: Kit.op("events.read", (streamId: string, after: number, limit: number, backward: boolean) =>
     Kit.all(backward ? readBackward : readForward, streamId, after, limit)
   ),
-  readAll: Kit.op("events.readAll", (after: number, limit: number, types: ReadonlyArray<string> | undefined) =>
-    types === undefined ? Kit.all(readAll, after, limit) : readAllOfTypes(after, limit, types)
-  ),
+  readAll: Kit.op("events.readAll", readAll),
   taken: Kit.op("events.taken", function* (ids: ReadonlyArray<string>) {
     const found: Array<string> = []
     for (const id of ids) {
@@ -416,15 +589,54 @@ export const ops = {
   }),
   stream: Kit.op("events.stream", (streamId: string) => Kit.one(selectStream, streamId)),
   streams: Kit.op("events.streams", listStreams),
-  head: Kit.op("events.head", () => Kit.one(head, counter).map((value) => value ?? 0)),
-  truncate: Kit.op("events.truncate", truncateSteps, { atomic: true })
+  head: Kit.op("events.head", () => Kit.one(head).map((value) => value ?? 0)),
+  truncate: Kit.op("events.truncate", truncateSteps(placeByCounter), { atomic: true, pg: truncateSteps(placeInBlock) })
 }
 const sqlOps = ops
+
+/** How long a read of every stream on PostgreSQL waits for events committed before it to settle (see `settle`). */
+const settleWithin = 1000
+
+/** Real time, not the program's `Clock`: a read waits for other sessions of the database, which run in real time. */
+const wallClock = Clock.make()
+
+/**
+ * `readAll` over pages that may stop at a frontier (PostgreSQL): when a page is short and events that committed
+ * before the read lie beyond the frontier (a transaction older than theirs is still running), reads again, backing
+ * off from 1 to 32 ms, until they are settled, the page is full, or `settleWithin` ms have passed; then returns the
+ * page's rows (never any past its frontier). So a read sees every append that committed before it, unless a
+ * transaction older than the append stays open longer than that.
+ */
+const settle =
+  (read: Kit.DriverOf<typeof sqlOps>["readAll"]): EventDriver["readAll"] =>
+  (after, limit, types) =>
+    Effect.flatMap(read(after, limit, types), (first) => {
+      const last = first.unsettled?.last ?? 0
+      const settled = ({ rows, unsettled }: AllPage) =>
+        unsettled === undefined ||
+        !unsettled.waitable ||
+        rows.length >= limit ||
+        after >= last ||
+        unsettled.frontier > last
+      if (settled(first)) return Effect.succeed(first.rows)
+      const deadline = wallClock.unsafeCurrentTimeMillis() + settleWithin
+      const again = (pause: number): Effect.Effect<ReadonlyArray<EventRow>, StorageError> =>
+        Effect.zipRight(
+          wallClock.sleep(Duration.millis(pause)),
+          Effect.flatMap(read(after, limit, types), (page) =>
+            settled(page) || wallClock.unsafeCurrentTimeMillis() >= deadline
+              ? Effect.succeed(page.rows)
+              : again(Math.min(pause * 2, 32))
+          )
+        )
+      return again(1)
+    })
 
 /** The driver over the runner's operations, passing `notify(streamId)` to the writes. */
 const driverOf = (d: Kit.DriverOf<typeof sqlOps>, notify: (streamId: string) => Notify): EventDriver => ({
   ...d,
   append: (streamId, events, expected, now) => d.append(streamId, events, expected, now, notify(streamId)),
+  readAll: settle(d.readAll),
   truncate: (streamId, before, marker, now) => d.truncate(streamId, before, marker, now, notify(streamId)),
   head: d.head()
 })
