@@ -12,7 +12,9 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import postgres from "postgres"
 import { tablesOf, withRequired } from "../layers/Registry.ts"
+import * as Kit from "../layers/sql/Kit.ts"
 import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import * as SqlEventStore from "../layers/sql/SqlEventStore.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
@@ -471,5 +473,204 @@ describe("EventStore positions on PostgreSQL: a slow transaction", () => {
     "a transaction open while others commit: no reader passes it, every reader sees it once it commits",
     slowWriter,
     120_000
+  )
+})
+
+/**
+ * A database as the counter scheme left it under `prefix`: the kernel's and the events' first migrations applied
+ * (and recorded as the migrator records them), five events at positions 1 to 5 and the counter at 5.
+ */
+const counterSchemeDatabase = async (sql: postgres.Sql, prefix: string) => {
+  for (const schema of [Kit.kernel, SqlEventStore.schema]) {
+    const [first, ddl] = Object.entries(schema.migrations)[0]!
+    for (const statement of ddl) {
+      const text = typeof statement === "string" ? statement : statement.pg
+      if (text !== undefined) await sql.unsafe(Kit.resolve(text, prefix, "pg"))
+    }
+    const table = `${prefix}_${schema.name}_migrations`
+    await sql.unsafe(`CREATE TABLE "${table}" (migration_id integer PRIMARY KEY,
+      created_at timestamp with time zone NOT NULL DEFAULT now(), name text NOT NULL)`)
+    await sql.unsafe(`INSERT INTO "${table}" (migration_id, name) VALUES ($1, $2)`, [1, first.slice(5)])
+  }
+  await sql.unsafe(`INSERT INTO "${prefix}_event_streams" VALUES ('old-a', 3, 1, 1, 1), ('old-b', 2, 1, 1, 1)`)
+  const rows = [
+    ["old-a", 1, 1],
+    ["old-b", 1, 2],
+    ["old-a", 2, 3],
+    ["old-a", 3, 4],
+    ["old-b", 2, 5]
+  ] as const
+  for (const [stream, seq, position] of rows) {
+    await sql.unsafe(`INSERT INTO "${prefix}_events" VALUES ($1, $2, $3, $4, 'old', '{}', '{}', 1)`, [
+      position,
+      stream,
+      seq,
+      `old-${position}`
+    ])
+  }
+  await sql.unsafe(`INSERT INTO "${prefix}_counters" VALUES ('events', 5)`)
+}
+
+/** An append as the counter scheme made it, in the transaction of `sql`: bump the counter, insert at its value. */
+const counterSchemeAppend = async (sql: postgres.TransactionSql, prefix: string, id: string) => {
+  const [row] = await sql.unsafe(
+    `UPDATE "${prefix}_counters" SET value = value + 1 WHERE name = 'events' RETURNING value`
+  )
+  await sql.unsafe(`UPDATE "${prefix}_event_streams" SET version = version + 1 WHERE stream_id = 'old-b'`)
+  await sql.unsafe(
+    `INSERT INTO "${prefix}_events" VALUES ($1, 'old-b', (SELECT version FROM "${prefix}_event_streams"
+      WHERE stream_id = 'old-b'), $2, 'old', '{}', '{}', 1)`,
+    [Number(row!.value), id]
+  )
+}
+
+describe("EventStore positions on PostgreSQL: migrating from the counter", () => {
+  it.skipIf(pgReachable !== undefined)(
+    "positions handed out stay, new ones follow them; an append of the counter scheme in flight is waited for, a later one refused",
+    async () => {
+      const prefix = pgPrefix("mig")
+      const sql = postgres(pgUrl, { max: 2, onnotice: () => {} })
+      try {
+        await counterSchemeDatabase(sql, prefix)
+        const store = SqlEventStore.layerWith({ tablePrefix: prefix }).pipe(
+          Layer.provide(PgDatabase.layer({ url: pgUrl, maxConnections: 2 }))
+        )
+        // A process of the counter scheme is appending (position 6, not committed) when the migration starts.
+        let release!: () => void
+        const held = new Promise<void>((resolve) => (release = resolve))
+        let appended!: () => void
+        const inFlight = new Promise<void>((resolve) => (appended = resolve))
+        const oldAppend = sql.begin(async (tx) => {
+          await counterSchemeAppend(tx, prefix, "old-6")
+          appended()
+          await held
+        })
+        await inFlight
+        let migrated = false
+        const result = Effect.runPromise(
+          Effect.gen(function* () {
+            const events = yield* EventStore
+            migrated = true
+            const before = yield* events.readAll()
+            const added = yield* events.append("new", [
+              { type: "new", payload: 1 },
+              { type: "new", payload: 2 }
+            ])
+            return { before, added, after: yield* events.readAll() }
+          }).pipe(Effect.provide(store))
+        )
+        await new Promise((resolve) => setTimeout(resolve, 500))
+        expect(migrated).toBe(false)
+        release()
+        await oldAppend
+        const { before, added, after } = await result
+        expect(before.map((e) => [e.position, e.id])).toEqual([1, 2, 3, 4, 5, 6].map((p) => [p, `old-${p}`]))
+        expect(added[0]!.position).toBeGreaterThan(6)
+        expect(added[1]!.position).toBe(added[0]!.position + 1)
+        expect(after.map((e) => e.position)).toEqual([1, 2, 3, 4, 5, 6, ...added.map((e) => e.position)])
+        const [origin] = await sql.unsafe(`SELECT base_position FROM "${prefix}_event_origin"`)
+        expect(Number(origin!.base_position)).toBe(7)
+        // A process still on the counter scheme now fails (the retired counter gives negative positions).
+        const refused = await sql
+          .begin((tx) => counterSchemeAppend(tx, prefix, "old-late"))
+          .then(
+            () => undefined,
+            (error: unknown) => String(error)
+          )
+        expect(refused).toMatch(/position_range/)
+        const [count] = await sql.unsafe(`SELECT count(*) AS n FROM "${prefix}_events"`)
+        expect(Number(count!.n)).toBe(8)
+      } finally {
+        await sql.end({ timeout: 1 })
+      }
+    },
+    60_000
+  )
+})
+
+describe("EventStore positions on PostgreSQL: transactions and restores", () => {
+  it.skipIf(pgReachable !== undefined)(
+    `one transaction appends up to ${SqlEventStore.pgSlots} events in consecutive positions; one more fails it whole`,
+    async () => {
+      const tablePrefix = pgPrefix("block")
+      const store = SqlEventStore.layerWith({ tablePrefix }).pipe(
+        Layer.provideMerge(PgDatabase.layer({ url: pgUrl, maxConnections: 2 }))
+      )
+      await Effect.runPromise(
+        Effect.gen(function* () {
+          const events = yield* EventStore
+          const sql = yield* SqlClient
+          const batch = (n: number) => Array.from({ length: n }, (_, i) => ({ type: "b", payload: i }))
+          const rest = SqlEventStore.pgSlots - 1000
+          const written = yield* sql.withTransaction(
+            Effect.zipWith(events.append("full", batch(1000)), events.append("full-2", batch(rest)), (a, b) => [
+              ...a,
+              ...b
+            ])
+          )
+          const positions = written.map((e) => e.position)
+          expect(positions).toEqual(positions.map((_, i) => positions[0]! + i))
+          expect((yield* readToEnd(events)).map((e) => e.position)).toEqual(positions)
+          const failed = yield* Effect.flip(
+            sql.withTransaction(
+              Effect.zipRight(events.append("over", batch(1000)), events.append("over", batch(rest + 1)))
+            )
+          )
+          expect(String((failed as { cause?: unknown }).cause)).toMatch(/at most 1024 events/)
+          expect(yield* events.version("over")).toBe(0)
+        }).pipe(Effect.provide(store))
+      )
+    },
+    60_000
+  )
+
+  it.skipIf(pgReachable !== undefined)(
+    "restored into a cluster whose transaction ids are below the origin: reads see every stored event, the first append moves the origin past them",
+    async () => {
+      const tablePrefix = pgPrefix("restore")
+      const store = SqlEventStore.layerWith({ tablePrefix }).pipe(
+        Layer.provideMerge(PgDatabase.layer({ url: pgUrl, maxConnections: 8 }))
+      )
+      await Effect.runPromise(
+        Effect.gen(function* () {
+          const events = yield* EventStore
+          const sql = yield* SqlClient
+          const stored = yield* Effect.forEach([1, 2, 3], (i) =>
+            events.append(`before-${i}`, [{ type: "b", payload: i }])
+          )
+          // What a restore into a fresh cluster looks like from here: every transaction id is far below the origin's.
+          yield* sql.unsafe(`UPDATE "${tablePrefix}_event_origin" SET base_xid = base_xid + 1000000000`)
+          const last = stored[2]![0]!.position
+          expect((yield* events.readAll()).map((e) => e.position)).toEqual(stored.flat().map((e) => e.position))
+          const received: Array<StoredEvent> = []
+          const tail = yield* Effect.fork(
+            Stream.runForEach(Stream.take(events.subscribe("all", { from: "end" }), 40), (e) =>
+              Effect.sync(() => received.push(e))
+            )
+          )
+          yield* Effect.sleep("100 millis")
+          const added = yield* Effect.forEach(
+            Array.from({ length: 8 }, (_, w) => w),
+            (w) =>
+              Effect.forEach([1, 2, 3, 4, 5], (i) => events.append(`after-${w}`, [{ type: "a", payload: i }]), {
+                concurrency: 1
+              }),
+            { concurrency: "unbounded" }
+          )
+          yield* Fiber.join(tail)
+          const positions = added.flat(2).map((e) => e.position)
+          expect(Math.min(...positions)).toBeGreaterThan(last)
+          expect(new Set(positions).size).toBe(40)
+          const all = (yield* readToEnd(events)).map((e) => e.position)
+          expect(all).toEqual([...stored.flat().map((e) => e.position), ...[...positions].sort((a, b) => a - b)])
+          expect(received.map((e) => e.position)).toEqual([...positions].sort((a, b) => a - b))
+          const [origin] = yield* sql.unsafe<{ base_position: string }>(
+            `SELECT base_position FROM "${tablePrefix}_event_origin"`
+          )
+          expect(Number(origin!.base_position)).toBe(last + 1)
+        }).pipe(Effect.provide(store))
+      )
+    },
+    60_000
   )
 })
