@@ -18,6 +18,7 @@ import * as Kit from "../layers/sql/Kit.ts"
 import * as PgDatabase from "../layers/sql/PgDatabase.ts"
 import * as SqlEventStore from "../layers/sql/SqlEventStore.ts"
 import * as SqliteDatabase from "../layers/sql/SqliteDatabase.ts"
+import type { StorageError } from "../src/Errors.ts"
 import { EventStore, type StoredEvent } from "../src/Event.ts"
 import { Child } from "./child.ts"
 import { dropPrefix, pgReady, pgUrl } from "./pg.ts"
@@ -206,37 +207,61 @@ const subscribeAll = (events: EventStore["Type"], received: Array<number>) =>
       })
   )
 
+/**
+ * 4 processes racing on stream `race` of the store `spec` names (see the fixture) and appending to streams of their
+ * own, while this process polls `readAll` on `store` (the same database): one winner per version, and the reader saw
+ * every event of every stream once, in increasing positions.
+ */
+const processRace = async (spec: string, store: Layer.Layer<EventStore, StorageError>) => {
+  const go = join(mkdtempSync(join(tmpdir(), "agent-events-go-")), "go")
+  await Effect.runPromise(Effect.scoped(Layer.build(store)))
+  const target = 80
+  const children = Array.from(
+    { length: 4 },
+    (_, i) => new Child(`events race p${i}`, child, ["race", spec, "race", `p${i}`, String(target), go])
+  )
+  await Promise.all(children.map((c) => c.waitFor((line) => line === "ready", 120_000, "ready")))
+  writeFileSync(go, "go")
+  let finished = false
+  const outputs = Promise.all(children.map((c) => c.done(240_000))).finally(() => (finished = true))
+  const result = await Effect.runPromise(
+    Effect.gen(function* () {
+      const events = yield* EventStore
+      const seen = yield* pollAll(events, 0, () => finished)
+      const own = yield* Effect.forEach([0, 1, 2, 3], (i) => events.read(`own-p${i}`, { limit: 1000 }))
+      return { seen, all: yield* readToEnd(events), stored: yield* events.read("race", { limit: 1000 }), own }
+    }).pipe(Effect.provide(store))
+  )
+  const wins = (await outputs).map((out) => Number(/wins (\d+)/.exec(out)![1]))
+  checkRace(
+    result.stored,
+    wins.reduce((a, b) => a + b, 0),
+    target
+  )
+  expect(wins.filter((w) => w > 0).length).toBeGreaterThan(1)
+  const positions = result.all.map((e) => e.position)
+  expect(positions).toEqual([...result.stored, ...result.own.flat()].map((e) => e.position).sort((a, b) => a - b))
+  expect(increasing(positions)).toBe(true)
+  expect(result.seen).toEqual(positions)
+}
+
 describe("EventStore across processes and connections", () => {
   it("4 processes on one SQLite file: one winner per version, gapless; readAll polled meanwhile skips nothing", async () => {
     const filename = tmpFile("race.db")
-    const go = `${filename}.go`
-    const store = SqlEventStore.layer.pipe(Layer.provide(SqliteDatabase.layer({ filename })))
-    await Effect.runPromise(Effect.scoped(Layer.build(store)))
-    const target = 80
-    const children = Array.from(
-      { length: 4 },
-      (_, i) => new Child(`events race p${i}`, child, ["race", filename, "race", `p${i}`, String(target), go])
-    )
-    await Promise.all(children.map((c) => c.waitFor((line) => line === "ready", 120_000, "ready")))
-    writeFileSync(go, "go")
-    let finished = false
-    const outputs = Promise.all(children.map((c) => c.done(240_000))).finally(() => (finished = true))
-    const result = await Effect.runPromise(
-      Effect.gen(function* () {
-        const events = yield* EventStore
-        const seen = yield* pollAll(events, 0, () => finished)
-        return { seen, stored: yield* events.read("race", { limit: 1000 }) }
-      }).pipe(Effect.provide(store))
-    )
-    const wins = (await outputs).map((out) => Number(/wins (\d+)/.exec(out)![1]))
-    checkRace(
-      result.stored,
-      wins.reduce((a, b) => a + b, 0),
-      target
-    )
-    expect(wins.filter((w) => w > 0).length).toBeGreaterThan(1)
-    expect(result.seen).toEqual(result.stored.map((e) => e.position))
+    await processRace(filename, SqlEventStore.layer.pipe(Layer.provide(SqliteDatabase.layer({ filename }))))
   }, 300_000)
+
+  it.skipIf(pgReachable !== undefined)(
+    "4 processes on PostgreSQL: one winner per version, gapless; readAll polled meanwhile skips nothing",
+    async () => {
+      const tablePrefix = pgPrefix("procs")
+      await processRace(
+        `pg:${tablePrefix}:${pgUrl}`,
+        SqlEventStore.layerWith({ tablePrefix }).pipe(Layer.provide(PgDatabase.layer({ url: pgUrl })))
+      )
+    },
+    300_000
+  )
 
   it.skipIf(pgReachable !== undefined)(
     "PostgreSQL: a subscriber in a second process receives every event exactly once, in order, within milliseconds",
