@@ -6,8 +6,8 @@
  * round trips: on SQLite (raw better-sqlite3 on its own temp file with the
  * library's schema and pragmas; the same four statements in one immediate
  * transaction) and on PostgreSQL (raw `postgres`, pool 16 on both sides, the
- * same one-statement append with its two `pg_notify`s; own tables, dropped at
- * the end), at 1 caller and,
+ * same one-statement append, then its `pg_notify`s in a statement not waited
+ * for; own tables, dropped at the end), at 1 caller and,
  * on PostgreSQL, 16. Plus subscribe latency (append → delivered to a
  * subscriber in the same process, p50/p99), library only.
  *
@@ -319,8 +319,9 @@ const pgRows = async (reps: number): Promise<Array<Row> | string> => {
   try {
     await Effect.runPromise(Effect.scoped(Layer.build(layerWith(rawPrefix))))
     await openPool(raw)
-    const { pgAppendAny, readForward } = SqlEventStore.statements
+    const { pgAppendAny, pgNotifyMany, readForward } = SqlEventStore.statements
     const appendText = Kit.resolve(pgAppendAny.text, rawPrefix, "pg")
+    const notifyText = Kit.resolve(pgNotifyMany.text, rawPrefix, "pg")
     const readText = Kit.resolve(readForward.text, rawPrefix, "pg")
     return await runSide(
       "postgres",
@@ -344,13 +345,18 @@ const pgRows = async (reps: number): Promise<Array<Row> | string> => {
                 events.map((e) => e.id),
                 events.map((e) => e.type),
                 events.map((e) => e.payload),
-                events.map(() => "{}"),
-                ...PgDatabase.notifyArgs(`raw:events:${stream}`),
-                ...PgDatabase.notifyArgs("raw:events")
+                events.map(() => "{}")
               ] as Array<any>,
               { prepare: true }
             )
             .values()
+          // The other processes' wake-up, after the commit and not waited for, as the library sends it.
+          const wake = [PgDatabase.notifyArgs(`raw:events:${stream}`), PgDatabase.notifyArgs("raw:events")]
+          raw
+            .unsafe(notifyText, [wake.map(([channel]) => channel), wake.map(([, payload]) => payload)], {
+              prepare: true
+            })
+            .catch(() => {})
           const version = Number(row![0])
           const position = Number(row![1])
           return events.map((e, k) => ({

@@ -23,7 +23,7 @@
  * event through `unnest`), one round trip whatever the batch size.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Clock, Duration, Effect, Layer, Option } from "effect"
+import { Clock, Duration, Effect, FiberSet, Layer, Option } from "effect"
 import type { StorageError } from "../../src/Errors.ts"
 import {
   type AppendOutcome,
@@ -37,7 +37,7 @@ import {
   type TruncateOutcome
 } from "../../src/Event.ts"
 import type { PageQuery } from "../../src/Page.ts"
-import { eventChannels, eventLive } from "../memory/MemoryEventStore.ts"
+import { eventLive } from "../memory/MemoryEventStore.ts"
 import * as Wakeups from "../Wakeups.ts"
 import * as CommitHooks from "./CommitHooks.ts"
 import * as Kit from "./Kit.ts"
@@ -416,11 +416,10 @@ type PgAppendParams = [
   ids: ReadonlyArray<string>,
   types: ReadonlyArray<string>,
   payloads: ReadonlyArray<string>,
-  metadata: ReadonlyArray<string>,
-  ...notify: Array<string>
+  metadata: ReadonlyArray<string>
 ]
 
-const pgAppendStatement = (claim: string, notify: string) =>
+const pgAppendStatement = (claim: string) =>
   Kit.stmt<PgAppendParams, AppendOutcome>(
     `WITH p AS (SELECT ?::text AS stream_id, ?::bigint AS n, ?::bigint AS now, ?::bigint AS expected),
       claim AS (${claim}),
@@ -434,7 +433,7 @@ const pgAppendStatement = (claim: string, notify: string) =>
         RETURNING position
       )
     SELECT claim.version, placed.last, (SELECT count(*) FROM inserted),
-      (SELECT s.version FROM {event_streams} AS s WHERE s.stream_id = p.stream_id)${notify}
+      (SELECT s.version FROM {event_streams} AS s WHERE s.stream_id = p.stream_id)
     FROM p LEFT JOIN claim ON true LEFT JOIN placed ON true`,
     // Refused: the version the statement saw (a concurrent claim may have moved it on; the store then retries).
     (r): AppendOutcome =>
@@ -443,25 +442,13 @@ const pgAppendStatement = (claim: string, notify: string) =>
         : { _tag: "Appended", version: Number(r[0]), position: Number(r[1]) }
   )
 
-const pgAppendsOf = (notify: string) => ({
-  exact: pgAppendStatement(pgClaims.exact, notify),
-  exists: pgAppendStatement(pgClaims.exists, notify),
-  create: pgAppendStatement(pgClaims.create, notify),
-  any: pgAppendStatement(pgClaims.any, notify)
-})
-
-/** The appends without a NOTIFY (a `SqlClient` other than `PgDatabase`'s), and with one per channel. */
-const pgAppends = pgAppendsOf("")
-const pgNotifyingAppends = pgAppendsOf(", (SELECT pg_notify(?, ?) FROM claim), (SELECT pg_notify(?, ?) FROM claim)")
-
-/** The NOTIFY of a truncation, inside its transaction (PostgreSQL only). */
-const pgNotify = Kit.stmt<[string, string, string, string]>("SELECT pg_notify(?, ?), pg_notify(?, ?)")
-
-/**
- * The `pg_notify` arguments of an append to a stream (its channel, then every stream's), run inside the write so
- * other processes hear of it at commit; `undefined` where wake-ups are in-process only.
- */
-export type Notify = readonly [string, string, string, string] | undefined
+/** The appends by expectation. */
+const pgAppends = {
+  exact: pgAppendStatement(pgClaims.exact),
+  exists: pgAppendStatement(pgClaims.exists),
+  create: pgAppendStatement(pgClaims.create),
+  any: pgAppendStatement(pgClaims.any)
+}
 
 /** The version of a stream (0 when none), after a refused claim. */
 const versionOf = (streamId: string) => Kit.one(selectStream, streamId).map((row) => row?.version ?? 0)
@@ -480,8 +467,7 @@ function* appendSteps(
   streamId: string,
   events: ReadonlyArray<NewEvent>,
   expected: EventExpectation,
-  now: number,
-  _notify?: Notify
+  now: number
 ): Generator<Kit.Call<any>, AppendOutcome, any> {
   const current: EventStreamRow | undefined = yield* Kit.one(selectStream, streamId)
   const actual = current?.version ?? 0
@@ -518,10 +504,9 @@ const pgAppend = (
   streamId: string,
   events: ReadonlyArray<NewEvent>,
   expected: EventExpectation,
-  now: number,
-  notify?: Notify
+  now: number
 ): Kit.Call<AppendOutcome> => {
-  const statements = notify === undefined ? pgAppends : pgNotifyingAppends
+  const statements = pgAppends
   const statement =
     expected === "any"
       ? statements.any
@@ -539,8 +524,7 @@ const pgAppend = (
     events.map((e) => e.id),
     events.map((e) => e.type),
     events.map((e) => e.payload),
-    events.map((e) => e.metadata),
-    ...(notify ?? [])
+    events.map((e) => e.metadata)
   ).map((outcome) => outcome ?? { _tag: "Refused", actual: 0 })
 }
 
@@ -550,8 +534,7 @@ const truncateSteps = (place: Place) =>
     streamId: string,
     before: number,
     marker: (truncatedBefore: number, removed: number) => NewEvent,
-    now: number,
-    notify?: Notify
+    now: number
   ): Generator<Kit.Call<any>, TruncateOutcome, any> {
     const current: EventStreamRow | undefined = yield* Kit.one(selectStream, streamId)
     if (current === undefined) return undefined
@@ -563,11 +546,10 @@ const truncateSteps = (place: Place) =>
     const position: number = (yield* place(1))!
     const event = marker(mark, removed.length)
     yield* Kit.exec(insertEvent, event.id, streamId, version, position, event.type, event.payload, event.metadata, now)
-    if (notify !== undefined) yield* Kit.exec(pgNotify, ...notify)
     return { _tag: "Truncated", truncatedBefore: mark, removed: removed.length }
   }
 
-/** The operations of `EventDriver` (the writes take the PostgreSQL NOTIFY arguments, see `Notify`). */
+/** The operations of `EventDriver`. */
 export const ops = {
   append: Kit.op("events.append", appendSteps, {
     atomic: true,
@@ -632,51 +614,92 @@ const settle =
       return again(1)
     })
 
-/** The driver over the runner's operations, passing `notify(streamId)` to the writes. */
-const driverOf = (d: Kit.DriverOf<typeof sqlOps>, notify: (streamId: string) => Notify): EventDriver => ({
-  ...d,
-  append: (streamId, events, expected, now) => d.append(streamId, events, expected, now, notify(streamId)),
-  readAll: settle(d.readAll),
-  truncate: (streamId, before, marker, now) => d.truncate(streamId, before, marker, now, notify(streamId)),
-  head: d.head()
-})
+/** The driver over the runner's operations. */
+const driverOf = (d: Kit.DriverOf<typeof sqlOps>): EventDriver => ({ ...d, readAll: settle(d.readAll), head: d.head() })
 
 /** An `EventDriver` on the SQL backend in context (wake-ups announced by the store, not by the driver). */
 export const driver: Effect.Effect<EventDriver, StorageError, SqlClient | Kit.SqlTables> = Effect.map(
   Kit.driver(sqlOps),
-  (d) => driverOf(d, () => undefined)
+  driverOf
 )
+
+/** Sends `pg_notify(channels[i], payloads[i])` for every `i` in one transaction that does not wait for its flush. */
+const pgNotifyMany = Kit.stmt<[channels: ReadonlyArray<string>, payloads: ReadonlyArray<string>]>(
+  `SELECT set_config('synchronous_commit', 'off', true), count(pg_notify(n.channel, n.payload))
+    FROM unnest(?::text[], ?::text[]) AS n(channel, payload)`
+)
+
+const notifyOps = {
+  notify: Kit.op("events.notify", (channels: ReadonlyArray<string>, payloads: ReadonlyArray<string>) =>
+    Kit.exec(pgNotifyMany, channels, payloads)
+  )
+}
+
+/**
+ * Tells other processes of this store's commits (`PgDatabase`): `offer(channel)` after a commit. Never inside the
+ * write: a transaction that notifies holds PostgreSQL's cluster-wide notify lock from its commit until its commit
+ * record is flushed, so appends that notified serialised on it as they did on the counter. One statement at a time
+ * sends every channel offered since the last (a burst of appends costs a few), committing without waiting for the
+ * flush (a wake-up lost in a crash costs the subscribers' poll interval, never an event). Failures are dropped the
+ * same way.
+ */
+const notifier = Effect.gen(function* () {
+  const { notify } = yield* Kit.driver(notifyOps)
+  const run = yield* FiberSet.makeRuntime<never>()
+  const pending = new Set<string>()
+  let sending = false
+  const drain: Effect.Effect<void> = Effect.suspend(() => {
+    if (pending.size === 0) {
+      sending = false
+      return Effect.void
+    }
+    const args = Array.from(pending, PgDatabase.notifyArgs)
+    pending.clear()
+    return Effect.zipRight(
+      Effect.ignore(
+        notify(
+          args.map(([channel]) => channel),
+          args.map(([, payload]) => payload)
+        )
+      ),
+      drain
+    )
+  })
+  return (channel: string): void => {
+    pending.add(channel)
+    if (!sending) {
+      sending = true
+      run(drain)
+    }
+  }
+})
 
 /**
  * `EventStore` on SQL (the embedded SQLite connection or the `SqlClient` in context), migrating first. On
- * `PgDatabase`, an append's NOTIFY runs inside its own statement (no extra round trip) and this process's
- * subscribers are woken at commit.
+ * `PgDatabase`, this process's subscribers are woken at commit and other processes' by a `NOTIFY` sent after it
+ * (see `notifier`).
  */
 export const layerWith = (options: Kit.SqlOptions = {}): Layer.Layer<EventStore, StorageError, SqlClient> =>
-  Layer.effect(
+  Layer.scoped(
     EventStore,
     Effect.gen(function* () {
-      const ops = yield* Kit.driver(sqlOps)
+      const ops = driverOf(yield* Kit.driver(sqlOps))
       const { prefix } = yield* Kit.SqlTables
       const namespace = `sql:${prefix}`
       const crossProcess = yield* Effect.serviceOption(Wakeups.Wakeups)
       const pg = (yield* SqlClient).onDialectOrElse({ pg: () => true, orElse: () => false })
-      if (!pg || Option.isNone(crossProcess)) {
-        return makeEventStore(
-          driverOf(ops, () => undefined),
-          eventLive(yield* Wakeups.current, namespace)
-        )
+      if (!pg || Option.isNone(crossProcess)) return makeEventStore(ops, eventLive(yield* Wakeups.current, namespace))
+      const hooks = yield* Effect.serviceOption(CommitHooks.CommitHooks)
+      const offer = yield* notifier
+      const wake = (channel: string, hint?: unknown) => {
+        const key = Wakeups.channelKey(channel)
+        const woken = () => {
+          Wakeups.wakeLocal(key, hint)
+          offer(channel)
+        }
+        return Option.isSome(hooks) ? hooks.value.afterCommit(woken) : Effect.sync(woken)
       }
-      const channels = eventChannels(namespace)
-      const notify = (streamId: string): Notify => [
-        ...PgDatabase.notifyArgs(channels.stream(streamId)),
-        ...PgDatabase.notifyArgs(channels.all)
-      ]
-      const local = Wakeups.inProcess(yield* Effect.serviceOption(CommitHooks.CommitHooks))
-      return makeEventStore(
-        driverOf(ops, notify),
-        eventLive({ wake: local.wake, listen: crossProcess.value.listen }, namespace)
-      )
+      return makeEventStore(ops, eventLive({ wake, listen: crossProcess.value.listen }, namespace))
     })
   ).pipe(Layer.provide(Kit.migrations(schema, options)))
 
@@ -690,6 +713,8 @@ export const statements = {
   advanceStream,
   insertEvent,
   readForward,
-  /** The append the library runs on `PgDatabase`: with its NOTIFY arguments after the events' arrays. */
-  pgAppendAny: pgNotifyingAppends.any
+  /** The append the library runs on PostgreSQL with `expectedVersion: "any"`. */
+  pgAppendAny: pgAppends.any,
+  /** The `NOTIFY` it sends after an append commits (see `notifier`). */
+  pgNotifyMany
 }
