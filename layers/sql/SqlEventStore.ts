@@ -635,24 +635,32 @@ const notifyOps = {
   )
 }
 
+/** The least time between two `NOTIFY` statements of one store, in ms (so a burst of appends costs a few). */
+const notifyEvery = 5
+
 /**
  * Tells other processes of this store's commits (`PgDatabase`): `offer(channel)` after a commit. Never inside the
  * write: a transaction that notifies holds PostgreSQL's cluster-wide notify lock from its commit until its commit
- * record is flushed, so appends that notified serialised on it as they did on the counter. One statement at a time
- * sends every channel offered since the last (a burst of appends costs a few), committing without waiting for the
- * flush (a wake-up lost in a crash costs the subscribers' poll interval, never an event). Failures are dropped the
- * same way.
+ * record is flushed, so appends that notified serialised on it as they did on the counter. One statement at a time,
+ * at most one every `notifyEvery` ms (the first after a pause at once), sends every channel offered since the last,
+ * committing without waiting for the flush: a wake-up lost in a crash, or dropped with a failed statement, costs the
+ * subscribers' poll interval, never an event.
  */
 const notifier = Effect.gen(function* () {
   const { notify } = yield* Kit.driver(notifyOps)
   const run = yield* FiberSet.makeRuntime<never>()
   const pending = new Set<string>()
   let sending = false
+  let sentAt = 0
   const drain: Effect.Effect<void> = Effect.suspend(() => {
     if (pending.size === 0) {
       sending = false
       return Effect.void
     }
+    const now = wallClock.unsafeCurrentTimeMillis()
+    if (now < sentAt + notifyEvery)
+      return Effect.zipRight(wallClock.sleep(Duration.millis(sentAt + notifyEvery - now)), drain)
+    sentAt = now
     const args = Array.from(pending, PgDatabase.notifyArgs)
     pending.clear()
     return Effect.zipRight(
