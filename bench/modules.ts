@@ -7,6 +7,7 @@
 import { printAgentWork, runAgentWork } from "./agentWork.ts"
 import { printBroker, runBroker } from "./broker.ts"
 import { printCheckpoints, runCheckpoints } from "./checkpoints.ts"
+import { printEventScale, runEventScale } from "./eventScale.ts"
 import { printEvents, runEvents } from "./events.ts"
 import { printImages, runImages } from "./images.ts"
 import { printLedger, runLedger } from "./ledger.ts"
@@ -30,7 +31,7 @@ const module =
     return rows
   }
 
-/** The modules by name, in the order `npm run bench` runs them. */
+/** The modules by name, in the order `npm run bench` runs them (those of `namedOnly` only when named). */
 export const modules: Readonly<Record<string, Module>> = {
   pg: module(runPg, printPg),
   agentWork: module(runAgentWork, printAgentWork),
@@ -41,5 +42,9 @@ export const modules: Readonly<Record<string, Module>> = {
   images: module(runImages, printImages),
   broker: module(runBroker, printBroker),
   vectors: module(runVectors, printVectors),
-  tiers: module(runTiers, printTiers)
+  tiers: module(runTiers, printTiers),
+  eventScale: module(runEventScale, printEventScale)
 }
+
+/** The modules too long for the default run: each runs only when named (`npm run bench -- <name>`, `BENCH_STORES`). */
+export const namedOnly: ReadonlySet<string> = new Set(["eventScale"])

@@ -28,7 +28,9 @@
  * unreachable. Last, the stores' own rows (events, checkpoints, audit and
  * traces, locks, images, the broker, vectors, memory tiers; `BENCH_STORES`
  * picks some, `BENCH_STORE_REPS` default 3), each beside the raw driver
- * running the same statements.
+ * running the same statements. `npm run bench -- <module>` runs one module
+ * alone, e.g. `eventScale` (event appends at 1 to 64 callers on PostgreSQL),
+ * which is too long for the default run.
  */
 import { Effect, Layer, Option, Tracer } from "effect"
 import { spawn } from "node:child_process"
@@ -44,7 +46,7 @@ import type { StorageError } from "../src/Errors.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { type Baseline, extraPragmas, openBaseline } from "./baseline.ts"
-import { modules } from "./modules.ts"
+import { modules, namedOnly } from "./modules.ts"
 import { best, median, printTable } from "./stats.ts"
 
 /** One row of `bench/results.json`. */
@@ -65,6 +67,21 @@ export interface Result {
   readonly baselineScaleRatio?: number
   /** `--scale` rows: the ratio of the medians, library side. */
   readonly medianScaleRatio?: number
+}
+
+/**
+ * `npm run bench -- <module>`: only that module of `bench/modules.ts` (e.g. `eventScale`, which the default run leaves
+ * out), in this process, `BENCH_STORE_REPS` (default 3) times per side; `bench/results.json` is left as it is.
+ */
+const onlyModule = process.argv.slice(2).find((arg) => !arg.startsWith("--"))
+if (onlyModule !== undefined) {
+  const module = modules[onlyModule]
+  if (module === undefined) {
+    console.error(`no bench module ${onlyModule}: ${Object.keys(modules).join(", ")}`)
+    process.exit(2)
+  }
+  await module(Math.max(1, Number(process.env["BENCH_STORE_REPS"] ?? 3)))
+  process.exit(0)
 }
 
 const scaleMode = process.argv.includes("--scale")
@@ -607,7 +624,7 @@ if (!scaleMode) {
     results.push(...(await runModule(name, pgReps)))
   }
   const stores = Object.keys(modules).filter((name) => name !== "pg" && name !== "agentWork")
-  const wanted = (process.env["BENCH_STORES"] ?? stores.join(",")).split(",")
+  const wanted = (process.env["BENCH_STORES"] ?? stores.filter((name) => !namedOnly.has(name)).join(",")).split(",")
   const storeReps = Math.max(1, Number(process.env["BENCH_STORE_REPS"] ?? 3))
   for (const name of stores) {
     if (!wanted.includes(name)) continue

@@ -18,20 +18,20 @@ export const POOL = 16
 const hold = "SELECT pg_sleep(0.05)"
 
 /**
- * Opens every connection of a raw `postgres` pool of `POOL` (as many statements at once). The library's pool has
+ * Opens every connection of a raw `postgres` pool of `size` (as many statements at once; default `POOL`). The library's pool has
  * opened most of its connections by the time its layer is built (its migrations run side by side), and a pool hands
  * one caller's statements to its open connections in turn, so a one-caller run on a pool with one open connection
  * reuses one warm server process where the other side's visits `POOL` of them. Both sides start with all open.
  */
-export const openPool = (sql: postgres.Sql): Promise<unknown> =>
-  Promise.all(Array.from({ length: POOL }, () => sql.unsafe(hold)))
+export const openPool = (sql: postgres.Sql, size: number = POOL): Promise<unknown> =>
+  Promise.all(Array.from({ length: size }, () => sql.unsafe(hold)))
 
-/** `layer` with every connection of its `SqlClient`'s pool of `POOL` opened once it is built (see `openPool`). */
-export const withOpenPool = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+/** `layer` with every connection of its `SqlClient`'s pool of `size` opened once it is built (see `openPool`). */
+export const withOpenPool = <A, E, R>(layer: Layer.Layer<A, E, R>, size: number = POOL): Layer.Layer<A, E, R> =>
   Layer.tap(layer, (context) =>
     Effect.orDie(
       Effect.all(
-        Array.from({ length: POOL }, () =>
+        Array.from({ length: size }, () =>
           Context.unsafeGet(context as Context.Context<unknown>, SqlClient).unsafe(hold)
         ),
         { concurrency: "unbounded", discard: true }
