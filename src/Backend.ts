@@ -151,7 +151,7 @@ export const guarantees: ReadonlyArray<StoreGuarantee> = [
     store: "EventStore",
     role: "authoritative",
     atomicity: "`append` writes the whole batch or nothing",
-    ordering: "`seq` gapless per stream; `position` strictly increasing in commit order (kernel counter)",
+    ordering: "`seq` gapless per stream; `position` increases as readers see it, never passing a later commit",
     durability:
       "append-only: no update or delete (SQL triggers refuse them); `truncateBefore` is the one removal, recorded in the stream",
     concurrency:

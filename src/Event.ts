@@ -1,9 +1,9 @@
 /**
  * `EventStore`: the append-only, authoritative event log. Events belong to a
  * stream (`streamId`) and carry two numbers: `seq`, their place in the stream
- * (1, 2, 3… gapless), and `position`, their place in the whole log (strictly
- * increasing in commit order, so a reader polling `readAll({ after })` never
- * skips an event that commits late). An append writes its whole batch or
+ * (1, 2, 3… gapless), and `position`, their place in the whole log (increasing
+ * in the order readers see events: a reader polling `readAll({ after })` never
+ * skips an event that commits late; see `docs/events.md`). An append writes its whole batch or
  * nothing, and can be made conditional on the stream's version (optimistic
  * concurrency). Nothing in the API updates or deletes an event: the one
  * removal is retention, `truncateBefore`, which is itself recorded in the
@@ -129,7 +129,10 @@ export interface StoredEvent {
   readonly streamId: StreamId
   /** Its place in the stream: 1, 2, 3… gapless. */
   readonly seq: number
-  /** Its place in the whole log: strictly increasing in commit order (gaps only where events were truncated). */
+  /**
+   * Its place in the whole log: a cursor that increases in the order readers see events, never passing one that can
+   * still commit. Not dense (gaps where events were truncated and, on PostgreSQL, between transactions).
+   */
   readonly position: number
   readonly type: string
   readonly payload: unknown
@@ -287,7 +290,10 @@ export interface EventDriver {
     prefix: string | undefined,
     page: PageQuery
   ) => Effect.Effect<ReadonlyArray<EventStreamRow>, StorageError>
-  /** The last position handed out (0 when none). */
+  /**
+   * Where a subscription from the end starts: a position at or below which every event has committed or never will
+   * (the last handed out, where positions come in commit order; 0 when none).
+   */
   readonly head: Effect.Effect<number, StorageError>
   /**
    * Atomically: raises the stream's retention mark to `min(before, version + 1)` (nothing when that is not
