@@ -11,12 +11,24 @@
  *   object or a value) per field; `$and`, `$or`, `$nor` (non-empty arrays of
  *   filters) and `$not` (a filter) at any filter level.
  *
- * Matching: equality is deep JSON equality, and a field holding an array also
- * matches when one of its elements does (`{ tags: "a" }` matches `tags: ["a", "b"]`);
- * `null` matches a missing field; `$ne`/`$nin` are the negations (so they match
- * missing fields); comparisons hold only between two numbers or two strings
- * (UTF-16 order), any element of an array field may satisfy them. A value of
- * another type never fails the query: it just does not match. A malformed
+ * Paths follow MongoDB's rule: a name applied to an array applies to each of
+ * its elements that is an object (`"items.sku"` reaches every `sku` of
+ * `items: [{ sku: "x" }, { sku: "y" }]`), a number applied to an array indexes
+ * it and also names that key in its object elements, and an array nested in an
+ * array is not entered by a name. A path thus reaches any number of values, and
+ * a field condition matches when one of them does (`$ne`, `$nin` and `$not`
+ * match when none does).
+ *
+ * Matching a value: equality is deep JSON equality, and a value that is an array
+ * also matches when one of its elements does (`{ tags: "a" }` matches `tags: ["a", "b"]`);
+ * `null` matches a path that reaches `null` or is missing on some branch (a name
+ * looked up in an object without it or in a value that is not an object, an
+ * index past an array's end:
+ * `{ "items.sku": null }` matches `items: [{ sku: "x" }, {}]`), while `$exists:
+ * false` matches only a path that reaches no value; `$ne`/`$nin` are the
+ * negations (so they match missing fields); comparisons hold only between two numbers or two
+ * strings (UTF-16 order), any element of an array value may satisfy them. A value
+ * of another type never fails the query: it just does not match. A malformed
  * filter (unknown operator, `$in` without an array…) is `InvalidInput`.
  */
 import { Either } from "effect"
@@ -48,28 +60,57 @@ export const jsonEquals = (a: unknown, b: unknown): boolean => {
   return true
 }
 
-/** The value at a dotted path (already split) of a metadata object, or `undefined` when absent. */
-export const valueAt = (metadata: unknown, path: ReadonlyArray<string>): unknown => {
-  let current: unknown = metadata
-  for (const segment of path) {
-    if (Array.isArray(current)) {
-      if (!/^(0|[1-9]\d*)$/.test(segment)) return undefined
-      current = current[Number(segment)]
-    } else if (typeof current === "object" && current !== null && Object.hasOwn(current, segment)) {
-      current = (current as Record<string, unknown>)[segment]
-    } else return undefined
-  }
-  return current
+const isIndex = (segment: string): boolean => /^(0|[1-9]\d*)$/.test(segment)
+
+/** What a dotted path reaches in a record: its values, and whether a name was missing on some branch of it. */
+export interface Reached {
+  readonly values: Array<unknown>
+  missing: boolean
 }
 
-type Condition = (value: unknown) => boolean
+/**
+ * Adds to `reached` every value the dotted path (already split) reaches from `value`, from segment `at` on, by
+ * MongoDB's rule (see the module comment); marks it `missing` where a name is looked up in an object without it or
+ * in a value that is not an object, or an index past an array's end.
+ */
+export const reach = (value: unknown, path: ReadonlyArray<string>, reached: Reached, at = 0): Reached => {
+  if (at === path.length) {
+    reached.values.push(value)
+    return reached
+  }
+  const segment = path[at]!
+  if (Array.isArray(value)) {
+    const index = isIndex(segment) ? Number(segment) : -1
+    if (index >= value.length) reached.missing = true
+    else if (index >= 0) reach(value[index], path, reached, at + 1)
+    for (const element of value) {
+      if (typeof element === "object" && element !== null && !Array.isArray(element)) {
+        if (index < 0 || Object.hasOwn(element, segment)) reach(element, path, reached, at)
+      } else if (index < 0 && !Array.isArray(element)) reached.missing = true
+    }
+  } else if (typeof value === "object" && value !== null && Object.hasOwn(value, segment)) {
+    reach((value as Record<string, unknown>)[segment], path, reached, at + 1)
+  } else reached.missing = true
+  return reached
+}
 
-const equalsCondition = (operand: unknown): Condition =>
-  operand === null
-    ? (value) => value === undefined || value === null || (Array.isArray(value) && value.includes(null))
-    : typeof operand !== "object"
-      ? (value) => value === operand || (Array.isArray(value) && value.includes(operand))
-      : (value) => jsonEquals(value, operand) || (Array.isArray(value) && value.some((v) => jsonEquals(v, operand)))
+/** A field's condition over what its path reaches. */
+type Condition = (reached: Reached) => boolean
+
+/** Whether one of `values`, or one element of one that is an array, passes `test`. */
+const anyValue = ({ values }: Reached, test: (value: unknown) => boolean): boolean => {
+  for (const value of values) {
+    if (test(value)) return true
+    if (Array.isArray(value)) for (const element of value) if (test(element)) return true
+  }
+  return false
+}
+
+const equalsCondition = (operand: unknown): Condition => {
+  if (operand === null) return (reached) => reached.missing || anyValue(reached, (value) => value === null)
+  if (typeof operand !== "object") return (values) => anyValue(values, (value) => value === operand)
+  return (values) => anyValue(values, (value) => jsonEquals(value, operand))
+}
 
 const compareCondition = (op: string, operand: number | string): Condition => {
   const kind = typeof operand
@@ -82,7 +123,7 @@ const compareCondition = (op: string, operand: number | string): Condition => {
           ? (v) => v < operand
           : (v) => v <= operand
   const one = (v: unknown) => typeof v === kind && test(v)
-  return (value) => (Array.isArray(value) ? value.some(one) : one(value))
+  return (values) => anyValue(values, one)
 }
 
 class Malformed {
@@ -106,7 +147,7 @@ const isOperatorObject = (value: unknown, path: ReadonlyArray<string | number>):
 }
 
 const and = (parts: ReadonlyArray<Condition>): Condition =>
-  parts.length === 1 ? parts[0]! : (value) => parts.every((part) => part(value))
+  parts.length === 1 ? parts[0]! : (values) => parts.every((part) => part(values))
 
 /** A field's operator object (`{ $gt: 1, $lt: 5 }`) as one condition. */
 const compileOperators = (operators: JsonObject, path: Array<string | number>): Condition => {
@@ -120,7 +161,7 @@ const compileOperators = (operators: JsonObject, path: Array<string | number>): 
         break
       case "$ne": {
         const eq = equalsCondition(operand)
-        parts.push((value) => !eq(value))
+        parts.push((values) => !eq(values))
         break
       }
       case "$gt":
@@ -136,17 +177,17 @@ const compileOperators = (operators: JsonObject, path: Array<string | number>): 
       case "$nin": {
         if (!Array.isArray(operand)) throw new Malformed(at, `must be an array, got ${describe(operand)}`)
         const eqs = operand.map(equalsCondition)
-        const some = (value: unknown) => eqs.some((eq) => eq(value))
-        parts.push(op === "$in" ? some : (value) => !some(value))
+        const some = (reached: Reached) => eqs.some((eq) => eq(reached))
+        parts.push(op === "$in" ? some : (values) => !some(values))
         break
       }
       case "$exists":
         if (typeof operand !== "boolean") throw new Malformed(at, `must be a boolean, got ${describe(operand)}`)
-        parts.push(operand ? (value) => value !== undefined : (value) => value === undefined)
+        parts.push(operand ? (reached) => reached.values.length > 0 : (reached) => reached.values.length === 0)
         break
       case "$not": {
         const inner = isOperatorObject(operand, at) ? compileOperators(operand, at) : equalsCondition(operand)
-        parts.push((value) => !inner(value))
+        parts.push((values) => !inner(values))
         break
       }
       default:
@@ -183,7 +224,13 @@ const compileFilter = (filter: unknown, path: Array<string | number>): Predicate
       const segments = key.split(".")
       if (segments.some((segment) => segment.length === 0)) throw new Malformed(at, "must be a dotted path of names")
       const condition = isOperatorObject(value, at) ? compileOperators(value, at) : equalsCondition(value)
-      parts.push((m) => condition(valueAt(m, segments)))
+      // gathered afresh for each record (a predicate runs synchronously, never re-entered)
+      const reached: Reached = { values: [], missing: false }
+      parts.push((m) => {
+        reached.values.length = 0
+        reached.missing = false
+        return condition(reach(m, segments, reached))
+      })
     }
   }
   return parts.length === 0 ? () => true : parts.length === 1 ? parts[0]! : (m) => parts.every((p) => p(m))

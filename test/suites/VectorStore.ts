@@ -16,7 +16,7 @@ import {
   type VectorSearchResult,
   VectorStore
 } from "../../src/Vector.ts"
-import { jsonEquals, valueAt } from "../../src/VectorFilter.ts"
+import { jsonEquals } from "../../src/VectorFilter.ts"
 import * as BadInput from "./BadInput.ts"
 
 let counter = 0
@@ -32,20 +32,52 @@ const ids = (results: ReadonlyArray<{ readonly id: string }>) => results.map((r)
 
 type Doc = { id: string; vector: Array<number>; metadata: Record<string, unknown>; content?: string }
 
-const refEq = (value: unknown, operand: unknown): boolean =>
-  (operand === null && value === undefined) ||
-  jsonEquals(value, operand) ||
-  (Array.isArray(value) && value.some((item) => jsonEquals(item, operand)))
+interface RefReached {
+  readonly values: ReadonlyArray<unknown>
+  readonly missing: boolean
+}
 
-const refCompare = (value: unknown, op: string, operand: unknown): boolean => {
-  const one = (x: unknown) => {
+/**
+ * What a dotted path reaches (MongoDB's rule): a name goes into an object's key, or into each element of an array (an
+ * object without it, or a scalar, is missing there; a nested array is not entered); a number indexes an array (missing
+ * past its end) and names a key of its object elements that have it.
+ */
+const refReach = (value: unknown, path: ReadonlyArray<string>): RefReached => {
+  if (path.length === 0) return { values: [value], missing: false }
+  const [head, ...rest] = path as [string, ...Array<string>]
+  const numeric = /^(0|[1-9][0-9]*)$/.test(head)
+  if (Array.isArray(value)) {
+    const parts: Array<RefReached> = []
+    if (numeric) {
+      parts.push(Number(head) < value.length ? refReach(value[Number(head)], rest) : { values: [], missing: true })
+    }
+    for (const element of value) {
+      if (Array.isArray(element)) continue
+      if (typeof element === "object" && element !== null) {
+        if (!numeric || Object.hasOwn(element, head)) parts.push(refReach(element, path))
+      } else if (!numeric) parts.push({ values: [], missing: true })
+    }
+    return { values: parts.flatMap((p) => p.values), missing: parts.some((p) => p.missing) }
+  }
+  if (typeof value === "object" && value !== null && Object.hasOwn(value, head)) {
+    return refReach((value as Record<string, unknown>)[head], rest)
+  }
+  return { values: [], missing: true }
+}
+
+/** A value and, when it is an array, its elements. */
+const flat = (values: ReadonlyArray<unknown>) => values.flatMap((x) => (Array.isArray(x) ? [x, ...x] : [x]))
+
+const refEq = ({ missing, values }: RefReached, operand: unknown): boolean =>
+  (operand === null && missing) || flat(values).some((item) => jsonEquals(item, operand))
+
+const refCompare = ({ values }: RefReached, op: string, operand: unknown): boolean =>
+  flat(values).some((x) => {
     if (typeof x !== typeof operand || (typeof x !== "number" && typeof x !== "string")) return false
     const a = x as number
     const b = operand as number
     return op === "$gt" ? a > b : op === "$gte" ? a >= b : op === "$lt" ? a < b : a <= b
-  }
-  return Array.isArray(value) ? value.some(one) : one(value)
-}
+  })
 
 const isOperators = (x: unknown): x is Record<string, unknown> =>
   typeof x === "object" &&
@@ -54,24 +86,24 @@ const isOperators = (x: unknown): x is Record<string, unknown> =>
   Object.keys(x).length > 0 &&
   Object.keys(x).every((k) => k.startsWith("$"))
 
-const refField = (value: unknown, condition: unknown): boolean => {
-  if (!isOperators(condition)) return refEq(value, condition)
+const refField = (values: RefReached, condition: unknown): boolean => {
+  if (!isOperators(condition)) return refEq(values, condition)
   return Object.entries(condition).every(([op, operand]) => {
     switch (op) {
       case "$eq":
-        return refEq(value, operand)
+        return refEq(values, operand)
       case "$ne":
-        return !refEq(value, operand)
+        return !refEq(values, operand)
       case "$in":
-        return (operand as Array<unknown>).some((o) => refEq(value, o))
+        return (operand as Array<unknown>).some((o) => refEq(values, o))
       case "$nin":
-        return !(operand as Array<unknown>).some((o) => refEq(value, o))
+        return !(operand as Array<unknown>).some((o) => refEq(values, o))
       case "$exists":
-        return (value !== undefined) === operand
+        return values.values.length > 0 === operand
       case "$not":
-        return !refField(value, operand)
+        return !refField(values, operand)
       default:
-        return refCompare(value, op, operand)
+        return refCompare(values, op, operand)
     }
   })
 }
@@ -82,7 +114,7 @@ const refMatches = (filter: Record<string, unknown>, metadata: Record<string, un
     if (key === "$or") return (condition as Array<any>).some((f) => refMatches(f, metadata))
     if (key === "$nor") return !(condition as Array<any>).some((f) => refMatches(f, metadata))
     if (key === "$not") return !refMatches(condition as any, metadata)
-    return refField(valueAt(metadata, key.split(".")), condition)
+    return refField(refReach(metadata, key.split(".")), condition)
   })
 
 const refScore = (metric: string, q: Array<number>, x: Array<number>): number => {
@@ -123,7 +155,15 @@ const metadataArb = fc.record(
     b: fc.boolean(),
     c: scalar,
     n: fc.record({ x: fc.integer({ min: 0, max: 3 }) }, { requiredKeys: [] }),
-    tags: fc.array(fc.constantFrom("x", "y", "z"), { maxLength: 3 })
+    tags: fc.array(fc.constantFrom("x", "y", "z"), { maxLength: 3 }),
+    items: fc.array(
+      fc.oneof(
+        fc.record({ sku: scalar, n: fc.record({ x: fc.integer({ min: 0, max: 3 }) }) }, { requiredKeys: [] }),
+        fc.array(fc.record({ sku: scalar }), { maxLength: 2 }),
+        scalar
+      ),
+      { maxLength: 3 }
+    )
   },
   { requiredKeys: [] }
 )
@@ -135,7 +175,20 @@ const docsArb = fc.uniqueArray(
   }),
   { selector: (d) => d.id, maxLength: 40 }
 )
-const fields = ["a", "b", "c", "n.x", "n", "tags", "tags.0", "missing"]
+const fields = [
+  "a",
+  "b",
+  "c",
+  "n.x",
+  "n",
+  "tags",
+  "tags.0",
+  "missing",
+  "items.sku",
+  "items.0.sku",
+  "items.1",
+  "items.n.x"
+]
 const fieldCondition: fc.Arbitrary<unknown> = fc.oneof(
   scalar,
   fc.record({ $eq: scalar }),
@@ -358,6 +411,38 @@ export const suite = <E>(label: string, stores: Layer.Layer<VectorStore, E>) =>
         expect(yield* search({ three: null, i: { $lt: 5 } })).toEqual([1, 2, 4])
         expect(yield* search({ "tags.0": "round", i: { $lt: 15 } })).toEqual([0, 10])
         expect(yield* search({ user: { id: "u1" }, i: { $lt: 10 } })).toEqual([1, 6])
+        // a dotted path into an array of objects reaches each element's field (MongoDB's rule)
+        const orders = fresh("orders")
+        yield* store.createCollection(orders, { dimension: 1 })
+        yield* store.upsert(orders, [
+          {
+            id: "o1",
+            vector: [1],
+            metadata: {
+              items: [
+                { sku: "x", qty: 1 },
+                { sku: "y", qty: 5 }
+              ]
+            }
+          },
+          { id: "o2", vector: [1], metadata: { items: [{ sku: "x", qty: 2 }] } },
+          { id: "o3", vector: [1], metadata: { items: [[{ sku: "y" }], "y", { tags: ["y", "z"] }] } },
+          { id: "o4", vector: [1], metadata: { items: [] } }
+        ])
+        const matching = (filter: Record<string, unknown>) =>
+          Effect.map(store.search(orders, [1], { topK: 10, filter }), ids)
+        expect(yield* matching({ "items.sku": "y" })).toEqual(["o1"])
+        expect(yield* matching({ "items.sku": { $in: ["x"] } })).toEqual(["o1", "o2"])
+        expect(yield* matching({ "items.qty": { $gt: 4 } })).toEqual(["o1"])
+        expect(yield* matching({ "items.sku": { $ne: "y" } })).toEqual(["o2", "o3", "o4"])
+        expect(yield* matching({ "items.sku": { $exists: true } })).toEqual(["o1", "o2"])
+        expect(yield* matching({ "items.sku": null })).toEqual(["o3"])
+        expect(yield* matching({ "items.sku": { $exists: false } })).toEqual(["o3", "o4"])
+        expect(yield* matching({ "items.1.sku": "y" })).toEqual(["o1"])
+        expect(yield* matching({ "items.0.0.sku": "y" })).toEqual(["o3"])
+        expect(yield* matching({ "items.tags": "z" })).toEqual(["o3"])
+        expect(yield* store.count(orders, { filter: { "items.sku": "x", "items.qty": 5 } })).toBe(1)
+        expect(yield* store.delete(orders, { filter: { "items.sku": "x" } })).toBe(2)
         // a value of the wrong type never breaks the query: it does not match
         expect(yield* search({ i: { $gt: "a" } })).toEqual([])
         expect(yield* search({ kind: { $lt: 5 } })).toEqual([])
