@@ -480,6 +480,43 @@ export class VectorIndex {
       throw new RangeError(`vector "${id}" has ${bytes.byteLength} bytes, expected ${this.dimension * 4}`)
     }
     const slot = this.slotFor(id)
+    this.copyIn(slot, bytes)
+    this.finish(slot, metadata, content)
+  }
+
+  /**
+   * Fills an empty index from stored slots: slot `i` holds `ids[i]`, `metadata[i]` and `content[i]`, and each block
+   * `[first, bytes]` holds the little-endian float32 vectors of consecutive slots from `first` on (copied). Every slot
+   * must get its vector from one block.
+   */
+  loadSlots(
+    ids: ReadonlyArray<string>,
+    metadata: ReadonlyArray<JsonObject>,
+    content: ReadonlyArray<string | undefined>,
+    blocks: ReadonlyArray<readonly [first: number, bytes: Uint8Array]>
+  ): void {
+    const size = ids.length
+    this.grow(size)
+    const rowBytes = this.dimension * 4
+    const data = this.data
+    for (const [first, bytes] of blocks) {
+      const count = bytes.byteLength / rowBytes
+      if (this.stride === this.dimension && littleEndian) {
+        new Uint8Array(data.buffer, data.byteOffset + first * rowBytes, bytes.byteLength).set(bytes)
+      } else {
+        for (let i = 0; i < count; i++) this.copyIn(first + i, bytes.subarray(i * rowBytes, (i + 1) * rowBytes))
+      }
+    }
+    for (let slot = 0; slot < size; slot++) {
+      this.slots.set(ids[slot]!, slot)
+      this.ids[slot] = ids[slot]!
+      this.finish(slot, metadata[slot]!, content[slot])
+    }
+    this.size = size
+  }
+
+  /** Copies one vector's little-endian float32 bytes into `slot`. */
+  private copyIn(slot: number, bytes: Uint8Array): void {
     const offset = slot * this.stride
     if (littleEndian) {
       new Uint8Array(this.data.buffer, this.data.byteOffset + offset * 4, bytes.byteLength).set(bytes)
@@ -487,7 +524,6 @@ export class VectorIndex {
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
       for (let i = 0; i < this.dimension; i++) this.data[offset + i] = view.getFloat32(i * 4, true)
     }
-    this.finish(slot, metadata, content)
   }
 
   /** Removes record `id`; whether it was there. */

@@ -1,11 +1,20 @@
 /**
- * `VectorStore` on SQL, stated once for SQLite and PostgreSQL. Vectors are
- * float32 little-endian BLOB/`bytea`, metadata JSON text, content JSON text
- * (so U+0000 survives PostgreSQL `text`); records go with their collection
- * through a foreign key (`ON DELETE CASCADE`).
+ * `VectorStore` on SQL, stated once for SQLite and PostgreSQL. A collection's
+ * records occupy dense slots `0 … size - 1`: each record row holds its id,
+ * slot, metadata JSON text and content JSON text (so U+0000 survives
+ * PostgreSQL `text`), and the vectors live apart, as float32 little-endian
+ * values in blocks of `block_size` consecutive slots (64 KiB of floats a
+ * block, one BLOB/`bytea` each). One vector per row made a row of 1.5 KB at
+ * 384 dimensions, which SQLite's `WITHOUT ROWID` table spilled to an overflow
+ * page of its own (4.6 KB a vector); a block fills its overflow pages (TOAST
+ * chunks, stored uncompressed, on PostgreSQL). A write rewrites the blocks it
+ * touches: an upsert places new records at the end, a delete moves the last
+ * records into the holes. Records and blocks go with their collection through
+ * foreign keys (`ON DELETE CASCADE`).
  *
- * Searches are exact scans in JS over a per-layer copy of each collection
- * (one contiguous `Float32Array`, see `VectorIndex`). Every write replaces the
+ * Searches run in JS over a per-layer copy of each collection (one contiguous
+ * `Float32Array`, see `VectorIndex`), loaded by one statement (records with
+ * the blocks beside them) in one snapshot. Every write replaces the
  * collection's `stamp` (a fresh random token, never reused, so a rolled-back
  * write's stamp can never match again); every read first reads the stamp (one
  * point query) and reloads the copy when it differs, so writes by other
@@ -33,8 +42,8 @@ import { SqlClient } from "@effect/sql/SqlClient"
 import { Effect, Layer } from "effect"
 import { createHash, randomUUID } from "node:crypto"
 import { bytesToFloat32, float32ToBytes } from "../../src/Binary.ts"
-import type { StorageError } from "../../src/Errors.ts"
-import { parseJson } from "../../src/Json.ts"
+import { StorageError } from "../../src/Errors.ts"
+import { type JsonObject, parseJson } from "../../src/Json.ts"
 import {
   type VectorCollectionRow,
   makeVectorStore,
@@ -47,6 +56,14 @@ import { attributesOf, spanAttributes } from "../../src/Traced.ts"
 import { type Metric, VectorIndex } from "../../src/VectorFilter.ts"
 import * as Kit from "./Kit.ts"
 
+const blocksTable = (blob: string) => `CREATE TABLE {vector_blocks} (
+  collection TEXT NOT NULL REFERENCES {vector_collections} (name) ON DELETE CASCADE,
+  block BIGINT NOT NULL,
+  data ${blob} NOT NULL,
+  PRIMARY KEY (collection, block)
+)`
+
+/** `0001_vectors`'s records table (each with its vector, which `0003_vector_blocks` moves into blocks). */
 const vectorsTable = (blob: string) => `CREATE TABLE IF NOT EXISTS {vectors} (
   collection TEXT NOT NULL REFERENCES {vector_collections} (name) ON DELETE CASCADE,
   id TEXT NOT NULL,
@@ -56,13 +73,21 @@ const vectorsTable = (blob: string) => `CREATE TABLE IF NOT EXISTS {vectors} (
   PRIMARY KEY (collection, id)
 )`
 
+/** Bytes of floats per block: a block holds `max(1, floor(blockBytes / (4 × dimension)))` vectors. */
+const blockBytes = 65_536
+
+/** Vectors per block of a collection of `dimension` (fixed when the collection is created). */
+const blockSizeOf = (dimension: number): number => Math.max(1, Math.floor(blockBytes / (4 * dimension)))
+
 /**
- * The collections and vectors tables and their migrations (a pgvector side table is made and dropped with its
- * collection, see the module comment).
+ * The collections, records and blocks tables and their migrations (a pgvector side table is made and dropped with its
+ * collection, see the module comment). `0003_vector_blocks` moves the vectors of `0001_vectors`'s rows into blocks,
+ * byte for byte (slots in id order), and drops their column; on SQLite the freed pages stay in the file until a
+ * `VACUUM` (SQLite reuses them first).
  */
 export const schema: Kit.SqlSchema = {
   name: "vectors",
-  tables: ["vector_collections", "vectors"],
+  tables: ["vector_collections", "vectors", "vector_blocks"],
   migrations: {
     "0001_vectors": [
       `CREATE TABLE IF NOT EXISTS {vector_collections} (
@@ -76,7 +101,34 @@ export const schema: Kit.SqlSchema = {
       { sqlite: `${vectorsTable("BLOB")} WITHOUT ROWID`, pg: vectorsTable("BYTEA") }
     ],
     // whether the collection has a pgvector side table (see the module comment)
-    "0002_vector_hnsw": [{ pg: `ALTER TABLE {vector_collections} ADD COLUMN hnsw BOOLEAN NOT NULL DEFAULT false` }]
+    "0002_vector_hnsw": [{ pg: `ALTER TABLE {vector_collections} ADD COLUMN hnsw BOOLEAN NOT NULL DEFAULT false` }],
+    "0003_vector_blocks": [
+      `ALTER TABLE {vector_collections} ADD COLUMN size BIGINT NOT NULL DEFAULT 0`,
+      `ALTER TABLE {vector_collections} ADD COLUMN block_size INTEGER NOT NULL DEFAULT 1`,
+      {
+        sqlite: `UPDATE {vector_collections} SET block_size = max(1, ${blockBytes / 4} / dimension)`,
+        pg: `UPDATE {vector_collections} SET block_size = greatest(1, ${blockBytes / 4} / dimension)`
+      },
+      `ALTER TABLE {vectors} ADD COLUMN slot BIGINT NOT NULL DEFAULT 0`,
+      `UPDATE {vectors} SET slot = n.slot FROM (
+        SELECT collection, id, row_number() OVER (PARTITION BY collection ORDER BY id) - 1 AS slot FROM {vectors}
+      ) AS n WHERE {vectors}.collection = n.collection AND {vectors}.id = n.id`,
+      `UPDATE {vector_collections} SET size = (SELECT count(*) FROM {vectors} v WHERE v.collection = name)`,
+      { sqlite: blocksTable("BLOB"), pg: blocksTable("BYTEA") },
+      { pg: `ALTER TABLE {vector_blocks} ALTER COLUMN data SET STORAGE EXTERNAL` },
+      {
+        sqlite: `INSERT INTO {vector_blocks} (collection, block, data)
+          SELECT v.collection, v.slot / c.block_size, CAST(group_concat(v.vector, x'' ORDER BY v.slot) AS BLOB)
+          FROM {vectors} v JOIN {vector_collections} c ON c.name = v.collection
+          GROUP BY v.collection, v.slot / c.block_size`,
+        pg: `INSERT INTO {vector_blocks} (collection, block, data)
+          SELECT v.collection, v.slot / c.block_size, string_agg(v.vector, ''::bytea ORDER BY v.slot)
+          FROM {vectors} v JOIN {vector_collections} c ON c.name = v.collection
+          GROUP BY v.collection, v.slot / c.block_size`
+      },
+      `ALTER TABLE {vectors} DROP COLUMN vector`,
+      `CREATE INDEX {vectors_by_slot} ON {vectors} (collection, slot)`
+    ]
   },
   requires: []
 }
@@ -109,9 +161,18 @@ interface StoredRow {
 
 const decodeStored = (r: ReadonlyArray<any>): StoredRow => ({ id: r[0], vector: r[1], metadata: r[2], content: r[3] })
 
-const insertCollection = Kit.stmt<[string, string, number, string, string, number], string>(
-  `INSERT INTO {vector_collections} (name, uid, dimension, metric, stamp, created_at) VALUES (?, ?, ?, ?, ?, ?)
-    ON CONFLICT (name) DO NOTHING RETURNING name`,
+/** A record's vector cut from its block (the block and collection joined as `b` and `c`, the record as `v`). */
+const vectorOf = {
+  sqlite: `substr(b.data, (v.slot % c.block_size) * c.dimension * 4 + 1, c.dimension * 4)`,
+  pg: `substring(b.data from ((v.slot % c.block_size) * c.dimension * 4 + 1)::int for c.dimension * 4)`
+}
+/** The joins `vectorOf` reads through, from the records `v`. */
+const blockJoin = `JOIN {vector_collections} c ON c.name = v.collection
+  JOIN {vector_blocks} b ON b.collection = v.collection AND b.block = v.slot / c.block_size`
+
+const insertCollection = Kit.stmt<[string, string, number, string, string, number, number], string>(
+  `INSERT INTO {vector_collections} (name, uid, dimension, metric, stamp, created_at, block_size)
+    VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING name`,
   (r) => r[0]
 )
 /** A collection and whether it has a pgvector side table (never on SQLite). */
@@ -128,13 +189,11 @@ const selectCollection = Kit.stmt<[name: string], Found>(
   (r) => ({ row: decodeCollection(r), hnsw: r[5] === true })
 )
 const listCollections = Kit.stmt<[], { row: VectorCollectionRow; count: number }>(
-  `SELECT ${collectionColumns}, (SELECT count(*) FROM {vectors} v WHERE v.collection = c.name)
-    FROM {vector_collections} c`,
+  `SELECT ${collectionColumns}, size FROM {vector_collections}`,
   (r) => ({ row: decodeCollection(r), count: Number(r[5]) })
 )
 const countVectors = Kit.stmt<[name: string, uid: string], number>(
-  `SELECT count(*) FROM {vectors} v JOIN {vector_collections} c ON c.name = v.collection
-    WHERE c.name = ? AND c.uid = ?`,
+  `SELECT size FROM {vector_collections} WHERE name = ? AND uid = ?`,
   (r) => Number(r[0])
 )
 const dropCollection = Kit.stmt<[name: string], string>(
@@ -150,46 +209,108 @@ const selectStamp = Kit.stmt<[name: string, uid: string], string>(
   `SELECT stamp FROM {vector_collections} WHERE name = ? AND uid = ?`,
   (r) => r[0]
 )
-/** The stamp, locking the collection's row on PostgreSQL (writers of one collection serialise). */
-const lockStamp = Kit.stmt<[name: string, uid: string], string>(
+
+/** What a write needs of its collection: the stamp it replaces, the slots in use, and (PostgreSQL) its side table. */
+interface Layout {
+  readonly stamp: string
+  readonly size: number
+  readonly blockSize: number
+  readonly hnsw: boolean
+}
+
+/** The collection's layout, locking its row on PostgreSQL (writers of one collection serialise). */
+const lockLayout = Kit.stmt<[name: string, uid: string], Layout>(
   {
-    sqlite: `SELECT stamp FROM {vector_collections} WHERE name = ? AND uid = ?`,
-    pg: `SELECT stamp FROM {vector_collections} WHERE name = ? AND uid = ? FOR UPDATE`
+    sqlite: `SELECT stamp, size, block_size, 0 FROM {vector_collections} WHERE name = ? AND uid = ?`,
+    pg: `SELECT stamp, size, block_size, hnsw FROM {vector_collections} WHERE name = ? AND uid = ? FOR UPDATE`
   },
-  (r) => r[0]
+  (r) => ({ stamp: r[0], size: Number(r[1]), blockSize: Number(r[2]), hnsw: r[3] === true })
 )
-/** PostgreSQL: the stamp and whether the collection has a side table, locking the collection's row. */
-const lockCollection = Kit.stmt<[name: string, uid: string], { readonly stamp: string; readonly hnsw: boolean }>(
-  `SELECT stamp, hnsw FROM {vector_collections} WHERE name = ? AND uid = ? FOR UPDATE`,
-  (r) => ({ stamp: r[0], hnsw: r[1] === true })
-)
-const setStamp = Kit.stmt<[stamp: string, name: string]>(`UPDATE {vector_collections} SET stamp = ? WHERE name = ?`)
-const upsertOne = Kit.stmt<[string, string, Uint8Array, string, string | null]>(
-  `INSERT INTO {vectors} (collection, id, vector, metadata, content) VALUES (?, ?, ?, ?, ?)
-    ON CONFLICT (collection, id) DO UPDATE
-    SET vector = excluded.vector, metadata = excluded.metadata, content = excluded.content`
-)
-const loadAll = Kit.stmt<[name: string], StoredRow>(
-  `SELECT id, vector, metadata, content FROM {vectors} WHERE collection = ?`,
-  decodeStored
+const setLayout = Kit.stmt<[stamp: string, size: number, name: string]>(
+  `UPDATE {vector_collections} SET stamp = ?, size = ? WHERE name = ?`
 )
 const idsIn = {
   sqlite: `(SELECT value FROM json_each(?))`,
   pg: `(SELECT jsonb_array_elements_text(?::jsonb))`
 }
+const numbersIn = {
+  sqlite: `(SELECT value FROM json_each(?))`,
+  pg: `(SELECT jsonb_array_elements_text(?::jsonb)::bigint)`
+}
+/** The slots of these ids (a JSON array). */
+const selectSlots = Kit.stmt<[name: string, ids: string], readonly [string, number]>(
+  {
+    sqlite: `SELECT id, slot FROM {vectors} WHERE collection = ? AND id IN ${idsIn.sqlite}`,
+    pg: `SELECT id, slot FROM {vectors} WHERE collection = ? AND id IN ${idsIn.pg}`
+  },
+  (r) => [r[0], Number(r[1])]
+)
+/** The records at slots from `first` on, by slot. */
+const selectTail = Kit.stmt<[name: string, first: number], readonly [string, number]>(
+  `SELECT id, slot FROM {vectors} WHERE collection = ? AND slot >= ? ORDER BY slot`,
+  (r) => [r[0], Number(r[1])]
+)
+/** These blocks (a JSON array of numbers). */
+const selectBlocks = Kit.stmt<[name: string, blocks: string], readonly [number, Uint8Array]>(
+  {
+    sqlite: `SELECT block, data FROM {vector_blocks} WHERE collection = ? AND block IN ${numbersIn.sqlite}`,
+    pg: `SELECT block, data FROM {vector_blocks} WHERE collection = ? AND block IN ${numbersIn.pg}`
+  },
+  (r) => [Number(r[0]), r[1]]
+)
+const upsertBlock = Kit.stmt<[name: string, block: number, data: Uint8Array]>(
+  `INSERT INTO {vector_blocks} (collection, block, data) VALUES (?, ?, ?)
+    ON CONFLICT (collection, block) DO UPDATE SET data = excluded.data`
+)
+const deleteBlocksFrom = Kit.stmt<[name: string, first: number]>(
+  `DELETE FROM {vector_blocks} WHERE collection = ? AND block >= ?`
+)
+/** Moves records to new slots (a JSON array of `[id, slot]`). */
+const moveSlots = Kit.stmt<[moves: string, name: string]>({
+  sqlite: `UPDATE {vectors} SET slot = m.value ->> 1 FROM json_each(?) AS m
+    WHERE {vectors}.collection = ? AND {vectors}.id = m.value ->> 0`,
+  pg: `UPDATE {vectors} SET slot = (m.value ->> 1)::bigint FROM jsonb_array_elements(?::jsonb) AS m (value)
+    WHERE {vectors}.collection = ? AND {vectors}.id = m.value ->> 0`
+})
+const upsertOne = Kit.stmt<[string, string, number, string, string | null]>(
+  `INSERT INTO {vectors} (collection, id, slot, metadata, content) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (collection, id) DO UPDATE SET metadata = excluded.metadata, content = excluded.content`
+)
+/** A record of a scan copy: id, slot, metadata and content text, and the block starting at its slot, if any. */
+interface LoadedRow {
+  readonly id: string
+  readonly slot: number
+  readonly metadata: string
+  readonly content: string | null
+  readonly block: Uint8Array | null
+}
+/**
+ * Every record of the collection with, beside each record whose slot starts a block, that block: the whole copy in
+ * one statement, so in one snapshot.
+ */
+const loadAll = Kit.stmt<[name: string, uid: string], LoadedRow>(
+  `SELECT v.id, v.slot, v.metadata, v.content, b.data FROM {vectors} v
+    JOIN {vector_collections} c ON c.name = v.collection AND c.uid = ?
+    LEFT JOIN {vector_blocks} b ON v.slot % c.block_size = 0 AND b.collection = v.collection
+      AND b.block = v.slot / c.block_size
+    WHERE v.collection = ?`,
+  (r) => ({ id: r[0], slot: Number(r[1]), metadata: r[2], content: r[3], block: r[4] })
+)
 const selectIds = Kit.stmt<[name: string, ids: string], StoredRow>(
   {
-    sqlite: `SELECT id, vector, metadata, content FROM {vectors} WHERE collection = ? AND id IN ${idsIn.sqlite}`,
-    pg: `SELECT id, vector, metadata, content FROM {vectors} WHERE collection = ? AND id IN ${idsIn.pg}`
+    sqlite: `SELECT v.id, ${vectorOf.sqlite}, v.metadata, v.content FROM {vectors} v ${blockJoin}
+      WHERE v.collection = ? AND v.id IN ${idsIn.sqlite}`,
+    pg: `SELECT v.id, ${vectorOf.pg}, v.metadata, v.content FROM {vectors} v ${blockJoin}
+      WHERE v.collection = ? AND v.id IN ${idsIn.pg}`
   },
   decodeStored
 )
-const deleteIds = Kit.stmt<[name: string, ids: string], string>(
+const deleteIds = Kit.stmt<[name: string, ids: string], readonly [string, number]>(
   {
-    sqlite: `DELETE FROM {vectors} WHERE collection = ? AND id IN ${idsIn.sqlite} RETURNING id`,
-    pg: `DELETE FROM {vectors} WHERE collection = ? AND id IN ${idsIn.pg} RETURNING id`
+    sqlite: `DELETE FROM {vectors} WHERE collection = ? AND id IN ${idsIn.sqlite} RETURNING id, slot`,
+    pg: `DELETE FROM {vectors} WHERE collection = ? AND id IN ${idsIn.pg} RETURNING id, slot`
   },
-  (r) => r[0]
+  (r) => [r[0], Number(r[1])]
 )
 
 /** Rows per multi-row insert on PostgreSQL (5 parameters each). */
@@ -201,9 +322,8 @@ const upsertRows = (n: number): Kit.Stmt<ReadonlyArray<unknown>, void> => {
   if (statement === undefined) {
     const values = Array.from({ length: n }, () => "(?, ?, ?, ?, ?)").join(", ")
     statement = Kit.stmt(
-      `INSERT INTO {vectors} (collection, id, vector, metadata, content) VALUES ${values}
-        ON CONFLICT (collection, id) DO UPDATE
-        SET vector = excluded.vector, metadata = excluded.metadata, content = excluded.content`
+      `INSERT INTO {vectors} (collection, id, slot, metadata, content) VALUES ${values}
+        ON CONFLICT (collection, id) DO UPDATE SET metadata = excluded.metadata, content = excluded.content`
     )
     upsertMany.set(n, statement)
   }
@@ -284,9 +404,9 @@ const sideSearchOf = (extension: string, row: VectorCollectionRow): SideSearch =
         Kit.stmt(`CREATE INDEX ON ${table} USING hnsw (embedding "${extension}".${opclass})`)
       ],
       nearest: Kit.stmt(
-        `SELECT v.id, v.vector, v.metadata, v.content FROM (
+        `SELECT v.id, ${vectorOf.pg}, v.metadata, v.content FROM (
           SELECT id FROM ${table} ORDER BY embedding OPERATOR("${extension}".${operator}) ?::real[]::${vector} LIMIT ?
-        ) AS c JOIN {vectors} v ON v.collection = ? AND v.id = c.id`,
+        ) AS n JOIN {vectors} v ON v.collection = ? AND v.id = n.id ${blockJoin}`,
         decodeStored
       )
     }
@@ -297,9 +417,9 @@ const sideSearchOf = (extension: string, row: VectorCollectionRow): SideSearch =
 
 /** Sets `hnsw.ef_search` for the rest of the transaction. */
 const tuneSearch = Kit.stmt<[efSearch: string], string>(`SELECT set_config('hnsw.ef_search', ?, true)`, (r) => r[0])
-const insertIndexedCollection = Kit.stmt<[string, string, number, string, string, number], string>(
-  `INSERT INTO {vector_collections} (name, uid, dimension, metric, stamp, created_at, hnsw)
-    VALUES (?, ?, ?, ?, ?, ?, true) ON CONFLICT (name) DO NOTHING RETURNING name`,
+const insertIndexedCollection = Kit.stmt<[string, string, number, string, string, number, number], string>(
+  `INSERT INTO {vector_collections} (name, uid, dimension, metric, stamp, created_at, block_size, hnsw)
+    VALUES (?, ?, ?, ?, ?, ?, ?, true) ON CONFLICT (name) DO NOTHING RETURNING name`,
   (r) => r[0]
 )
 /** The schema and version of the `vector` extension, when it is installed. */
@@ -325,37 +445,158 @@ interface Restamp {
   readonly after: string
 }
 
-function* restamp(row: VectorCollectionRow, expected: string | undefined) {
-  const before: string | undefined = yield* Kit.one(lockStamp, row.name, row.uid)
-  if (before === undefined) return "missing" as const
-  if (expected !== undefined && before !== expected) return "stale" as const
-  const after = randomUUID()
-  yield* Kit.exec(setStamp, after, row.name)
-  return { before, after } satisfies Restamp
-}
-
-/** PostgreSQL: `restamp`, also telling whether the collection has a side table. */
-function* restampPg(row: VectorCollectionRow) {
-  const locked: { readonly stamp: string; readonly hnsw: boolean } | undefined = yield* Kit.one(
-    lockCollection,
-    row.name,
-    row.uid
-  )
-  if (locked === undefined) return "missing" as const
-  const after = randomUUID()
-  yield* Kit.exec(setStamp, after, row.name)
-  return { stamps: { before: locked.stamp, after } satisfies Restamp, hnsw: locked.hnsw }
-}
-
 const contentText = (content: string | undefined): string | null =>
   content === undefined ? null : JSON.stringify(content)
+
+/**
+ * The blocks of a collection a write changes, read on first use: `vector(slot)` is a slot's bytes to read or
+ * overwrite, `save(size)` writes every block changed back, cut to the `size` slots in use, and deletes the blocks
+ * past them.
+ */
+class Blocks {
+  private readonly blocks = new Map<number, Uint8Array>()
+  private readonly changed = new Set<number>()
+  constructor(
+    private readonly name: string,
+    private readonly blockSize: number,
+    private readonly rowBytes: number
+  ) {}
+
+  /** Reads the blocks holding `slots` (those not read yet). */
+  *read(slots: Iterable<number>) {
+    const wanted = new Set<number>()
+    for (const slot of slots) {
+      const block = Math.floor(slot / this.blockSize)
+      if (!this.blocks.has(block)) wanted.add(block)
+    }
+    if (wanted.size === 0) return
+    const found: ReadonlyArray<readonly [number, Uint8Array]> = yield* Kit.all(
+      selectBlocks,
+      this.name,
+      JSON.stringify(Array.from(wanted))
+    )
+    for (const [block, data] of found) this.blocks.set(block, data)
+  }
+
+  /** The bytes of `slot`, in a block grown to hold it (read it first); `write` marks the block changed. */
+  vector(slot: number, write: boolean): Uint8Array {
+    const block = Math.floor(slot / this.blockSize)
+    const start = (slot - block * this.blockSize) * this.rowBytes
+    let data = this.blocks.get(block) ?? new Uint8Array(0)
+    if (data.byteLength < start + this.rowBytes) {
+      const grown = new Uint8Array(Math.min(this.blockSize * this.rowBytes, start + this.rowBytes * 64))
+      grown.set(data)
+      data = grown
+      this.blocks.set(block, data)
+    }
+    if (write) this.changed.add(block)
+    return data.subarray(start, start + this.rowBytes)
+  }
+
+  /** Writes the changed blocks, cut to `size` slots, and deletes the blocks past `size` (after a delete). */
+  *save(size: number, shrunk: boolean) {
+    const count = Math.ceil(size / this.blockSize)
+    if (shrunk && size % this.blockSize !== 0) this.changed.add(count - 1)
+    for (const block of this.changed) {
+      if (block >= count) continue
+      const used = Math.min(this.blockSize, size - block * this.blockSize) * this.rowBytes
+      const data = this.blocks.get(block)!
+      yield* Kit.exec(upsertBlock, this.name, block, data.byteLength === used ? data : data.subarray(0, used))
+    }
+    if (shrunk) yield* Kit.exec(deleteBlocksFrom, this.name, count)
+  }
+}
+
+/** Locks the collection (PostgreSQL) and reads its layout; `missing`, or `stale` when not at `expected`. */
+function* layoutOf(row: VectorCollectionRow, expected: string | undefined) {
+  const layout: Layout | undefined = yield* Kit.one(lockLayout, row.name, row.uid)
+  if (layout === undefined) return "missing" as const
+  if (expected !== undefined && layout.stamp !== expected) return "stale" as const
+  return layout
+}
+
+/**
+ * Writes `rows` (ids unique): records already there keep their slot, new ones take the next; the blocks they touch
+ * are rewritten. Returns the change of stamp and the layout it started from, or `undefined` when the collection is
+ * gone.
+ */
+function* upsertRecords(row: VectorCollectionRow, rows: ReadonlyArray<VectorRow>, pg: boolean) {
+  const layout = yield* layoutOf(row, undefined)
+  if (typeof layout === "string") return undefined
+  const existing: ReadonlyArray<readonly [string, number]> = yield* Kit.all(
+    selectSlots,
+    row.name,
+    JSON.stringify(rows.map((r) => r.id))
+  )
+  const slotOf = new Map(existing)
+  let size = layout.size
+  const slots = rows.map((r) => slotOf.get(r.id) ?? size++)
+  const blocks = new Blocks(row.name, layout.blockSize, row.dimension * 4)
+  // the blocks holding replaced vectors, and the partial last block new ones go after
+  yield* blocks.read(layout.size > 0 && size > layout.size ? [...slotOf.values(), layout.size - 1] : slotOf.values())
+  for (let i = 0; i < rows.length; i++) blocks.vector(slots[i]!, true).set(bytesOf(rows[i]!.vector))
+  yield* blocks.save(size, false)
+  if (pg) {
+    for (let start = 0; start < rows.length; start += pgChunk) {
+      const params: Array<unknown> = []
+      for (let i = start; i < Math.min(rows.length, start + pgChunk); i++) {
+        const r = rows[i]!
+        params.push(row.name, r.id, slots[i], r.metadataJson, contentText(r.content))
+      }
+      yield* Kit.exec(upsertRows(params.length / 5), ...params)
+    }
+  } else {
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!
+      yield* Kit.exec(upsertOne, row.name, r.id, slots[i]!, r.metadataJson, contentText(r.content))
+    }
+  }
+  const after = randomUUID()
+  yield* Kit.exec(setLayout, after, size, row.name)
+  return { stamps: { before: layout.stamp, after } satisfies Restamp, hnsw: layout.hnsw }
+}
+
+/**
+ * Deletes these ids; the records in the last slots move into the holes (lowest hole first), so slots stay dense.
+ */
+function* deleteRecords(row: VectorCollectionRow, ids: ReadonlyArray<string>, expected: string | undefined) {
+  const layout = yield* layoutOf(row, expected)
+  if (typeof layout === "string") return layout
+  const deleted: ReadonlyArray<readonly [string, number]> = yield* Kit.all(deleteIds, row.name, JSON.stringify(ids))
+  const size = layout.size - deleted.length
+  if (deleted.length > 0) {
+    const holes = deleted
+      .map(([, slot]) => slot)
+      .filter((slot) => slot < size)
+      .sort((a, b) => a - b)
+    const movers: ReadonlyArray<readonly [string, number]> =
+      holes.length === 0 ? [] : yield* Kit.all(selectTail, row.name, size)
+    const blocks = new Blocks(row.name, layout.blockSize, row.dimension * 4)
+    yield* blocks.read([...holes, ...movers.map(([, slot]) => slot), ...(size > 0 ? [size - 1] : [])])
+    for (let i = 0; i < holes.length; i++) blocks.vector(holes[i]!, true).set(blocks.vector(movers[i]![1], false))
+    yield* blocks.save(size, true)
+    if (movers.length > 0) {
+      yield* Kit.exec(moveSlots, JSON.stringify(movers.map(([id], i) => [id, holes[i]])), row.name)
+    }
+  }
+  const after = randomUUID()
+  yield* Kit.exec(setLayout, after, size, row.name)
+  return { stamps: { before: layout.stamp, after } satisfies Restamp, deleted: deleted.map(([id]) => id) }
+}
 
 /** The operations of `VectorDriver` on SQL (the scan cache is built over them, see `driver`). */
 export const ops = {
   createCollection: Kit.op("vector.createCollection", (row: VectorCollectionRow) =>
-    Kit.one(insertCollection, row.name, row.uid, row.dimension, row.metric, randomUUID(), row.createdAt).map(
-      (name) => name !== undefined
-    )
+    Kit.one(
+      insertCollection,
+      row.name,
+      row.uid,
+      row.dimension,
+      row.metric,
+      randomUUID(),
+      row.createdAt,
+      blockSizeOf(row.dimension)
+    ).map((name) => name !== undefined)
   ),
   collection: Kit.op("vector.collection", (name: string) => Kit.one(selectCollection, name)),
   listCollections: Kit.op("vector.listCollections", () => Kit.all(listCollections)),
@@ -377,49 +618,34 @@ export const ops = {
     }
   ),
   stamp: Kit.op("vector.stamp", (row: VectorCollectionRow) => Kit.one(selectStamp, row.name, row.uid)),
-  load: Kit.op("vector.load", (row: VectorCollectionRow) => Kit.all(loadAll, row.name)),
+  load: Kit.op("vector.load", (row: VectorCollectionRow) => Kit.all(loadAll, row.uid, row.name)),
   get: Kit.op("vector.get", (row: VectorCollectionRow, ids: ReadonlyArray<string>) =>
     Kit.all(selectIds, row.name, JSON.stringify(ids))
   ),
   upsert: Kit.op(
     "vector.upsert",
     function* (row: VectorCollectionRow, rows: ReadonlyArray<VectorRow>) {
-      const stamps = yield* restamp(row, undefined)
-      if (typeof stamps === "string") return undefined
-      for (const r of rows) {
-        yield* Kit.exec(upsertOne, row.name, r.id, bytesOf(r.vector), r.metadataJson, contentText(r.content))
-      }
-      return stamps
+      return (yield* upsertRecords(row, rows, false))?.stamps
     },
     {
       atomic: true,
       pg: function* (row: VectorCollectionRow, rows: ReadonlyArray<VectorRow>) {
-        const locked = yield* restampPg(row)
-        if (typeof locked === "string") return undefined
-        for (let start = 0; start < rows.length; start += pgChunk) {
-          const chunk = rows.slice(start, start + pgChunk)
-          const params: Array<unknown> = []
-          for (const r of chunk) params.push(row.name, r.id, bytesOf(r.vector), r.metadataJson, contentText(r.content))
-          yield* Kit.exec(upsertRows(chunk.length), ...params)
-        }
-        if (locked.hnsw) {
+        const written = yield* upsertRecords(row, rows, true)
+        if (written === undefined) return undefined
+        if (written.hnsw) {
           const { upsert } = sideWritesOf(row.uid)
           for (let start = 0; start < rows.length; start += pgChunk) {
             yield* Kit.exec(upsert, row.name, embeddingsJson(rows.slice(start, start + pgChunk)))
           }
         }
-        return locked.stamps
+        return written.stamps
       }
     }
   ),
   delete: Kit.op(
     "vector.delete",
-    function* (row: VectorCollectionRow, ids: ReadonlyArray<string>, expected: string | undefined) {
-      const stamps = yield* restamp(row, expected)
-      if (typeof stamps === "string") return stamps
-      const deleted: ReadonlyArray<string> = yield* Kit.all(deleteIds, row.name, JSON.stringify(ids))
-      return { stamps, deleted }
-    },
+    (row: VectorCollectionRow, ids: ReadonlyArray<string>, expected: string | undefined) =>
+      deleteRecords(row, ids, expected),
     { atomic: true }
   )
 }
@@ -433,7 +659,15 @@ const hnswOps = (extension: string) => ({
     atomic: true,
     pg: function* (row: VectorCollectionRow) {
       if (row.dimension > hnswMaxDimension) return yield* ops.createCollection.run(row)
-      const params = [row.name, row.uid, row.dimension, row.metric, randomUUID(), row.createdAt] as const
+      const params = [
+        row.name,
+        row.uid,
+        row.dimension,
+        row.metric,
+        randomUUID(),
+        row.createdAt,
+        blockSizeOf(row.dimension)
+      ] as const
       if ((yield* Kit.one(insertIndexedCollection, ...params)) === undefined) return false
       for (const statement of sideSearchOf(extension, row).create) yield* Kit.exec(statement)
       return true
@@ -500,6 +734,33 @@ const isUndefinedTable = (error: unknown): boolean => {
 
 const isZero = (vector: Float32Array): boolean => vector.every((x) => x === 0)
 
+/** A scan copy from the rows of `loadAll`, or `undefined` when the slots are not dense or the blocks do not fill them. */
+const restore = (row: VectorCollectionRow, rows: ReadonlyArray<LoadedRow>): VectorIndex | undefined => {
+  const size = rows.length
+  const rowBytes = row.dimension * 4
+  const ids: Array<string> = new Array(size)
+  const metadata: Array<JsonObject> = new Array(size)
+  const content: Array<string | undefined> = new Array(size)
+  const blocks: Array<readonly [number, Uint8Array]> = []
+  let filled = 0
+  for (const r of rows) {
+    if (!(r.slot >= 0 && r.slot < size) || ids[r.slot] !== undefined) return undefined
+    ids[r.slot] = r.id
+    metadata[r.slot] = JSON.parse(r.metadata)
+    content[r.slot] = contentOf(r.content)
+    if (r.block !== null) {
+      const count = r.block.byteLength / rowBytes
+      if (!Number.isInteger(count) || r.slot + count > size) return undefined
+      blocks.push([r.slot, r.block])
+      filled += count
+    }
+  }
+  if (filled !== size) return undefined
+  const index = new VectorIndex(row.dimension, row.metric, size)
+  index.loadSlots(ids, metadata, content, blocks)
+  return index
+}
+
 /**
  * A `VectorDriver` on the SQL backend in context: the operations above, plus this layer's scan copies of the
  * collections it has searched, checked against the stored stamp on every read, and (PostgreSQL, `pgvector:
@@ -524,6 +785,7 @@ export const driver = (
         cached.stamp = stamps.after
       } else if (cached.stamp !== stamps.after) cache.delete(row.name)
     }
+    /** An index of `rows` (pgvector's candidates, each with its vector). */
     const build = (row: VectorCollectionRow, rows: ReadonlyArray<StoredRow>): VectorIndex => {
       const index = new VectorIndex(row.dimension, row.metric, rows.length)
       for (const r of rows) index.setBytes(r.id, r.vector, JSON.parse(r.metadata), contentOf(r.content))
@@ -554,10 +816,16 @@ export const driver = (
           }
           cache.delete(row.name)
           // the stamp is read before the rows: a write in between makes the copy newer than its stamp, never older
-          return Effect.map(sql.load(row), (rows) => {
-            const index = build(row, rows)
+          return Effect.flatMap(sql.load(row), (rows) => {
+            const index = restore(row, rows)
+            if (index === undefined) {
+              const cause = `collection ${JSON.stringify(row.name)}: its slots and blocks do not match`
+              return Effect.fail(
+                new StorageError({ backend: attributesOf(sql)["db.system.name"], operation: "vector.load", cause })
+              )
+            }
             cache.set(row.name, { uid: row.uid, stamp, index })
-            return { index, revision: stamp }
+            return Effect.succeed({ index, revision: stamp })
           })
         }),
       upsert: (row, rows) =>
