@@ -459,10 +459,7 @@ export class VectorIndex {
   }
 
   private finish(slot: number, metadata: JsonObject, content: string | undefined): void {
-    const offset = slot * this.stride
-    let sum = 0
-    for (let i = 0; i < this.dimension; i++) sum += this.data[offset + i]! * this.data[offset + i]!
-    this.norms[slot] = this.metric === "euclidean" ? sum : Math.sqrt(sum)
+    this.normsOf(slot, slot + 1)
     this.metadata[slot] = metadata
     this.content[slot] = content
   }
@@ -485,34 +482,69 @@ export class VectorIndex {
   }
 
   /**
-   * Fills an empty index from stored slots: slot `i` holds `ids[i]`, `metadata[i]` and `content[i]`, and each block
-   * `[first, bytes]` holds the little-endian float32 vectors of consecutive slots from `first` on (copied). Every slot
-   * must get its vector from one block.
+   * Bulk load, step 1: makes this (empty) index hold `ids.length` records, slot `i` holding `ids[i]`, `metadata[i]`
+   * and `content[i]`, their vectors still zero; step 2, `loadVectors` for every slot; step 3, `loaded`.
    */
-  loadSlots(
+  loadRecords(
     ids: ReadonlyArray<string>,
     metadata: ReadonlyArray<JsonObject>,
-    content: ReadonlyArray<string | undefined>,
-    blocks: ReadonlyArray<readonly [first: number, bytes: Uint8Array]>
+    content: ReadonlyArray<string | undefined>
   ): void {
     const size = ids.length
     this.grow(size)
-    const rowBytes = this.dimension * 4
-    const data = this.data
-    for (const [first, bytes] of blocks) {
-      const count = bytes.byteLength / rowBytes
-      if (this.stride === this.dimension && littleEndian) {
-        new Uint8Array(data.buffer, data.byteOffset + first * rowBytes, bytes.byteLength).set(bytes)
-      } else {
-        for (let i = 0; i < count; i++) this.copyIn(first + i, bytes.subarray(i * rowBytes, (i + 1) * rowBytes))
-      }
-    }
     for (let slot = 0; slot < size; slot++) {
       this.slots.set(ids[slot]!, slot)
       this.ids[slot] = ids[slot]!
-      this.finish(slot, metadata[slot]!, content[slot])
+      this.metadata[slot] = metadata[slot]!
+      this.content[slot] = content[slot]
     }
     this.size = size
+  }
+
+  /** Bulk load, step 2: copies the little-endian float32 vectors in `bytes` into consecutive slots from `first` on. */
+  loadVectors(first: number, bytes: Uint8Array): void {
+    const rowBytes = this.dimension * 4
+    if (this.stride === this.dimension && littleEndian) {
+      new Uint8Array(this.data.buffer, this.data.byteOffset + first * rowBytes, bytes.byteLength).set(bytes)
+    } else {
+      const count = bytes.byteLength / rowBytes
+      for (let i = 0; i < count; i++) this.copyIn(first + i, bytes.subarray(i * rowBytes, (i + 1) * rowBytes))
+    }
+  }
+
+  /** Bulk load, step 3: computes every record's norm. */
+  loaded(): void {
+    this.normsOf(0, this.size)
+  }
+
+  /** Computes the norms of slots `from` to `to` (one tight loop: a bulk load computes them all at once). */
+  private normsOf(from: number, to: number): void {
+    const data = this.data
+    const norms = this.norms
+    const stride = this.stride
+    const dimension = this.dimension
+    const squared = this.metric === "euclidean"
+    for (let slot = from; slot < to; slot++) {
+      const offset = slot * stride
+      let s0 = 0
+      let s1 = 0
+      let s2 = 0
+      let s3 = 0
+      let i = 0
+      for (; i + 4 <= dimension; i += 4) {
+        const a = data[offset + i]!
+        const b = data[offset + i + 1]!
+        const c = data[offset + i + 2]!
+        const d = data[offset + i + 3]!
+        s0 += a * a
+        s1 += b * b
+        s2 += c * c
+        s3 += d * d
+      }
+      for (; i < dimension; i++) s0 += data[offset + i]! * data[offset + i]!
+      const sum = s0 + s1 + (s2 + s3)
+      norms[slot] = squared ? sum : Math.sqrt(sum)
+    }
   }
 
   /** Copies one vector's little-endian float32 bytes into `slot`. */

@@ -13,8 +13,8 @@
  * foreign keys (`ON DELETE CASCADE`).
  *
  * Searches run in JS over a per-layer copy of each collection (one contiguous
- * `Float32Array`, see `VectorIndex`), loaded by one statement (records with
- * the blocks beside them) in one snapshot. Every write replaces the
+ * `Float32Array`, see `VectorIndex`), loaded from its records and blocks
+ * read between two reads of the stamp (again when they differ). Every write replaces the
  * collection's `stamp` (a fresh random token, never reused, so a rolled-back
  * write's stamp can never match again); every read first reads the stamp (one
  * point query) and reloads the copy when it differs, so writes by other
@@ -45,6 +45,7 @@ import { bytesToFloat32, float32ToBytes } from "../../src/Binary.ts"
 import { StorageError } from "../../src/Errors.ts"
 import { type JsonObject, parseJson } from "../../src/Json.ts"
 import {
+  type IndexSnapshot,
   type VectorCollectionRow,
   makeVectorStore,
   type VectorDriver,
@@ -218,6 +219,11 @@ interface Layout {
   readonly hnsw: boolean
 }
 
+/** The collection's layout, as a read sees it. */
+const selectLayout = Kit.stmt<[name: string, uid: string], Layout>(
+  `SELECT stamp, size, block_size, 0 FROM {vector_collections} WHERE name = ? AND uid = ?`,
+  (r) => ({ stamp: r[0], size: Number(r[1]), blockSize: Number(r[2]), hnsw: false })
+)
 /** The collection's layout, locking its row on PostgreSQL (writers of one collection serialise). */
 const lockLayout = Kit.stmt<[name: string, uid: string], Layout>(
   {
@@ -276,25 +282,22 @@ const upsertOne = Kit.stmt<[string, string, number, string, string | null]>(
   `INSERT INTO {vectors} (collection, id, slot, metadata, content) VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (collection, id) DO UPDATE SET metadata = excluded.metadata, content = excluded.content`
 )
-/** A record of a scan copy: id, slot, metadata and content text, and the block starting at its slot, if any. */
-interface LoadedRow {
+/** A record of a scan copy: id, slot, metadata and content text. */
+interface LoadedRecord {
   readonly id: string
   readonly slot: number
   readonly metadata: string
   readonly content: string | null
-  readonly block: Uint8Array | null
 }
-/**
- * Every record of the collection with, beside each record whose slot starts a block, that block: the whole copy in
- * one statement, so in one snapshot.
- */
-const loadAll = Kit.stmt<[name: string, uid: string], LoadedRow>(
-  `SELECT v.id, v.slot, v.metadata, v.content, b.data FROM {vectors} v
-    JOIN {vector_collections} c ON c.name = v.collection AND c.uid = ?
-    LEFT JOIN {vector_blocks} b ON v.slot % c.block_size = 0 AND b.collection = v.collection
-      AND b.block = v.slot / c.block_size
-    WHERE v.collection = ?`,
-  (r) => ({ id: r[0], slot: Number(r[1]), metadata: r[2], content: r[3], block: r[4] })
+const loadRecords = Kit.stmt<[name: string], LoadedRecord>(
+  `SELECT id, slot, metadata, content FROM {vectors} WHERE collection = ?`,
+  (r) => ({ id: r[0], slot: Number(r[1]), metadata: r[2], content: r[3] })
+)
+/** Blocks read by one statement while loading a copy (16 MiB of floats). */
+const blocksPerRead = 256
+const loadBlocks = Kit.stmt<[name: string, from: number, to: number], readonly [number, Uint8Array]>(
+  `SELECT block, data FROM {vector_blocks} WHERE collection = ? AND block >= ? AND block < ?`,
+  (r) => [Number(r[0]), r[1]]
 )
 const selectIds = Kit.stmt<[name: string, ids: string], StoredRow>(
   {
@@ -618,7 +621,45 @@ export const ops = {
     }
   ),
   stamp: Kit.op("vector.stamp", (row: VectorCollectionRow) => Kit.one(selectStamp, row.name, row.uid)),
-  load: Kit.op("vector.load", (row: VectorCollectionRow) => Kit.all(loadAll, row.uid, row.name)),
+  /**
+   * The collection's scan copy and the stamp it is at, from its blocks (read `blocksPerRead` at a time, each copied
+   * in before the next are read) and records, read between two reads of the stamp, which every write replaces in its
+   * transaction: an equal stamp means no write committed in between (`changed` otherwise; `undefined` when the
+   * collection is gone, `corrupt` when the slots are not dense or the blocks do not fill them).
+   */
+  load: Kit.op("vector.load", function* (row: VectorCollectionRow) {
+    const layout: Layout | undefined = yield* Kit.one(selectLayout, row.name, row.uid)
+    if (layout === undefined) return undefined
+    // the blocks first, while the heap is small: their buffers' bytes make the garbage collector run, and it then
+    // walks the records only if they are already there
+    const index = new VectorIndex(row.dimension, row.metric, layout.size)
+    const rowBytes = row.dimension * 4
+    let filled = 0
+    for (let from = 0; from * layout.blockSize < layout.size; from += blocksPerRead) {
+      const blocks: ReadonlyArray<readonly [number, Uint8Array]> = yield* Kit.all(
+        loadBlocks,
+        row.name,
+        from,
+        from + blocksPerRead
+      )
+      for (const [block, data] of blocks) {
+        const count = data.byteLength / rowBytes
+        if (!Number.isInteger(count) || count > layout.blockSize || block * layout.blockSize + count > layout.size) {
+          return "corrupt" as const
+        }
+        index.loadVectors(block * layout.blockSize, data)
+        filled += count
+      }
+    }
+    const records: ReadonlyArray<LoadedRecord> = yield* Kit.all(loadRecords, row.name)
+    const after: string | undefined = yield* Kit.one(selectStamp, row.name, row.uid)
+    if (after !== layout.stamp) return "changed" as const
+    if (filled !== layout.size || records.length !== layout.size || !restoreRecords(index, records)) {
+      return "corrupt" as const
+    }
+    index.loaded()
+    return { stamp: layout.stamp, index }
+  }),
   get: Kit.op("vector.get", (row: VectorCollectionRow, ids: ReadonlyArray<string>) =>
     Kit.all(selectIds, row.name, JSON.stringify(ids))
   ),
@@ -732,33 +773,26 @@ const isUndefinedTable = (error: unknown): boolean => {
   return false
 }
 
+/** The backend a kit driver runs on, for `StorageError.backend`. */
+const backendOf = (driver: object): string =>
+  attributesOf(driver)["db.system.name"] === "postgresql" ? "postgres" : "sqlite"
+
 const isZero = (vector: Float32Array): boolean => vector.every((x) => x === 0)
 
-/** A scan copy from the rows of `loadAll`, or `undefined` when the slots are not dense or the blocks do not fill them. */
-const restore = (row: VectorCollectionRow, rows: ReadonlyArray<LoadedRow>): VectorIndex | undefined => {
-  const size = rows.length
-  const rowBytes = row.dimension * 4
+/** Loads `records` into the empty `index`, slot by slot; `false` when their slots are not `0 … n - 1`. */
+const restoreRecords = (index: VectorIndex, records: ReadonlyArray<LoadedRecord>): boolean => {
+  const size = records.length
   const ids: Array<string> = new Array(size)
   const metadata: Array<JsonObject> = new Array(size)
   const content: Array<string | undefined> = new Array(size)
-  const blocks: Array<readonly [number, Uint8Array]> = []
-  let filled = 0
-  for (const r of rows) {
-    if (!(r.slot >= 0 && r.slot < size) || ids[r.slot] !== undefined) return undefined
+  for (const r of records) {
+    if (!(r.slot >= 0 && r.slot < size) || ids[r.slot] !== undefined) return false
     ids[r.slot] = r.id
     metadata[r.slot] = JSON.parse(r.metadata)
     content[r.slot] = contentOf(r.content)
-    if (r.block !== null) {
-      const count = r.block.byteLength / rowBytes
-      if (!Number.isInteger(count) || r.slot + count > size) return undefined
-      blocks.push([r.slot, r.block])
-      filled += count
-    }
   }
-  if (filled !== size) return undefined
-  const index = new VectorIndex(row.dimension, row.metric, size)
-  index.loadSlots(ids, metadata, content, blocks)
-  return index
+  index.loadRecords(ids, metadata, content)
+  return true
 }
 
 /**
@@ -791,6 +825,18 @@ export const driver = (
       for (const r of rows) index.setBytes(r.id, r.vector, JSON.parse(r.metadata), contentOf(r.content))
       return index
     }
+    /** Loads the collection's copy (again while writes commit meanwhile); `undefined` when it is gone. */
+    const load = (row: VectorCollectionRow): Effect.Effect<IndexSnapshot | undefined, StorageError> =>
+      Effect.flatMap(sql.load(row), (loaded) => {
+        if (loaded === undefined) return Effect.succeed(undefined)
+        if (loaded === "changed") return load(row)
+        if (loaded === "corrupt") {
+          const cause = `collection ${JSON.stringify(row.name)}: its slots and blocks do not match`
+          return Effect.fail(new StorageError({ backend: backendOf(sql), operation: "vector.load", cause }))
+        }
+        cache.set(row.name, { uid: row.uid, stamp: loaded.stamp, index: loaded.index })
+        return Effect.succeed({ index: loaded.index, revision: loaded.stamp })
+      })
     const driver: VectorDriver = {
       createCollection: hnsw?.createCollection ?? sql.createCollection,
       collection: (name) =>
@@ -815,18 +861,7 @@ export const driver = (
             return Effect.succeed({ index: cached.index, revision: stamp })
           }
           cache.delete(row.name)
-          // the stamp is read before the rows: a write in between makes the copy newer than its stamp, never older
-          return Effect.flatMap(sql.load(row), (rows) => {
-            const index = restore(row, rows)
-            if (index === undefined) {
-              const cause = `collection ${JSON.stringify(row.name)}: its slots and blocks do not match`
-              return Effect.fail(
-                new StorageError({ backend: attributesOf(sql)["db.system.name"], operation: "vector.load", cause })
-              )
-            }
-            cache.set(row.name, { uid: row.uid, stamp, index })
-            return Effect.succeed({ index, revision: stamp })
-          })
+          return load(row)
         }),
       upsert: (row, rows) =>
         Effect.map(sql.upsert(row, rows), (stamps) => {
