@@ -27,6 +27,17 @@ export const VectorCollectionName = Text.pipe(Schema.minLength(1), Schema.maxLen
 /** A vector metric: `cosine` similarity, `dot` product or `euclidean` (scored `1 / (1 + distance)`). */
 export const VectorMetric: Schema.Schema<Metric> = Schema.Literal("cosine", "dot", "euclidean")
 
+/**
+ * Options of the vector store's layers. `approximateFrom`: the number of records from which a collection's searches
+ * take the approximate path (an IVF index built in process, candidates re-ranked exactly; see `docs/vectors.md`),
+ * default `defaultApproximateFrom`; `Infinity` keeps every search exact.
+ */
+export interface VectorIndexOptions {
+  readonly approximateFrom?: number
+}
+
+export { approximateFrom as defaultApproximateFrom } from "./VectorIvf.ts"
+
 /** The largest dimension a collection may have. */
 export const maxVectorDimension = 65_536
 

@@ -35,6 +35,7 @@ import { Either } from "effect"
 import { InvalidInput } from "./Errors.ts"
 import type { JsonObject } from "./Json.ts"
 import { isPlainObject } from "./Record.ts"
+import { approximateFrom as defaultApproximateFrom, Ivf } from "./VectorIvf.ts"
 
 /** A filter over metadata, as written by callers (see the module comment). */
 export type VectorFilter = { readonly [key: string]: unknown }
@@ -270,18 +271,45 @@ const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 const wasm = (globalThis as { readonly WebAssembly?: WasmApi }).WebAssembly
 
 /**
- * A WebAssembly SIMD kernel (hand-assembled, 200 bytes): `dots(q, base, rows, stride, out)` writes the float32 dot
- * product of the query at byte offset `q` with each of `rows` rows (`stride` bytes apart, a multiple of 16, from
- * `base`) to `out` (float32 each), four lanes at a time. Its float32 sums only choose candidates: the results are
- * re-scored exactly in float64 (see `VectorIndex.search`). Undefined where WebAssembly SIMD is unavailable.
+ * A WebAssembly SIMD kernel (267 bytes, assembled from the text below), float32 dot products four lanes at a time:
+ * `dots(q, base, rows, stride, out)` of the query at byte offset `q` with each of `rows` rows (`stride` bytes apart, a
+ * multiple of 16, from `base`), `dotsAt(q, base, slots, count, stride, out)` with the rows whose numbers are the
+ * `count` int32 at `slots`; each writes a float32 per row to `out`. Its float32 sums only choose candidates: the
+ * results are re-scored exactly in float64 (see `VectorIndex.search`). Undefined where WebAssembly SIMD is
+ * unavailable.
+ *
+ * ```wat
+ * (func $dot (param $q i32) (param $row i32) (param $stride i32) (result f32) (local $j i32) (local $acc v128)
+ *   (loop $cols
+ *     (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (v128.load (i32.add (local.get $q) (local.get $j)))
+ *       (v128.load (i32.add (local.get $row) (local.get $j))))))
+ *     (br_if $cols (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 16))) (local.get $stride))))
+ *   (f32.add (f32.add (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+ *     (f32x4.extract_lane 2 (local.get $acc))) (f32x4.extract_lane 3 (local.get $acc))))
+ * (func (export "dots") (param $q i32) (param $base i32) (param $rows i32) (param $stride i32) (param $out i32)
+ *   (local $i i32)
+ *   (block $done (loop $next (br_if $done (i32.ge_u (local.get $i) (local.get $rows)))
+ *     (f32.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2))) (call $dot (local.get $q)
+ *       (i32.add (local.get $base) (i32.mul (local.get $i) (local.get $stride))) (local.get $stride)))
+ *     (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $next))))
+ * (func (export "dotsAt") (param $q i32) (param $base i32) (param $slots i32) (param $count i32) (param $stride i32)
+ *   (param $out i32) (local $i i32)
+ *   (block $done (loop $next (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
+ *     (f32.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2))) (call $dot (local.get $q)
+ *       (i32.add (local.get $base) (i32.mul (i32.load (i32.add (local.get $slots) (i32.shl (local.get $i)
+ *         (i32.const 2)))) (local.get $stride))) (local.get $stride)))
+ *     (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $next))))
+ * ```
+ * (in a module importing `env.memory`; `wat2wasm` gives these bytes).
  */
 const kernel: object | undefined = (() => {
   try {
     return new wasm!.Module(
       Buffer.from(
-        "AGFzbQEAAAABCQFgBX9/f39/AAIPAQNlbnYGbWVtb3J5AgABAwIBAAcIAQRkb3RzAAAKjwEBjAECA38BeyABIQYCQANAIAUgAk8NAf0MAAAA" +
-          "AAAAAAAAAAAAAAAAACEIQQAhBwNAIAggACAHav0AAgAgBiAHav0AAgD95gH95AEhCCAHQRBqIgcgA0kNAAsgBCAFQQJ0aiAI/R8AIAj9HwGS" +
-          "IAj9HwKSIAj9HwOSOAIAIAYgA2ohBiAFQQFqIQUMAAsLCw==",
+        "AGFzbQEAAAABGQNgA39/fwF9YAV/f39/fwBgBn9/f39/fwACDwEDZW52Bm1lbW9yeQIAAQMEAwABAgcRAgRkb3RzAAEGZG90c0F0AAIKuwEDSAIB" +
+          "fwF7A0AgBCAAIANq/QAEACABIANq/QAEAP3mAf3kASEEIANBEGoiAyACSQ0ACyAE/R8AIAT9HwGSIAT9HwKSIAT9HwOSCzMBAX8CQANAIAUg" +
+          "Ak8NASAEIAVBAnRqIAAgASAFIANsaiADEAA4AgAgBUEBaiEFDAALCws8AQF/AkADQCAGIANPDQEgBSAGQQJ0aiAAIAEgAiAGQQJ0aigCACAE" +
+          "bGogBBAAOAIAIAZBAWohBgwACwsL",
         "base64"
       )
     )
@@ -304,6 +332,7 @@ interface WasmMemory {
 }
 
 type Dots = (q: number, base: number, rows: number, stride: number, out: number) => void
+type DotsAt = (q: number, base: number, slots: number, count: number, stride: number, out: number) => void
 
 /** Candidates chosen by the float32 kernel per result asked, before the exact re-rank (plus `extraCandidates`). */
 const candidateFactor = 2
@@ -396,20 +425,28 @@ export class VectorIndex {
   private norms: Float64Array = new Float64Array(0)
   private readonly memory: WasmMemory | undefined
   private readonly dots: Dots | undefined
+  private readonly dotsAt: DotsAt | undefined
+  /** The approximate path's lists, once a search of a collection of `approximateFrom` records or more built them. */
+  private ivf: Ivf | undefined
 
   constructor(
     readonly dimension: number,
     readonly metric: Metric,
-    capacity = 16
+    capacity = 16,
+    /** The size from which searches take the approximate path (see `VectorIvf.ts`). */
+    readonly approximateFrom = defaultApproximateFrom
   ) {
     this.stride = Math.ceil(dimension / 4) * 4
     if (kernel !== undefined) {
       try {
         this.memory = new wasm!.Memory({ initial: 1 })
-        this.dots = new wasm!.Instance(kernel, { env: { memory: this.memory } }).exports["dots"] as Dots
+        const { exports } = new wasm!.Instance(kernel, { env: { memory: this.memory } })
+        this.dots = exports["dots"] as Dots
+        this.dotsAt = exports["dotsAt"] as DotsAt
       } catch {
         this.memory = undefined
         this.dots = undefined
+        this.dotsAt = undefined
       }
     }
     this.grow(Math.max(1, capacity))
@@ -437,6 +474,86 @@ export class VectorIndex {
     this.capacity = capacity
   }
 
+  /**
+   * Byte offset of `bytes` of scratch space for the approximate path, after the rows and a search's own scratch
+   * space (the same offset until the index grows).
+   */
+  private scratch(bytes: number): number {
+    const memory = this.memory!
+    const at = Math.ceil((this.capacity * this.stride * 4 + this.stride * 4 + this.capacity * 4) / 16) * 16
+    const pages = Math.ceil((at + bytes) / 65536)
+    const have = memory.buffer.byteLength / 65536
+    if (pages > have) {
+      memory.grow(pages - have)
+      this.data = new Float32Array(memory.buffer, 0, this.capacity * this.stride)
+    }
+    return at
+  }
+
+  /** The approximate path's lists, built now when there are none or the collection doubled or halved since. */
+  private lists(): Ivf {
+    const built = this.ivf
+    if (built !== undefined && this.size < 2 * built.builtAt && 2 * this.size > built.builtAt) return built
+    const index = this
+    this.ivf = new Ivf({
+      dimension: this.dimension,
+      stride: this.stride,
+      metric: this.metric,
+      get size() {
+        return index.size
+      },
+      ids: this.ids,
+      get rows() {
+        return index.data
+      },
+      get norms() {
+        return index.norms
+      },
+      scratch: (bytes) => this.scratch(bytes),
+      memory: () => this.memory!.buffer,
+      dots: this.dots!,
+      dotsAt: this.dotsAt!,
+      permute: (order) => this.permute(order)
+    })
+    return this.ivf
+  }
+
+  /** Reorders the records: slot `i` gets the record that was in slot `order[i]` (rows moved in place, cycle by cycle). */
+  private permute(order: Int32Array): void {
+    const size = this.size
+    const stride = this.stride
+    const data = this.data
+    const row = new Float32Array(stride)
+    const done = new Uint8Array(size)
+    for (let start = 0; start < size; start++) {
+      if (done[start] === 1) continue
+      row.set(data.subarray(start * stride, (start + 1) * stride))
+      let slot = start
+      while (true) {
+        done[slot] = 1
+        const from = order[slot]!
+        if (from === start) {
+          data.set(row, slot * stride)
+          break
+        }
+        data.copyWithin(slot * stride, from * stride, (from + 1) * stride)
+        slot = from
+      }
+    }
+    const ids = this.ids.slice()
+    const metadata = this.metadata.slice()
+    const content = this.content.slice()
+    const norms = this.norms.slice(0, size)
+    for (let slot = 0; slot < size; slot++) {
+      const from = order[slot]!
+      this.ids[slot] = ids[from]!
+      this.metadata[slot] = metadata[from]!
+      this.content[slot] = content[from]
+      this.norms[slot] = norms[from]!
+      this.slots.set(ids[from]!, slot)
+    }
+  }
+
   /** Reserves room for `count` records in all (a bulk load sizes the buffer once). */
   reserve(count: number): void {
     this.grow(count)
@@ -460,6 +577,7 @@ export class VectorIndex {
 
   private finish(slot: number, metadata: JsonObject, content: string | undefined): void {
     this.normsOf(slot, slot + 1)
+    this.ivf?.place(slot)
     this.metadata[slot] = metadata
     this.content[slot] = content
   }
@@ -492,6 +610,7 @@ export class VectorIndex {
   ): void {
     const size = ids.length
     this.grow(size)
+    this.ivf = undefined
     for (let slot = 0; slot < size; slot++) {
       this.slots.set(ids[slot]!, slot)
       this.ids[slot] = ids[slot]!
@@ -564,7 +683,9 @@ export class VectorIndex {
     if (slot === undefined) return false
     this.slots.delete(id)
     const last = --this.size
+    this.ivf?.remove(slot)
     if (slot !== last) {
+      this.ivf?.move(last, slot)
       const lastId = this.ids[last]!
       this.data.copyWithin(slot * this.stride, last * this.stride, (last + 1) * this.stride)
       this.norms[slot] = this.norms[last]!
@@ -621,6 +742,29 @@ export class VectorIndex {
     let qq = 0
     for (let i = 0; i < this.dimension; i++) qq += query[i]! * query[i]!
     const qn = Math.sqrt(qq)
+    const floor = minScore ?? -Infinity
+    const candidates = candidateFactor * k + extraCandidates
+    if (this.dotsAt !== undefined && size >= this.approximateFrom) {
+      // the approximate path: the lists' candidates, by the kernel's float32 scores, then the exact re-rank
+      const queryAt = this.placeQuery(query)
+      const metadata = this.metadata
+      const accept = predicate === undefined ? undefined : (slot: number) => predicate(metadata[slot]!)
+      const found = this.lists().candidates(queryAt, predicate === undefined ? 0 : candidates, accept)
+      if (found.slots.length === 0) return []
+      const top = new TopK(Math.min(candidates, found.slots.length), this.ids)
+      for (let i = 0; i < found.slots.length; i++) {
+        const slot = found.slots[i]!
+        top.push(scoreOf(metric, found.dots[i]!, qq, qn, norms[slot]!), slot)
+      }
+      return this.exact(
+        query,
+        top.hits().map((hit) => hit.slot),
+        k,
+        qq,
+        qn,
+        floor
+      )
+    }
     let matching: Array<number> | undefined
     if (predicate !== undefined) {
       matching = []
@@ -629,41 +773,60 @@ export class VectorIndex {
       if (matching.length === 0) return []
     }
     const scanned = matching === undefined ? size : matching.length
-    const floor = minScore ?? -Infinity
-    const exact = (slots: ReadonlyArray<number> | undefined, keep: number) => {
-      const top = new TopK(keep, this.ids)
-      const count = slots === undefined ? size : slots.length
-      for (let i = 0; i < count; i++) {
-        const slot = slots === undefined ? i : slots[i]!
-        const score = scoreOf(metric, this.dot(query, slot), qq, qn, norms[slot]!)
-        if (score >= floor) top.push(score, slot)
-      }
-      return top.hits()
-    }
-    const candidates = candidateFactor * k + extraCandidates
     if (this.dots === undefined || scanned < 4 * candidates || scanned * 8 < size) {
-      return exact(matching, k)
+      return this.exact(query, matching, k, qq, qn, floor)
     }
     // float32 SIMD pass over every row, then the exact re-rank of the best candidates
-    const rowBytes = this.stride * 4
-    const queryAt = this.capacity * rowBytes
-    const outAt = queryAt + rowBytes
-    const buffer = this.memory!.buffer
-    const padded = new Float32Array(buffer, queryAt, this.stride)
-    padded.fill(0)
-    padded.set(query)
-    this.dots(queryAt, 0, size, rowBytes, outAt)
-    const approx = new Float32Array(buffer, outAt, size)
+    const queryAt = this.placeQuery(query)
+    const outAt = queryAt + this.stride * 4
+    this.dots(queryAt, 0, size, this.stride * 4, outAt)
+    const approx = new Float32Array(this.memory!.buffer, outAt, size)
     const top = new TopK(Math.min(candidates, scanned), this.ids)
     if (matching === undefined) {
       for (let slot = 0; slot < size; slot++) top.push(scoreOf(metric, approx[slot]!, qq, qn, norms[slot]!), slot)
     } else {
       for (const slot of matching) top.push(scoreOf(metric, approx[slot]!, qq, qn, norms[slot]!), slot)
     }
-    return exact(
+    return this.exact(
+      query,
       top.hits().map((hit) => hit.slot),
-      k
+      k,
+      qq,
+      qn,
+      floor
     )
+  }
+
+  /** Copies `query`, zero-padded to the stride, to the kernel's memory after the rows; its byte offset. */
+  private placeQuery(query: Float32Array): number {
+    const queryAt = this.capacity * this.stride * 4
+    const padded = new Float32Array(this.memory!.buffer, queryAt, this.stride)
+    padded.fill(0)
+    padded.set(query)
+    return queryAt
+  }
+
+  /**
+   * The exact (float64) top `keep` of the records in `slots` (every record when undefined) scoring at least `floor`
+   * against `query` (squared norm `qq`, norm `qn`), best first, ties by id.
+   */
+  private exact(
+    query: Float32Array,
+    slots: ArrayLike<number> | undefined,
+    keep: number,
+    qq: number,
+    qn: number,
+    floor: number
+  ): Array<Hit> {
+    const top = new TopK(keep, this.ids)
+    const count = slots === undefined ? this.size : slots.length
+    const norms = this.norms
+    for (let i = 0; i < count; i++) {
+      const slot = slots === undefined ? i : slots[i]!
+      const score = scoreOf(this.metric, this.dot(query, slot), qq, qn, norms[slot]!)
+      if (score >= floor) top.push(score, slot)
+    }
+    return top.hits()
   }
 }
 

@@ -49,6 +49,7 @@ import {
   type VectorCollectionRow,
   makeVectorStore,
   type VectorDriver,
+  type VectorIndexOptions,
   type VectorRecord,
   type VectorRow,
   VectorStore
@@ -627,12 +628,12 @@ export const ops = {
    * transaction: an equal stamp means no write committed in between (`changed` otherwise; `undefined` when the
    * collection is gone, `corrupt` when the slots are not dense or the blocks do not fill them).
    */
-  load: Kit.op("vector.load", function* (row: VectorCollectionRow) {
+  load: Kit.op("vector.load", function* (row: VectorCollectionRow, approximateFrom: number | undefined) {
     const layout: Layout | undefined = yield* Kit.one(selectLayout, row.name, row.uid)
     if (layout === undefined) return undefined
     // the blocks first, while the heap is small: their buffers' bytes make the garbage collector run, and it then
     // walks the records only if they are already there
-    const index = new VectorIndex(row.dimension, row.metric, layout.size)
+    const index = new VectorIndex(row.dimension, row.metric, layout.size, approximateFrom)
     const rowBytes = row.dimension * 4
     let filled = 0
     for (let from = 0; from * layout.blockSize < layout.size; from += blocksPerRead) {
@@ -737,7 +738,7 @@ const contentOf = (text: string | null): string | undefined => (text === null ? 
 export type PgvectorMode = "auto" | "off"
 
 /** Options of the vector store's SQL layers. */
-export interface SqlVectorOptions extends Kit.SqlOptions {
+export interface SqlVectorOptions extends Kit.SqlOptions, VectorIndexOptions {
   /**
    * PostgreSQL only. `"auto"`: when the `vector` extension (0.5 or later) is installed in the database, found when
    * the layer is built, collections this layer creates get an HNSW index and unfiltered searches ask it for
@@ -827,7 +828,7 @@ export const driver = (
     }
     /** Loads the collection's copy (again while writes commit meanwhile); `undefined` when it is gone. */
     const load = (row: VectorCollectionRow): Effect.Effect<IndexSnapshot | undefined, StorageError> =>
-      Effect.flatMap(sql.load(row), (loaded) => {
+      Effect.flatMap(sql.load(row, options.approximateFrom), (loaded) => {
         if (loaded === undefined) return Effect.succeed(undefined)
         if (loaded === "changed") return load(row)
         if (loaded === "corrupt") {
