@@ -14,6 +14,7 @@ import { printLedger, runLedger } from "./ledger.ts"
 import { printLocks, runLocks } from "./locks.ts"
 import { printPg, runPg } from "./pg.ts"
 import { printTiers, runTiers } from "./tiers.ts"
+import { printVectorScale, runVectorScale } from "./vectorScale.ts"
 import { printVectors, runVectors } from "./vectors.ts"
 
 /** A module: runs its rows `reps` times per side and prints them; returns its rows (for `bench/results.json`). */
@@ -43,8 +44,9 @@ export const modules: Readonly<Record<string, Module>> = {
   broker: module(runBroker, printBroker),
   vectors: module(runVectors, printVectors),
   tiers: module(runTiers, printTiers),
-  eventScale: module(runEventScale, printEventScale)
+  eventScale: module(runEventScale, printEventScale),
+  vectorScale: module(runVectorScale, printVectorScale)
 }
 
 /** The modules too long for the default run: each runs only when named (`npm run bench -- <name>`, `BENCH_STORES`). */
-export const namedOnly: ReadonlySet<string> = new Set(["eventScale"])
+export const namedOnly: ReadonlySet<string> = new Set(["eventScale", "vectorScale"])

@@ -29,8 +29,9 @@
  * traces, locks, images, the broker, vectors, memory tiers; `BENCH_STORES`
  * picks some, `BENCH_STORE_REPS` default 3), each beside the raw driver
  * running the same statements. `npm run bench -- <module>` runs one module
- * alone, e.g. `eventScale` (event appends at 1 to 64 callers on PostgreSQL),
- * which is too long for the default run.
+ * alone, e.g. `eventScale` (event appends at 1 to 64 callers on PostgreSQL)
+ * or `vectorScale` (vectors at 200k and 1M, see `bench/vectorScale.ts`),
+ * which are too long for the default run.
  */
 import { Effect, Layer, Option, Tracer } from "effect"
 import { spawn } from "node:child_process"
