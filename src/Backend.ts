@@ -177,7 +177,7 @@ export const guarantees: ReadonlyArray<StoreGuarantee> = [
     store: "VectorStore",
     role: "cache",
     atomicity: "`upsert` batch all or nothing; dropping a collection drops its vectors",
-    ordering: "`search` by score, ties by id (exact scan)",
+    ordering: "`search` by score, ties by id (exact scan; approximate from 250,000 records, exact scores)",
     durability: "derived from content: rebuildable by embedding again",
     concurrency: "each process's collection copy is checked against the collection's revision on every read"
   },
