@@ -765,6 +765,8 @@ export class VectorIndex {
         floor
       )
     }
+    // below the threshold (again): the lists are not needed any more
+    this.ivf = undefined
     let matching: Array<number> | undefined
     if (predicate !== undefined) {
       matching = []
