@@ -296,6 +296,23 @@ const loadRecords = Kit.stmt<[name: string], LoadedRecord>(
 )
 /** Blocks read by one statement while loading a copy (16 MiB of floats). */
 const blocksPerRead = 256
+/**
+ * PostgreSQL: the records as one JSON text of `[id, slot, metadata, content]` arrays, parsed at once, instead of a
+ * row per record through the client's row decoding.
+ */
+const loadRecordsJson = Kit.stmt<[name: string], string>(
+  `SELECT json_agg(json_build_array(id, slot, metadata, content))::text FROM {vectors} WHERE collection = ?`,
+  (r) => r[0]
+)
+const recordsOfJson = (json: string | null): ReadonlyArray<LoadedRecord> =>
+  json === null
+    ? []
+    : (JSON.parse(json) as Array<[string, number, string, string | null]>).map(([id, slot, metadata, content]) => ({
+        id,
+        slot: Number(slot),
+        metadata,
+        content
+      }))
 const loadBlocks = Kit.stmt<[name: string, from: number, to: number], readonly [number, Uint8Array]>(
   `SELECT block, data FROM {vector_blocks} WHERE collection = ? AND block >= ? AND block < ?`,
   (r) => [Number(r[0]), r[1]]
@@ -588,6 +605,50 @@ function* deleteRecords(row: VectorCollectionRow, ids: ReadonlyArray<string>, ex
   return { stamps: { before: layout.stamp, after } satisfies Restamp, deleted: deleted.map(([id]) => id) }
 }
 
+/**
+ * The collection's scan copy and the stamp it is at, from its blocks (read `blocksPerRead` at a time, each copied in
+ * before the next are read) and its records (read by `records`), read between two reads of the stamp, which every
+ * write replaces in its transaction: an equal stamp means no write committed in between (`changed` otherwise;
+ * `undefined` when the collection is gone, `corrupt` when the slots are not dense or the blocks do not fill them).
+ */
+function* loadCopy(
+  row: VectorCollectionRow,
+  approximateFrom: number | undefined,
+  records: Kit.Call<ReadonlyArray<LoadedRecord>>
+) {
+  const layout: Layout | undefined = yield* Kit.one(selectLayout, row.name, row.uid)
+  if (layout === undefined) return undefined
+  // the blocks first, while the heap is small: their buffers' bytes make the garbage collector run, and it then
+  // walks the records only if they are already there
+  const index = new VectorIndex(row.dimension, row.metric, layout.size, approximateFrom)
+  const rowBytes = row.dimension * 4
+  let filled = 0
+  for (let from = 0; from * layout.blockSize < layout.size; from += blocksPerRead) {
+    const blocks: ReadonlyArray<readonly [number, Uint8Array]> = yield* Kit.all(
+      loadBlocks,
+      row.name,
+      from,
+      from + blocksPerRead
+    )
+    for (const [block, data] of blocks) {
+      const count = data.byteLength / rowBytes
+      if (!Number.isInteger(count) || count > layout.blockSize || block * layout.blockSize + count > layout.size) {
+        return "corrupt" as const
+      }
+      index.loadVectors(block * layout.blockSize, data)
+      filled += count
+    }
+  }
+  const loaded: ReadonlyArray<LoadedRecord> = yield* records
+  const after: string | undefined = yield* Kit.one(selectStamp, row.name, row.uid)
+  if (after !== layout.stamp) return "changed" as const
+  if (filled !== layout.size || loaded.length !== layout.size || !restoreRecords(index, loaded)) {
+    return "corrupt" as const
+  }
+  index.loaded()
+  return { stamp: layout.stamp, index }
+}
+
 /** The operations of `VectorDriver` on SQL (the scan cache is built over them, see `driver`). */
 export const ops = {
   createCollection: Kit.op("vector.createCollection", (row: VectorCollectionRow) =>
@@ -622,45 +683,20 @@ export const ops = {
     }
   ),
   stamp: Kit.op("vector.stamp", (row: VectorCollectionRow) => Kit.one(selectStamp, row.name, row.uid)),
-  /**
-   * The collection's scan copy and the stamp it is at, from its blocks (read `blocksPerRead` at a time, each copied
-   * in before the next are read) and records, read between two reads of the stamp, which every write replaces in its
-   * transaction: an equal stamp means no write committed in between (`changed` otherwise; `undefined` when the
-   * collection is gone, `corrupt` when the slots are not dense or the blocks do not fill them).
-   */
-  load: Kit.op("vector.load", function* (row: VectorCollectionRow, approximateFrom: number | undefined) {
-    const layout: Layout | undefined = yield* Kit.one(selectLayout, row.name, row.uid)
-    if (layout === undefined) return undefined
-    // the blocks first, while the heap is small: their buffers' bytes make the garbage collector run, and it then
-    // walks the records only if they are already there
-    const index = new VectorIndex(row.dimension, row.metric, layout.size, approximateFrom)
-    const rowBytes = row.dimension * 4
-    let filled = 0
-    for (let from = 0; from * layout.blockSize < layout.size; from += blocksPerRead) {
-      const blocks: ReadonlyArray<readonly [number, Uint8Array]> = yield* Kit.all(
-        loadBlocks,
-        row.name,
-        from,
-        from + blocksPerRead
-      )
-      for (const [block, data] of blocks) {
-        const count = data.byteLength / rowBytes
-        if (!Number.isInteger(count) || count > layout.blockSize || block * layout.blockSize + count > layout.size) {
-          return "corrupt" as const
-        }
-        index.loadVectors(block * layout.blockSize, data)
-        filled += count
-      }
+  /** The collection's scan copy (see `loadCopy`); on PostgreSQL the records come as one JSON text. */
+  load: Kit.op(
+    "vector.load",
+    (row: VectorCollectionRow, approximateFrom: number | undefined) =>
+      loadCopy(row, approximateFrom, Kit.all(loadRecords, row.name)),
+    {
+      pg: (row: VectorCollectionRow, approximateFrom: number | undefined) =>
+        loadCopy(
+          row,
+          approximateFrom,
+          Kit.one(loadRecordsJson, row.name).map((json) => (json === undefined ? [] : recordsOfJson(json)))
+        )
     }
-    const records: ReadonlyArray<LoadedRecord> = yield* Kit.all(loadRecords, row.name)
-    const after: string | undefined = yield* Kit.one(selectStamp, row.name, row.uid)
-    if (after !== layout.stamp) return "changed" as const
-    if (filled !== layout.size || records.length !== layout.size || !restoreRecords(index, records)) {
-      return "corrupt" as const
-    }
-    index.loaded()
-    return { stamp: layout.stamp, index }
-  }),
+  ),
   get: Kit.op("vector.get", (row: VectorCollectionRow, ids: ReadonlyArray<string>) =>
     Kit.all(selectIds, row.name, JSON.stringify(ids))
   ),
