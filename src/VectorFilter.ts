@@ -64,7 +64,7 @@ export const jsonEquals = (a: unknown, b: unknown): boolean => {
 const isIndex = (segment: string): boolean => /^(0|[1-9]\d*)$/.test(segment)
 
 /** What a dotted path reaches in a record: its values, and whether a name was missing on some branch of it. */
-export interface Reached {
+interface Reached {
   readonly values: Array<unknown>
   missing: boolean
 }
@@ -74,7 +74,7 @@ export interface Reached {
  * MongoDB's rule (see the module comment); marks it `missing` where a name is looked up in an object without it or
  * in a value that is not an object, or an index past an array's end.
  */
-export const reach = (value: unknown, path: ReadonlyArray<string>, reached: Reached, at = 0): Reached => {
+const reach = (value: unknown, path: ReadonlyArray<string>, reached: Reached, at = 0): Reached => {
   if (at === path.length) {
     reached.values.push(value)
     return reached

@@ -17,7 +17,7 @@ import type { Metric } from "./VectorFilter.ts"
 export const approximateFrom = 250_000
 
 /** Lists probed by a search (of `lists`). */
-export const probes = 48
+const probes = 48
 
 /** Coarse centroids of the first k-means level. */
 const coarse = 32
