@@ -1,8 +1,10 @@
 /**
  * `VectorStore`: named collections of vectors (one dimension and metric per
  * collection) with JSON metadata and optional text content, searched exactly
- * (every record scored) with a Mongo-style metadata filter applied inside the
- * scan (see `VectorFilter.ts`). Every backend scores in JS over one contiguous
+ * (every record scored) up to `approximateFrom` records and through an IVF
+ * index beyond (candidates scored exactly, see `VectorIvf.ts`), with a
+ * Mongo-style metadata filter applied inside the search (see `VectorFilter.ts`).
+ * Every backend scores in JS over one contiguous
  * `Float32Array` per collection: the memory backend holds its data that way,
  * the SQL backends keep a per-layer copy of each collection, checked against
  * the collection's revision on every read and updated by their own writes.
@@ -163,9 +165,10 @@ export class VectorStore extends Context.Tag("effect-agent-stores/VectorStore")<
       options?: VectorCountOptions
     ) => Effect.Effect<number, NotFound | InvalidInput | StorageError>
     /**
-     * The `topK` records (matching `filter`, scoring at least `minScore`) nearest to `vector`, by exact scan:
-     * best score first, ties by id. The filter applies inside the scan, so `topK` hits are never lost to it.
-     * (A layer using an approximate index scores its candidates exactly, see `VectorDriver.nearest`.)
+     * The `topK` records (matching `filter`, scoring at least `minScore`) nearest to `vector`: best score first, ties
+     * by id, by exact scan up to `approximateFrom` records, from there through the approximate path (its candidates
+     * scored exactly; see `VectorIvf.ts`). The filter applies inside the search, so `topK` hits are never lost to it.
+     * (A layer using pgvector's index scores its candidates exactly too, see `VectorDriver.nearest`.)
      */
     readonly search: (
       collection: string,
