@@ -5,8 +5,9 @@
  * scan over one `Float32Array` (the baseline: a straightforward loop, a
  * sort-free top-10). Also: a selective metadata filter (1% of the records),
  * upserts per second (batches of 1,000, after 5,000 not timed) on SQLite
- * against raw better-sqlite3 running the same insert (the library's pragmas) in one
- * transaction per batch, and recall@10 of each backend against the baseline
+ * against raw better-sqlite3 inserting one row per vector (the layout before
+ * blocks, the library's pragmas) in one transaction per batch, and recall@10
+ * of each backend against the baseline
  * (exact search: 1.0 expected).
  *
  * `runVectors({ reps })` reports the best and median of `reps` timed passes of
@@ -260,7 +261,7 @@ const openRaw = (file: string): Database.Database => {
 /** The float32 bytes of `vector`, as the SQLite drivers bind a BLOB. */
 const bytesOf = (vector: Float32Array) => Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength)
 
-/** Raw better-sqlite3: the same insert statement, one transaction per batch. */
+/** Raw better-sqlite3: one row per vector (the layout before blocks), one transaction per batch. */
 const rawSqliteUpsert = (file: string, data: Data): number => {
   const db = openRaw(file)
   try {
