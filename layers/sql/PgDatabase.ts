@@ -48,6 +48,12 @@ export interface PgDatabaseOptions {
    * seconds; `Duration.infinity` for none.
    */
   readonly operationTimeout?: Duration.DurationInput
+  /**
+   * How long a live subscription (`EventStore.subscribe`, `SessionBroker.subscribe`) keeps retrying, with
+   * backoff, while its reads fail with `StorageError` (the server is away), before its stream fails with that
+   * error. It resumes after the last event or message it delivered. Default 5 minutes.
+   */
+  readonly reconnectTimeout?: Duration.DurationInput
 }
 
 /** `operationTimeout` when not given. */
@@ -158,6 +164,7 @@ export const make = (
   Effect.gen(function* () {
     const connectTimeout = Duration.decode(options.connectTimeout ?? "10 seconds")
     const operationTimeout = Duration.decode(options.operationTimeout ?? defaultOperationTimeout)
+    const reconnectTimeout = Duration.decode(options.reconnectTimeout ?? Wakeups.defaultReconnectTimeout)
     const boundMillis = Duration.toMillis(operationTimeout)
     const bound = Duration.format(operationTimeout)
     const connectMillis = Duration.toMillis(connectTimeout)
@@ -366,7 +373,8 @@ export const make = (
           )
         )
       },
-      connectMillis
+      connectMillis,
+      reconnectTimeout
     })
     return { client, executor, hooks, wakeups }
   })
@@ -411,6 +419,7 @@ const crossProcess = (
     /** Sends the `NOTIFY` of channel key `key`, not waited for. */
     readonly notify: (key: string) => void
     readonly connectMillis: number
+    readonly reconnectTimeout: Duration.Duration
   }
 ): Wakeups.Wakeups["Type"] => {
   /** One `LISTEN` connection until it is lost: whether it listened. */
@@ -467,7 +476,8 @@ const crossProcess = (
         options.notify(key)
       })
     },
-    listen: (channel, poll) => Effect.zipRight(startListening, Wakeups.listenLocal(Wakeups.channelKey(channel), poll))
+    listen: (channel, poll) => Effect.zipRight(startListening, Wakeups.listenLocal(Wakeups.channelKey(channel), poll)),
+    reconnectTimeout: options.reconnectTimeout
   }
 }
 
