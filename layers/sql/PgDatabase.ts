@@ -348,7 +348,13 @@ export const make = (
                       Effect.exit(restore(Effect.provideService(effect, Client.TransactionConnection, [own, 0]))),
                       (exit) =>
                         Effect.zipRight(
-                          control(held, own, exit._tag === "Success" ? "COMMIT" : "ROLLBACK", deadlineIn(boundMillis)),
+                          exit._tag === "Success"
+                            ? control(held, own, "COMMIT", deadlineIn(boundMillis))
+                            : // The transaction's own failure is the outcome; a ROLLBACK that fails gives the
+                              // connection up (closing it ends the transaction on the server).
+                              Effect.catchAll(control(held, own, "ROLLBACK", deadlineIn(boundMillis)), () =>
+                                Effect.sync(() => held.lose())
+                              ),
                           exit
                         )
                     )

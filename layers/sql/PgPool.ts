@@ -98,6 +98,15 @@ export class PgConnection {
   }
 }
 
+/**
+ * Whether a failure leaves its connection usable: a statement's error from the server (severity `ERROR`). Anything
+ * else — a socket error, the connection closed or destroyed, a `FATAL` from the server — means the connection is
+ * gone or going: the driver rejects what is in flight when its socket errs, but settles nothing sent between that
+ * and the socket's close (measured: a `ROLLBACK` sent in that gap was never answered), so nothing more may be sent.
+ */
+const leavesConnection = (cause: unknown): boolean =>
+  typeof cause === "object" && cause !== null && (cause as { severity?: unknown }).severity === "ERROR"
+
 /** The `SqlError` of a statement not sent because its connection was lost (so it did nothing on the server). */
 const lostError = (text: string) =>
   new SqlError({ message: `PostgreSQL: the connection was lost; the statement was not sent (${text})` })
@@ -160,6 +169,7 @@ export const exec = <A>(
       },
       (cause) => {
         connection.settled()
+        if (!leavesConnection(cause)) connection.lose()
         if (done) return
         done = true
         clearTimeout(timer)
@@ -183,8 +193,13 @@ export const exec = <A>(
 export const fire = (connection: PgConnection, query: PendingQuery<unknown>): void => {
   if (connection.lost) return
   connection.inFlight++
-  const settled = () => connection.settled()
-  query.then(settled, settled)
+  query.then(
+    () => connection.settled(),
+    (cause) => {
+      connection.settled()
+      if (!leavesConnection(cause)) connection.lose()
+    }
+  )
 }
 
 /** Array element type → array type, as `pg_type` lists them. */
@@ -394,7 +409,10 @@ export class PgPool {
     else this.wake()
   }
 
-  /** Takes a lost connection out of its slot and ends its driver instance (its statements in flight fail). */
+  /**
+   * Takes a lost connection out of its slot and ends its driver instance: whatever it still holds (a statement
+   * sent after its socket erred included) fails.
+   */
   retire(connection: PgConnection): void {
     const index = this.slots.indexOf(connection)
     if (index < 0) return
