@@ -248,14 +248,15 @@ export const make = (
         // `withTransaction`'s statements (BEGIN, COMMIT, ROLLBACK, savepoints): the after-commit hooks follow them.
         // On a lost connection a ROLLBACK is answered without sending it: the server rolled back when it was lost.
         executeUnprepared: (text, params, transformRows) =>
-          (held !== undefined && held.lost && rollback.test(text)
-            ? Effect.succeed([])
-            : on(text, (c, deadline) =>
-                Effect.map(
-                  exec<ReadonlyArray<any>>(c, query(c, text, params, false), text, deadline, bound, false),
-                  (rows) => (transformRows === undefined ? rows : transformRows(rows))
+          Effect.suspend(() =>
+            held !== undefined && held.lost && rollback.test(text)
+              ? Effect.succeed([])
+              : on(text, (c, deadline) =>
+                  Effect.map(
+                    exec<ReadonlyArray<any>>(c, query(c, text, params, false), text, deadline, bound, false),
+                    (rows) => (transformRows === undefined ? rows : transformRows(rows))
+                  )
                 )
-              )
           ).pipe(Effect.tap(() => hooks.observe(connection, text))),
         executeStream: (text, params, transformRows) => {
           const rows = (c: PgConnection) =>
@@ -314,19 +315,21 @@ export const make = (
     // their own deadline; on a lost connection a ROLLBACK is not sent (the server rolled back) and a COMMIT fails
     // unsent (nothing was committed).
     const control = (held: PgConnection, own: Connection, text: "BEGIN" | "COMMIT" | "ROLLBACK", deadline: number) =>
-      held.lost && text === "ROLLBACK"
-        ? Effect.sync(() => hooks.observe(own, text))
-        : Effect.tap(
-            exec(
-              held,
-              held.sql.unsafe(text, [], { prepare: false }) as unknown as PendingQuery<unknown>,
-              text,
-              deadline,
-              bound,
-              false
-            ),
-            () => hooks.observe(own, text)
-          )
+      Effect.suspend(() =>
+        held.lost && text === "ROLLBACK"
+          ? Effect.sync(() => hooks.observe(own, text))
+          : Effect.tap(
+              exec(
+                held,
+                held.sql.unsafe(text, [], { prepare: false }) as unknown as PendingQuery<unknown>,
+                text,
+                deadline,
+                bound,
+                false
+              ),
+              () => hooks.observe(own, text)
+            )
+      )
     const executor: PgExecutor["Type"] = {
       values: (text, params) =>
         Effect.withFiberRuntime((fiber) => {
