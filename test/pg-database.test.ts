@@ -8,7 +8,7 @@
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer } from "effect"
+import { Chunk, Effect, Exit, Fiber, Layer, Stream } from "effect"
 import * as Net from "node:net"
 import postgres from "postgres"
 import { tablesOf } from "../layers/Registry.ts"
@@ -282,6 +282,24 @@ if (reachable !== undefined) {
             operation: "connect"
           })
         }).pipe(Effect.scoped)
+    )
+
+    it.live("a statement's rows stream through a cursor, on the pool and in a transaction, on a pool of one", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient
+        const rows = (limit: number) =>
+          Stream.runCollect(sql<{ n: number }>`SELECT g::int AS n FROM generate_series(1, ${limit}::int) AS g`.stream)
+        expect(Chunk.toArray(yield* rows(300)).map((row) => row.n)).toEqual(
+          Array.from({ length: 300 }, (_, i) => i + 1)
+        )
+        // Stopped early: the cursor is closed and its connection serves the next statement.
+        const first = yield* Stream.runCollect(
+          Stream.take(sql<{ n: number }>`SELECT g::int AS n FROM generate_series(1, 1000) AS g`.stream, 3)
+        )
+        expect(Chunk.toArray(first).map((row) => row.n)).toEqual([1, 2, 3])
+        expect(Chunk.size(yield* sql.withTransaction(rows(200)))).toBe(200)
+        expect(yield* sql`SELECT 1 AS one`).toEqual([{ one: 1 }])
+      }).pipe(Effect.provide(layer({ url, maxConnections: 1 })))
     )
 
     it.live("says it is PostgreSQL to dialect detection and keeps JSON text verbatim", () =>

@@ -124,7 +124,7 @@ const guardedCursor = (connection: PgConnection, cursor: Cursor, text: string, b
     return {
       next: () => {
         if (connection.lost) return Promise.reject(sqlError("the connection was lost", text))
-        if (boundMillis === Infinity) return iterator.next()
+        if (deadlineIn(boundMillis) === Infinity) return iterator.next()
         let timer: ReturnType<typeof setTimeout> | undefined = undefined
         return Promise.race([
           iterator.next(),

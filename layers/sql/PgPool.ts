@@ -55,8 +55,14 @@ export const sqlError = (cause: unknown, text: string) =>
 
 const describe = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
 
-/** The deadline (`performance.now()` time) of a wait that starts now and lasts at most `millis`. */
-export const deadlineIn = (millis: number): number => (millis === Infinity ? Infinity : performance.now() + millis)
+/** The longest delay a Node timer takes (a longer one fires at once). */
+const longestTimer = 2 ** 31 - 1
+
+/**
+ * The deadline (`performance.now()` time) of a wait that starts now and lasts at most `millis`; none (`Infinity`)
+ * past what a timer can wait (about 24.8 days).
+ */
+export const deadlineIn = (millis: number): number => (millis > longestTimer ? Infinity : performance.now() + millis)
 
 const remaining = (deadline: number) => Math.max(0, deadline - performance.now())
 
