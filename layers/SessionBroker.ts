@@ -310,7 +310,7 @@ export const make = (
             const id = yield* checkId(entity, sessionId)
             const options = yield* decodeSubscribe(input)
             if (id === undefined) return yield* missing(sessionId)
-            const start = options.from === undefined ? yield* newestSeq(id) : Math.max(0, options.from - 1)
+            const start = options.from === undefined ? newestSeq(id) : Math.max(0, options.from - 1)
             return Wakeups.follow(wakeups, { channel: channel(id), start, read: read(id), poll })
           })
         ),

@@ -78,7 +78,7 @@ export const StoresSqlite = (
 
 /**
  * Options of `StoresPg`: the connection's (`url`, `maxConnections`, `prepare`,
- * `connectTimeout`, `operationTimeout`; see `PgDatabaseOptions`) and the tables'.
+ * `connectTimeout`, `operationTimeout`, `reconnectTimeout`; see `PgDatabaseOptions`) and the tables'.
  */
 export interface PgOptions extends StoresSqlOptions, PgDatabase.PgDatabaseOptions {}
 

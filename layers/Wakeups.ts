@@ -12,9 +12,16 @@
  *
  * In-process by default (memory and SQLite); `PgDatabase` provides wake-ups
  * that also cross processes through PostgreSQL's `LISTEN`/`NOTIFY`.
+ *
+ * A follower rides out an outage: a read that fails with `StorageError` (the
+ * server went away) is retried with backoff from the same cursor, so it
+ * resumes after the last row it delivered, with no gap and no duplicate; the
+ * stream fails with the error only when reads have kept failing for the
+ * backend's `reconnectTimeout`.
  */
-import { Chunk, Context, Duration, Effect, Option, Scope, Stream } from "effect"
+import { Chunk, Context, Duration, Effect, Option, Schedule, Scope, Stream } from "effect"
 import { createHash } from "node:crypto"
+import { StorageError } from "../src/Errors.ts"
 import { CommitHooks } from "./sql/CommitHooks.ts"
 
 /** Announces and awaits changes on named channels. */
@@ -38,8 +45,13 @@ export class Wakeups extends Context.Tag("effect-agent-stores/Wakeups")<
       channel: string,
       poll?: Duration.DurationInput
     ) => Effect.Effect<Effect.Effect<unknown>, never, Scope.Scope>
+    /** How long a follower retries reads failing with `StorageError` before its stream fails (see `follow`). */
+    readonly reconnectTimeout: Duration.Duration
   }
 >() {}
+
+/** A follower's `reconnectTimeout` unless its backend is given another (`PgDatabase`'s `reconnectTimeout` option). */
+export const defaultReconnectTimeout: Duration.Duration = Duration.minutes(5)
 
 /** The key of a channel: itself, or a digest when too long for a PostgreSQL `NOTIFY` payload. */
 export const channelKey = (channel: string): string =>
@@ -146,7 +158,8 @@ export const inProcess = (hooks: Option.Option<CommitHooks["Type"]>): Wakeups["T
       ? hooks.value.afterCommit(() => wakeLocal(key, hint))
       : Effect.sync(() => wakeLocal(key, hint))
   },
-  listen: (channel, poll) => listenLocal(channelKey(channel), poll)
+  listen: (channel, poll) => listenLocal(channelKey(channel), poll),
+  reconnectTimeout: defaultReconnectTimeout
 })
 
 /**
@@ -175,17 +188,31 @@ export interface Batch<A, C> {
 }
 
 /**
- * The rows of `channel` from `start` on, live: `read(cursor, hint)` is called
- * until it returns no rows (or says it has `caughtUp`), then again after each
- * wake (or every `poll`, default 1 second, in case a wake was lost), with the
- * wake's hint (`undefined` on the first read, after a poll, and when wakes
- * merged). Pulled: rows are read only as fast as the stream is consumed.
+ * `effect`, retried while it fails with `StorageError`: after 0.1 s, doubling to 5 s between attempts (jittered),
+ * until `budget` has passed since the first failure; then it fails with the last error.
+ */
+const retryingStorage = <A, E, R>(effect: Effect.Effect<A, E, R>, budget: Duration.Duration) =>
+  Effect.retry(effect, {
+    schedule: Schedule.exponential("100 millis").pipe(
+      Schedule.union(Schedule.spaced("5 seconds")),
+      Schedule.jittered,
+      Schedule.upTo(budget)
+    ),
+    while: (error) => error instanceof StorageError
+  })
+
+/**
+ * The rows of `channel` from `start` on (a cursor, or the read that finds it), live: `read(cursor, hint)` is called
+ * until it returns no rows (or says it has `caughtUp`), then again after each wake (or every `poll`, default 1
+ * second, in case a wake was lost), with the wake's hint (`undefined` on the first read, after a poll, and when
+ * wakes merged). Pulled: rows are read only as fast as the stream is consumed. A read (or `start`) failing with
+ * `StorageError` is retried from the same cursor with backoff for the wake-ups' `reconnectTimeout`.
  */
 export const follow = <A, C, E, R>(
   wakeups: Wakeups["Type"],
   options: {
     readonly channel: string
-    readonly start: C
+    readonly start: C | Effect.Effect<C, E, R>
     readonly read: (cursor: C, hint: unknown) => Effect.Effect<Batch<A, C>, E, R>
     readonly poll?: Duration.DurationInput
   }
@@ -193,13 +220,14 @@ export const follow = <A, C, E, R>(
   Stream.unwrapScoped(
     Effect.gen(function* () {
       const next = yield* wakeups.listen(options.channel, options.poll ?? "1 second")
-      let cursor = options.start
+      const budget = wakeups.reconnectTimeout
+      let cursor = Effect.isEffect(options.start) ? yield* retryingStorage(options.start, budget) : options.start
       let ended = false
       let wait = false
       const step: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>, R> = Effect.gen(function* () {
         while (!ended) {
           const hint = wait ? yield* next : undefined
-          const batch = yield* Effect.mapError(options.read(cursor, hint), Option.some)
+          const batch = yield* Effect.mapError(retryingStorage(options.read(cursor, hint), budget), Option.some)
           cursor = batch.cursor
           ended = batch.done === true
           wait = !ended && (batch.items.length === 0 || batch.caughtUp === true)

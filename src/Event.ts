@@ -356,12 +356,13 @@ export interface EventLive {
    */
   readonly wake: (streamId: string, appended?: Appended) => Effect.Effect<void>
   /**
-   * The events `read` returns from `start` on, then again after each wake of `streamId` (or `"all"`), with the
-   * wake's `Appended` when it is the only wake pending (else `undefined`).
+   * The events `read` returns from `start` on (a cursor, or the read that finds it), then again after each wake of
+   * `streamId` (or `"all"`), with the wake's `Appended` when it is the only wake pending (else `undefined`). A read
+   * failing with `StorageError` is retried from the same cursor (see `Wakeups.follow`).
    */
   readonly follow: (
     streamId: string,
-    start: number,
+    start: number | Effect.Effect<number, StorageError>,
     read: (cursor: number, hint: unknown) => Effect.Effect<LiveBatch, StorageError>
   ) => Stream.Stream<StoredEvent, StorageError>
 }
@@ -529,7 +530,7 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
       Effect.gen(function* () {
         const { from } = yield* decodeSubscribeOptions(options)
         if (streamId === allStreams) {
-          const start = from === "end" ? yield* driver.head : from === "start" || from === undefined ? 0 : from
+          const start = from === "end" ? driver.head : from === "start" || from === undefined ? 0 : from
           return live.follow(allStreams, start, (after, hint) =>
             hint instanceof Appended && hint.position === after + 1
               ? Effect.succeed({ items: hint.events(), cursor: after + hint.rows.length, caughtUp: true })
@@ -543,7 +544,7 @@ export const makeEventStore = (driver: EventDriver, live: EventLive) => {
         const id = yield* decodeStreamId(streamId, ["streamId"])
         const start =
           from === "end"
-            ? ((yield* driver.stream(id))?.version ?? 0)
+            ? Effect.map(driver.stream(id), (row) => row?.version ?? 0)
             : from === "start" || from === undefined
               ? 0
               : from

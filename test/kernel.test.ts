@@ -10,6 +10,7 @@ import { SqlClient } from "@effect/sql/SqlClient"
 import { describe, expect, it } from "@effect/vitest"
 import {
   Arbitrary,
+  Chunk,
   Clock,
   Duration,
   Effect,
@@ -20,6 +21,7 @@ import {
   Option,
   Redacted,
   Schema,
+  Stream,
   TestClock,
   TestServices
 } from "effect"
@@ -28,7 +30,7 @@ import * as Wakeups from "../layers/Wakeups.ts"
 import { StoresSqlite } from "../layers/Stores.ts"
 import { Bytes, bytesToFloat32, copyBytes, float32ToBytes, Vector } from "../src/Binary.ts"
 import { canonicalJson, sha256Hex } from "../src/CanonicalJson.ts"
-import { DecodeError, IntegrityError, LockHeld, LockLost } from "../src/Errors.ts"
+import { DecodeError, IntegrityError, LockHeld, LockLost, NotFound, StorageError } from "../src/Errors.ts"
 import { expiresAtFrom, isExpired, notExpiredSql, unexpired } from "../src/Expiry.ts"
 import { pgReady, pgUrl } from "./pg.ts"
 
@@ -464,5 +466,52 @@ describe("Wakeups", () => {
         // Nothing pending: the next take waits.
         expect(Option.isNone(yield* Effect.timeout(next, "20 millis").pipe(Effect.option))).toBe(true)
       }).pipe(TestServices.provideLive)
+  )
+
+  /** A follower of rows 1..6, two per read, whose reads fail as `fails(call)` says (ending once it has them all). */
+  const follower = (
+    reconnectTimeout: Duration.DurationInput,
+    fails: (call: number) => StorageError | NotFound | void
+  ) => {
+    const cursors: Array<number> = []
+    const read = (cursor: number) =>
+      Effect.suspend(() => {
+        cursors.push(cursor)
+        const failure = fails(cursors.length)
+        if (failure !== undefined) return Effect.fail(failure)
+        const items = [1, 2, 3, 4, 5, 6].filter((row) => row > cursor).slice(0, 2)
+        return Effect.succeed({ items, cursor: items[items.length - 1] ?? cursor, done: items.length === 0 })
+      })
+    const wakeups = { ...Wakeups.inProcess(Option.none()), reconnectTimeout: Duration.decode(reconnectTimeout) }
+    const key = `test-follow-${Date.now().toString(36)}-${Math.random()}`
+    return { cursors, stream: Wakeups.follow(wakeups, { channel: key, start: Effect.succeed(0), read }) }
+  }
+  const down = new StorageError({ backend: "test", operation: "read", cause: "server away" })
+
+  it.scoped("a follower retries reads failing with StorageError from the same cursor: no gap, no duplicate", () =>
+    Effect.gen(function* () {
+      const { cursors, stream } = follower("1 minute", (call) => (call === 2 || call === 3 ? down : undefined))
+      const run = yield* Effect.fork(Stream.runCollect(stream))
+      yield* TestClock.adjust("10 seconds")
+      expect(Chunk.toArray(yield* Fiber.join(run))).toEqual([1, 2, 3, 4, 5, 6])
+      expect(cursors).toEqual([0, 2, 2, 2, 4, 6])
+    })
+  )
+
+  it.scoped(
+    "a follower fails with the StorageError once reads have failed for reconnectTimeout; other errors at once",
+    () =>
+      Effect.gen(function* () {
+        const outage = follower("3 seconds", (call) => (call >= 2 ? down : undefined))
+        const run = yield* Effect.fork(Stream.runCollect(outage.stream))
+        yield* TestClock.adjust("2 seconds")
+        expect(run.unsafePoll()).toBeNull()
+        yield* TestClock.adjust("10 seconds")
+        expect(yield* Effect.flip(Fiber.join(run))).toBe(down)
+        const missing = new NotFound({ entity: "Session", id: "gone" })
+        const gone = follower("1 minute", (call) => (call === 2 ? missing : undefined))
+        expect(yield* Effect.flip(Stream.runCollect(gone.stream))).toBe(missing)
+        expect(gone.cursors).toEqual([0, 2])
+      })
   )
 })

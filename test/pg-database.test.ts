@@ -1,14 +1,14 @@
 /**
- * `PgDatabase`, the PostgreSQL client under `StoresPg`: the connect timeout
- * (against a local server that accepts and never answers), the operation
- * timeout, a caller's `sql.withTransaction` joined by `PgExecutor` and rolled
- * back, `PgExecutor.transaction` (commit, rollback, interruption, hooks), and every contract suite with `prepare: false` (what a
- * transaction-mode pooler needs). Without a reachable server the PostgreSQL
- * parts are skipped with the reason printed; under CI they fail instead.
+ * `PgDatabase`, the PostgreSQL client under `StoresPg`: the connect timeout (against a local server that accepts
+ * and never answers), the operation timeout, a caller's `sql.withTransaction` joined by `PgExecutor` and rolled
+ * back, `PgExecutor.transaction` (commit, rollback, interruption, hooks), connections lost mid-transaction or right
+ * after their handshake (the driver faults `PgPool` guards against), and every contract suite with `prepare: false`
+ * (what a transaction-mode pooler needs). Without a reachable server the PostgreSQL parts are skipped with the
+ * reason printed; under CI they fail instead.
  */
 import { SqlClient } from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer } from "effect"
+import { Chunk, Effect, Exit, Fiber, Layer, Stream } from "effect"
 import * as Net from "node:net"
 import postgres from "postgres"
 import { tablesOf } from "../layers/Registry.ts"
@@ -204,6 +204,102 @@ if (reachable !== undefined) {
           expect(yield* count).toEqual([[1]])
           yield* sql.unsafe(`DROP TABLE ${table}`)
         }).pipe(Effect.provide(layer({ url, maxConnections: 2 })))
+    )
+
+    it.live(
+      "a transaction whose connection is terminated mid-statement fails with SqlError; the process lives, the pool serves",
+      () =>
+        Effect.gen(function* () {
+          const executor = yield* PgExecutor
+          const admin = yield* Effect.acquireRelease(
+            Effect.sync(() => postgres(url, { max: 1, onnotice: () => {} })),
+            (admin) => Effect.promise(() => admin.end({ timeout: 1 }))
+          )
+          // Twice, on a pool of one connection: the driver (postgres 3.4.9) crashed the process on the ROLLBACK after
+          // the loss (a write to the closed socket from a setImmediate), or on the next statement once the lost
+          // connection was back in its pool.
+          for (let round = 0; round < 2; round++) {
+            const failed = yield* Effect.flip(
+              executor.transaction(
+                Effect.gen(function* () {
+                  const [[pid]] = (yield* executor.values("SELECT pg_backend_pid()", [])) as [[number]]
+                  yield* Effect.forkDaemon(
+                    Effect.zipRight(
+                      Effect.sleep("100 millis"),
+                      Effect.promise(() => admin`SELECT pg_terminate_backend(${pid})`)
+                    )
+                  )
+                  yield* executor.values("SELECT pg_sleep(5)", [])
+                })
+              )
+            )
+            expect(failed.message).toContain("pg_sleep")
+            expect(yield* executor.values("SELECT 1 + $1::int", [round])).toEqual([[1 + round]])
+          }
+        }).pipe(Effect.scoped, Effect.provide(layer({ url, maxConnections: 1 })))
+    )
+
+    it.live(
+      "a connection lost right after its handshake fails the layer build with StorageError, not the process",
+      () =>
+        Effect.gen(function* () {
+          // A proxy to the server that cuts each connection once the server's first ReadyForQuery has passed: the
+          // moment the driver, left to itself, reads the server's array types and rejects a promise nobody handles.
+          const target = new URL(url)
+          const sockets = new Set<Net.Socket>()
+          const proxy = Net.createServer((client) => {
+            const server = Net.connect(Number(target.port || 5432), target.hostname)
+            sockets.add(client).add(server)
+            let cut = false
+            client.on("data", (data) => server.write(data))
+            server.on("data", (data) => {
+              client.write(data)
+              if (!cut && data.includes(Buffer.from([0x5a, 0, 0, 0, 5]))) {
+                cut = true
+                setImmediate(() => {
+                  client.destroy()
+                  server.destroy()
+                })
+              }
+            })
+            for (const socket of [client, server]) socket.on("error", () => {})
+            client.on("close", () => server.destroy())
+            server.on("close", () => client.destroy())
+          })
+          yield* Effect.acquireRelease(
+            Effect.async<void>((resume) => void proxy.listen(0, "127.0.0.1", () => resume(Effect.void))),
+            () =>
+              Effect.sync(() => {
+                for (const socket of sockets) socket.destroy()
+                proxy.close()
+              })
+          )
+          const proxied = new URL(url)
+          proxied.host = `127.0.0.1:${(proxy.address() as Net.AddressInfo).port}`
+          const exit = yield* Effect.exit(Layer.build(layer({ url: proxied.toString(), connectTimeout: "5 seconds" })))
+          expect(exit._tag === "Failure" && exit.cause._tag === "Fail" ? exit.cause.error : exit).toMatchObject({
+            _tag: "StorageError",
+            operation: "connect"
+          })
+        }).pipe(Effect.scoped)
+    )
+
+    it.live("a statement's rows stream through a cursor, on the pool and in a transaction, on a pool of one", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient
+        const rows = (limit: number) =>
+          Stream.runCollect(sql<{ n: number }>`SELECT g::int AS n FROM generate_series(1, ${limit}::int) AS g`.stream)
+        expect(Chunk.toArray(yield* rows(300)).map((row) => row.n)).toEqual(
+          Array.from({ length: 300 }, (_, i) => i + 1)
+        )
+        // Stopped early: the cursor is closed and its connection serves the next statement.
+        const first = yield* Stream.runCollect(
+          Stream.take(sql<{ n: number }>`SELECT g::int AS n FROM generate_series(1, 1000) AS g`.stream, 3)
+        )
+        expect(Chunk.toArray(first).map((row) => row.n)).toEqual([1, 2, 3])
+        expect(Chunk.size(yield* sql.withTransaction(rows(200)))).toBe(200)
+        expect(yield* sql`SELECT 1 AS one`).toEqual([{ one: 1 }])
+      }).pipe(Effect.provide(layer({ url, maxConnections: 1 })))
     )
 
     it.live("says it is PostgreSQL to dialect detection and keeps JSON text verbatim", () =>

@@ -220,7 +220,12 @@ const migrateSchema = (schema: SqlSchema, prefix: string) =>
       )
     }
     yield* Migrator.make({})({ loader: Migrator.fromRecord(record), table })
-  }).pipe(Effect.mapError((cause) => new StorageError({ backend: "sql", operation: `migrate ${schema.name}`, cause })))
+  }).pipe(
+    // `withTransaction` turns a failed COMMIT or ROLLBACK into a defect: it is the backend failing (e.g. the server
+    // went away mid-migration), so layer build fails with `StorageError`.
+    Effect.catchAllDefect((defect) => (isSqlError(defect) ? Effect.fail(defect) : Effect.die(defect))),
+    Effect.mapError((cause) => new StorageError({ backend: "sql", operation: `migrate ${schema.name}`, cause }))
+  )
 
 const migrated = new Map<string, Layer.Layer<SqlTables, StorageError, SqlClient>>()
 

@@ -1,29 +1,33 @@
 /**
  * The PostgreSQL `SqlClient`: `@effect/sql`'s client over the `postgres`
- * (porsager) driver. Named prepared statements by default (the server plans a
- * statement once per connection); `prepare: false` for transaction-mode
- * poolers (PgBouncer, hosted poolers), which cannot hold them. Layer build
- * checks the server answers within `connectTimeout`; `operationTimeout`
- * bounds every round trip.
+ * (porsager) driver, on connections this layer owns (`PgPool`: one driver
+ * instance per connection, retired when its connection closes, so the
+ * driver's faults on a lost connection never reach the process). Named
+ * prepared statements by default (the server plans a statement once per
+ * connection); `prepare: false` for transaction-mode poolers (PgBouncer,
+ * hosted poolers), which cannot hold them. Layer build checks the server
+ * answers within `connectTimeout`; `operationTimeout` bounds every wait on the
+ * server (default 30 seconds).
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as Client from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
-import { Context, Duration, Effect, Layer, Option, Redacted, Scope, Stream } from "effect"
+import { Context, Deferred, Duration, Effect, Exit, FiberId, Layer, Redacted, Scope, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import type postgres from "postgres"
 import { StorageError } from "../../src/Errors.ts"
 import * as OptionalPackage from "../OptionalPackage.ts"
 import * as CommitHooks from "./CommitHooks.ts"
+import { arrayTypesQuery, deadlineIn, exec, fire, type PendingQuery, PgConnection, PgPool, sqlError } from "./PgPool.ts"
 import * as Wakeups from "../Wakeups.ts"
 
 /** Options of `layer`. */
 export interface PgDatabaseOptions {
   /** A `postgres://` connection URL. */
   readonly url: string | Redacted.Redacted
-  /** Pool size. Default 10. */
+  /** Pool size (connections for statements and transactions; one more listens for cross-process wake-ups). Default 10. */
   readonly maxConnections?: number
   /**
    * Named prepared statements, planned once per connection. Default `true`;
@@ -32,17 +36,28 @@ export interface PgDatabaseOptions {
    * more exchange on the same connection).
    */
   readonly prepare?: boolean
-  /** Bound on reaching the server (layer build fails with `StorageError` after it). Default 10 seconds. */
+  /**
+   * Bound on reaching the server: layer build fails with `StorageError` after it, and so does a statement whose
+   * new connection is not ready within it. Default 10 seconds.
+   */
   readonly connectTimeout?: Duration.DurationInput
   /**
-   * Bound on every round trip (each statement, `BEGIN` and `COMMIT`): past
-   * it the statement is cancelled on the server and fails, so the store
-   * operation fails with a `StorageError` naming it. Default: unbounded.
+   * Bound on every wait on the server: each statement (with its wait for a free connection), `BEGIN`, `COMMIT`
+   * and `ROLLBACK`. Past it the statement is cancelled on the server and fails, so the store operation fails with
+   * a `StorageError` naming it (which may or may not have taken effect: see `docs/postgres.md`). Default 30
+   * seconds; `Duration.infinity` for none.
    */
   readonly operationTimeout?: Duration.DurationInput
+  /**
+   * How long a live subscription (`EventStore.subscribe`, `SessionBroker.subscribe`) keeps retrying, with
+   * backoff, while its reads fail with `StorageError` (the server is away), before its stream fails with that
+   * error. It resumes after the last event or message it delivered. Default 5 minutes.
+   */
+  readonly reconnectTimeout?: Duration.DurationInput
 }
 
-type Pool = postgres.Sql
+/** `operationTimeout` when not given. */
+export const defaultOperationTimeout: Duration.Duration = Duration.seconds(30)
 
 /**
  * The lean statement path beside the `SqlClient`: `values(text, params)` runs
@@ -93,132 +108,46 @@ const compiler = Statement.makeCompiler({
   }
 })
 
-interface PendingQuery<A> extends Promise<A> {
-  /** The driver's canceller (what its `cancel()` calls, without dropping the promise). */
-  canceller: ((query: any) => Promise<void>) | null | undefined
-}
+/** A statement that ends a transaction the server already rolled back when its connection was lost. */
+const rollback = /^\s*ROLLBACK\b/i
 
-/** The driver's canceller as an interruption handler: a queued query leaves the queue, a running one is cancelled. */
-const cancel = (query: PendingQuery<unknown>) =>
-  // A pipelined query is cancelled as soon as it starts. The canceller's promise is awaited nowhere, so a failure
-  // (server down) is dropped.
-  Effect.sync(() => {
-    const cancelled = query.canceller?.(query)
-    query.canceller = null
-    cancelled?.catch(() => {})
-  })
-
-/** A driver failure as the `SqlError` naming the statement (or step) it failed in. */
-const sqlError = (cause: unknown, text: string) =>
-  new SqlError({ cause, message: `PostgreSQL: ${describe(cause)} (${text})` })
-
-/** Runs one porsager query for what its promise resolves to; interrupting it dequeues it or cancels it on the server. */
-const run = <A>(query: PendingQuery<A>, text: string) =>
-  Effect.async<A, SqlError>((resume) => {
-    query.then(
-      (result) => resume(Effect.succeed(result)),
-      (cause) => resume(Effect.fail(sqlError(cause, text)))
-    )
-    return cancel(query)
-  })
+/** The driver's cursor over a statement's rows, 128 at a time. */
+type Cursor = AsyncIterable<ReadonlyArray<unknown>>
 
 /**
- * Runs one porsager query for its rows, collected as they arrive (`forEach`), so the driver's query never holds
- * them. The query is a promise that under load can outlive two young collections and be moved to the old
- * generation; a young collection counts every old object as live, so rows such a query resolved with survived
- * (and were promoted) until a full collection. Measured on 50-row reads at 16 callers: half of all young memory
- * survived, young collections took 10–15 ms instead of 1–3 ms, and a read cost twice the client CPU. Here the rows
- * are held only until the fiber is resumed with them.
+ * A cursor that never touches its connection once it is lost (the driver would write to the closed socket), and
+ * whose pulls end by `deadline` (each pull's own, from `bound`; a pull past it gives the connection up).
  */
-const rowsOf = <R>(query: PendingQuery<unknown> & RowStream<R>, text: string) =>
-  Effect.async<ReadonlyArray<R>, SqlError>((resume) => {
-    let rows: Array<R> | undefined
-    query
-      .forEach((row) => {
-        ;(rows ??= []).push(row)
-      })
-      .then(
-        () => {
-          const collected = rows ?? []
-          rows = undefined
-          resume(Effect.succeed(collected))
-        },
-        (cause) => {
-          rows = undefined
-          resume(Effect.fail(sqlError(cause, text)))
-        }
-      )
-    return cancel(query)
-  })
-
-/**
- * `rowsOf` for a statement with parameters; one without may be several statements (the simple protocol), whose
- * results the driver gives as one array per statement, so it runs through `run` as before.
- */
-const rowsOrResults = <R>(
-  query: PendingQuery<ReadonlyArray<R>> & RowStream<R>,
-  params: ReadonlyArray<unknown>,
-  text: string
-): Effect.Effect<ReadonlyArray<R>, SqlError> => (params.length === 0 ? run(query, text) : rowsOf(query, text))
-
-/** The driver's `forEach`: each row as it arrives, the promise resolving without them. */
-interface RowStream<R> {
-  forEach(f: (row: R) => void): Promise<unknown>
-}
-
-const describe = (cause: unknown) => (cause instanceof Error ? cause.message : String(cause))
-
-/** A `Connection` over the pool, or over one reserved connection inside a transaction. */
-const makeConnection = (
-  sql: Pool,
-  prepare: boolean,
-  bound: <A>(effect: Effect.Effect<A, SqlError>, text: string) => Effect.Effect<A, SqlError>,
-  hooks: CommitHooks.CommitHooks["Type"]
-): Connection => {
-  const query = (text: string, params: ReadonlyArray<unknown>, named: boolean) =>
-    sql.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>, { prepare: named }) as unknown as PendingQuery<
-      ReadonlyArray<any>
-    > &
-      RowStream<any> &
-      postgres.PendingQuery<Array<postgres.Row>>
-  const connection: Connection = {
-    execute: (text, params, transformRows) =>
-      bound(
-        Effect.map(rowsOrResults(query(text, params, prepare), params, text), (rows) =>
-          transformRows === undefined ? rows : transformRows(rows)
-        ),
-        text
-      ),
-    executeRaw: (text, params) => bound(run(query(text, params, prepare), text), text),
-    executeValues: (text, params) =>
-      bound(
-        rowsOrResults(
-          query(text, params, prepare).values() as unknown as PendingQuery<ReadonlyArray<ReadonlyArray<unknown>>> &
-            RowStream<ReadonlyArray<unknown>>,
-          params,
-          text
-        ),
-        text
-      ),
-    // `withTransaction`'s statements (BEGIN, COMMIT, ROLLBACK, savepoints): the after-commit hooks follow them.
-    executeUnprepared: (text, params, transformRows) =>
-      bound(
-        Effect.map(run(query(text, params, false), text), (rows) =>
-          transformRows === undefined ? rows : transformRows(rows)
-        ),
-        text
-      ).pipe(Effect.tap(() => hooks.observe(connection, text))),
-    executeStream: (text, params, transformRows) =>
-      Stream.fromAsyncIterable(query(text, params, prepare).cursor(128), (cause) => sqlError(cause, text)).pipe(
-        Stream.mapConcat((rows) => (transformRows === undefined ? rows : transformRows(rows)))
-      )
+const guardedCursor = (connection: PgConnection, cursor: Cursor, text: string, boundMillis: number, bound: string) => ({
+  [Symbol.asyncIterator]: (): AsyncIterator<ReadonlyArray<unknown>> => {
+    const iterator = cursor[Symbol.asyncIterator]()
+    return {
+      next: () => {
+        if (connection.lost) return Promise.reject(sqlError("the connection was lost", text))
+        if (deadlineIn(boundMillis) === Infinity) return iterator.next()
+        let timer: ReturnType<typeof setTimeout> | undefined = undefined
+        return Promise.race([
+          iterator.next(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              connection.lose()
+              reject(sqlError(`no answer within ${bound}`, text))
+            }, boundMillis)
+          })
+        ]).finally(() => clearTimeout(timer))
+      },
+      return: (value?: unknown) =>
+        Promise.resolve(connection.lost ? { done: true, value } : iterator.return!(value)) as Promise<
+          IteratorResult<ReadonlyArray<unknown>>
+        >
+    }
   }
-  return connection
-}
+})
 
 /**
  * Builds the `SqlClient` in `scope`: opens the pool, checks the server
- * answers within `connectTimeout`, and closes the pool when the scope closes.
+ * answers within `connectTimeout` (reading its array types), and closes the
+ * pool when the scope closes.
  */
 export const make = (
   options: PgDatabaseOptions
@@ -234,72 +163,172 @@ export const make = (
 > =>
   Effect.gen(function* () {
     const connectTimeout = Duration.decode(options.connectTimeout ?? "10 seconds")
-    const operationTimeout = Option.map(Option.fromNullable(options.operationTimeout), Duration.decode)
+    const operationTimeout = Duration.decode(options.operationTimeout ?? defaultOperationTimeout)
+    const reconnectTimeout = Duration.decode(options.reconnectTimeout ?? Wakeups.defaultReconnectTimeout)
+    const boundMillis = Duration.toMillis(operationTimeout)
+    const bound = Duration.format(operationTimeout)
+    const connectMillis = Duration.toMillis(connectTimeout)
     const prepare = options.prepare ?? true
     const url = typeof options.url === "string" ? options.url : Redacted.value(options.url)
-    // The driver is loaded when a pool is first opened: importing the library never loads it.
+    // The driver is loaded when the layer is built: importing the library never loads it.
     const driver = yield* OptionalPackage.load<typeof postgres>(OptionalPackage.postgres)
     const pool = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        driver(url, {
-          max: options.maxConnections ?? 10,
-          prepare,
-          connect_timeout: Duration.toSeconds(connectTimeout),
-          onnotice: () => {},
-          types: { json: jsonType }
-        })
+      Effect.sync(
+        () =>
+          new PgPool(options.maxConnections ?? 10, (onClose, extra) =>
+            driver(url, {
+              ...extra,
+              max: 1,
+              prepare,
+              connect_timeout: Duration.isFinite(connectTimeout) ? Duration.toSeconds(connectTimeout) : 0,
+              // The pool reads array types once (see `PgPool`); a connection lives until it closes.
+              fetch_types: false,
+              max_lifetime: null,
+              onclose: onClose,
+              onnotice: () => {},
+              types: { json: jsonType }
+            })
+          )
       ),
-      (pool) => Effect.promise(() => pool.end({ timeout: 1 }))
-    )
-    const bound: <A>(effect: Effect.Effect<A, SqlError>, text: string) => Effect.Effect<A, SqlError> = Option.match(
-      operationTimeout,
-      {
-        onNone: () => (effect) => effect,
-        onSome: (duration) => (effect, text) =>
-          Effect.timeoutFail(effect, {
-            duration,
-            onTimeout: () =>
-              new SqlError({ message: `PostgreSQL: no answer within ${Duration.format(duration)} (${text})` })
-          })
-      }
+      (pool) => Effect.promise(() => pool.close(1))
     )
     const hooks = CommitHooks.make()
-    const connection = makeConnection(pool, prepare, bound, hooks)
-    yield* run(pool.unsafe("SELECT 1") as unknown as PendingQuery<unknown>, "SELECT 1").pipe(
-      Effect.timeoutFail({
-        duration: connectTimeout,
-        onTimeout: () => `no answer from the server within ${Duration.format(connectTimeout)}`
-      }),
-      Effect.mapError((cause) => new StorageError({ backend: "postgres", operation: "connect", cause }))
-    )
-    // One connection of the pool for a transaction (`sql.withTransaction`'s and `PgExecutor.transaction`'s).
-    const reserve = Effect.tryPromise({
-      try: () => pool.reserve(),
-      catch: (cause) => sqlError(cause, "reserve")
-    })
+
+    /** A free connection taken for a transaction (or a cursor), waiting for one until `deadline`. */
+    const take = (text: string, deadline: number) =>
+      Effect.suspend(() => {
+        const connection = pool.take()
+        return connection !== undefined
+          ? Effect.succeed(connection)
+          : pool.waitFor(() => pool.take(), deadline, bound, text)
+      })
+    const release = (connection: PgConnection) => Effect.sync(() => pool.release(connection))
+
+    /** A `Connection` over the pool (each statement on a connection of its own choosing), or over a held one. */
+    const makeConnection = (held: PgConnection | undefined): Connection => {
+      /** Runs `f` with the connection for one statement, and the deadline of its wait on the server. */
+      const on = <A>(text: string, f: (connection: PgConnection, deadline: number) => Effect.Effect<A, SqlError>) =>
+        Effect.suspend(() => {
+          const deadline = deadlineIn(boundMillis)
+          const connection = held ?? pool.pick()
+          return connection !== undefined
+            ? f(connection, deadline)
+            : Effect.flatMap(
+                pool.waitFor(() => pool.pick(), deadline, bound, text),
+                (picked) => f(picked, deadline)
+              )
+        })
+      const query = (connection: PgConnection, text: string, params: ReadonlyArray<unknown>, named: boolean) =>
+        connection.sql.unsafe(text, params as Array<postgres.ParameterOrJSON<never>>, {
+          prepare: named
+        }) as unknown as PendingQuery<ReadonlyArray<any>> & postgres.PendingQuery<Array<postgres.Row>>
+      // A statement with parameters has its rows collected as they arrive; one without may be several statements
+      // (the simple protocol), whose results the driver gives as one array per statement.
+      const connection: Connection = {
+        execute: (text, params, transformRows) =>
+          on(text, (c, deadline) =>
+            Effect.map(
+              exec<ReadonlyArray<any>>(c, query(c, text, params, prepare), text, deadline, bound, params.length > 0),
+              (rows) => (transformRows === undefined ? rows : transformRows(rows))
+            )
+          ),
+        executeRaw: (text, params) =>
+          on(text, (c, deadline) => exec(c, query(c, text, params, prepare), text, deadline, bound, false)),
+        executeValues: (text, params) =>
+          on(text, (c, deadline) =>
+            exec(
+              c,
+              query(c, text, params, prepare).values() as unknown as PendingQuery<unknown>,
+              text,
+              deadline,
+              bound,
+              params.length > 0
+            )
+          ),
+        // `withTransaction`'s statements (BEGIN, COMMIT, ROLLBACK, savepoints): the after-commit hooks follow them.
+        // On a lost connection a ROLLBACK is answered without sending it: the server rolled back when it was lost.
+        executeUnprepared: (text, params, transformRows) =>
+          Effect.suspend(() =>
+            held !== undefined && held.lost && rollback.test(text)
+              ? Effect.succeed([])
+              : on(text, (c, deadline) =>
+                  Effect.map(
+                    exec<ReadonlyArray<any>>(c, query(c, text, params, false), text, deadline, bound, false),
+                    (rows) => (transformRows === undefined ? rows : transformRows(rows))
+                  )
+                )
+          ).pipe(Effect.tap(() => hooks.observe(connection, text))),
+        executeStream: (text, params, transformRows) => {
+          const rows = (c: PgConnection) =>
+            Stream.fromAsyncIterable(
+              guardedCursor(c, query(c, text, params, prepare).cursor(128), text, boundMillis, bound),
+              (cause) => (cause instanceof SqlError ? cause : sqlError(cause, text))
+            )
+          return (
+            held !== undefined
+              ? rows(held)
+              : Stream.unwrapScoped(
+                  Effect.map(
+                    Effect.acquireRelease(
+                      Effect.suspend(() => take(text, deadlineIn(boundMillis))),
+                      release
+                    ),
+                    rows
+                  )
+                )
+          ).pipe(
+            Stream.mapConcat((rows) =>
+              transformRows === undefined ? rows : transformRows(rows as ReadonlyArray<object>)
+            )
+          )
+        }
+      }
+      return connection
+    }
+
+    const connection = makeConnection(undefined)
+    // The server answers within `connectTimeout`: its array types, which every connection then decodes and encodes.
+    const probe = pool.pick()!
+    const arrayTypes = yield* exec<ReadonlyArray<{ oid: number | null; typarray: number }>>(
+      probe,
+      probe.sql.unsafe(arrayTypesQuery) as unknown as PendingQuery<unknown>,
+      "connect",
+      deadlineIn(connectMillis),
+      Duration.format(connectTimeout),
+      false
+    ).pipe(Effect.mapError((cause) => new StorageError({ backend: "postgres", operation: "connect", cause })))
+    pool.setArrayTypes(arrayTypes.flatMap(({ oid, typarray }) => (oid === null ? [] : [[oid, typarray] as const])))
+
     const client = yield* Client.make({
       acquirer: Effect.succeed(connection),
       transactionAcquirer: Effect.map(
-        Effect.acquireRelease(reserve, (reserved) => Effect.sync(() => reserved.release())),
-        (reserved) => makeConnection(reserved, prepare, bound, hooks)
+        Effect.acquireRelease(
+          Effect.suspend(() => take("BEGIN", deadlineIn(boundMillis))),
+          release
+        ),
+        makeConnection
       ),
       compiler,
       spanAttributes: [["db.system.name", "postgresql"]]
     })
-    // BEGIN, COMMIT and ROLLBACK of `transaction`, fed to the commit hooks. They run uninterruptibly, so without the
-    // canceller of `run`.
-    const control = (reserved: Pool, own: Connection, text: "BEGIN" | "COMMIT" | "ROLLBACK") =>
-      bound(
-        Effect.async<void, SqlError>((resume) => {
-          reserved.unsafe(text, [], { prepare: false }).then(
-            () => {
-              hooks.observe(own, text)
-              resume(Effect.void)
-            },
-            (cause) => resume(Effect.fail(sqlError(cause, text)))
-          )
-        }),
-        text
+    // BEGIN, COMMIT and ROLLBACK of `transaction`, fed to the commit hooks. They run uninterruptibly, bounded by
+    // their own deadline; on a lost connection a ROLLBACK is not sent (the server rolled back) and a COMMIT fails
+    // unsent (nothing was committed).
+    const control = (held: PgConnection, own: Connection, text: "BEGIN" | "COMMIT" | "ROLLBACK", deadline: number) =>
+      Effect.suspend(() =>
+        held.lost && text === "ROLLBACK"
+          ? Effect.sync(() => hooks.observe(own, text))
+          : Effect.tap(
+              exec(
+                held,
+                held.sql.unsafe(text, [], { prepare: false }) as unknown as PendingQuery<unknown>,
+                text,
+                deadline,
+                bound,
+                false
+              ),
+              () => hooks.observe(own, text)
+            )
       )
     const executor: PgExecutor["Type"] = {
       values: (text, params) =>
@@ -311,22 +340,52 @@ export const make = (
         Effect.withFiberRuntime((fiber) =>
           Context.getOption(fiber.currentContext, Client.TransactionConnection)._tag === "Some"
             ? client.withTransaction(effect)
-            : Effect.uninterruptibleMask((restore) =>
-                Effect.flatMap(reserve, (reserved) => {
-                  const own = makeConnection(reserved, prepare, bound, hooks)
+            : Effect.uninterruptibleMask((restore) => {
+                // Taking a connection and BEGIN share one deadline: no operation waits twice on a silent server.
+                const deadline = deadlineIn(boundMillis)
+                return Effect.flatMap(take("BEGIN", deadline), (held) => {
+                  const own = makeConnection(held)
                   return Effect.zipRight(
-                    control(reserved, own, "BEGIN"),
+                    control(held, own, "BEGIN", deadline),
                     Effect.flatMap(
                       Effect.exit(restore(Effect.provideService(effect, Client.TransactionConnection, [own, 0]))),
                       (exit) =>
-                        Effect.zipRight(control(reserved, own, exit._tag === "Success" ? "COMMIT" : "ROLLBACK"), exit)
+                        Effect.zipRight(
+                          exit._tag === "Success"
+                            ? control(held, own, "COMMIT", deadlineIn(boundMillis))
+                            : // The transaction's own failure is the outcome; a ROLLBACK that fails gives the
+                              // connection up (closing it ends the transaction on the server).
+                              Effect.catchAll(control(held, own, "ROLLBACK", deadlineIn(boundMillis)), () =>
+                                Effect.sync(() => held.lose())
+                              ),
+                          exit
+                        )
                     )
-                  ).pipe(Effect.ensuring(Effect.sync(() => reserved.release())))
+                  ).pipe(Effect.ensuring(release(held)))
                 })
-              )
+              })
         )
     }
-    return { client, executor, hooks, wakeups: crossProcess(pool, hooks) }
+    const wakeups = crossProcess(pool, hooks, yield* Effect.scope, {
+      notify: (key) => {
+        const notify = (c: PgConnection) =>
+          c.sql.unsafe("SELECT pg_notify($1, $2)", [notifyChannel, origin + key]) as unknown as PendingQuery<unknown>
+        const picked = pool.pick()
+        if (picked !== undefined) return fire(picked, notify(picked))
+        // Every connection is held: wait for one in the background (a wake is never waited for).
+        Effect.runFork(
+          Effect.ignore(
+            Effect.flatMap(
+              pool.waitFor(() => pool.pick(), deadlineIn(boundMillis), bound, "NOTIFY"),
+              (c) => Effect.sync(() => fire(c, notify(c)))
+            )
+          )
+        )
+      },
+      connectMillis,
+      reconnectTimeout
+    })
+    return { client, executor, hooks, wakeups }
   })
 
 /** The one PostgreSQL channel wake-ups travel on; the payload is this process's `origin`, then the channel key. */
@@ -348,32 +407,86 @@ export const notifyArgs = (channel: string): readonly [string, string] => [
   origin + Wakeups.channelKey(channel)
 ]
 
-/** Wakes this process's listeners for a notification from another process. */
-const onNotify = (payload: string): void => {
-  if (!payload.startsWith(origin)) Wakeups.wakeLocal(payload.slice(origin.length))
+/** Wakes this process's listeners for a notification from another process (the `LISTEN` connection's `onnotify`). */
+const onNotification = (channel: string, payload: string): void => {
+  if (channel === notifyChannel && !payload.startsWith(origin)) Wakeups.wakeLocal(payload.slice(origin.length))
 }
 
 /**
  * Wake-ups across processes: after commit, this process's listeners are woken at once and a `NOTIFY` (not waited
  * for) tells the others (the process's own notifications are dropped when they come back). The first `listen`
- * opens the pool's `LISTEN` connection, which the driver re-opens after a loss; every listener is then woken, so
- * changes made meanwhile are read.
+ * starts the layer's `LISTEN` connection (outside the pool): when it is lost it is opened again, with backoff
+ * (0.1 s doubling to 5 s), for as long as the layer lives, and once it listens again every listener of the process
+ * is woken, so changes made meanwhile are read. `listen` waits for the first attempt only: without a `LISTEN`
+ * connection, followers still poll.
  */
-const crossProcess = (pool: Pool, hooks: CommitHooks.CommitHooks["Type"]): Wakeups.Wakeups["Type"] => {
-  let listening: Promise<unknown> | undefined
-  const startListening = Effect.promise(
-    () =>
-      (listening ??= pool.listen(notifyChannel, onNotify, Wakeups.wakeAllLocal).catch(() => (listening = undefined)))
-  )
+const crossProcess = (
+  pool: PgPool,
+  hooks: CommitHooks.CommitHooks["Type"],
+  scope: Scope.Scope,
+  options: {
+    /** Sends the `NOTIFY` of channel key `key`, not waited for. */
+    readonly notify: (key: string) => void
+    readonly connectMillis: number
+    readonly reconnectTimeout: Duration.Duration
+  }
+): Wakeups.Wakeups["Type"] => {
+  /** One `LISTEN` connection until it is lost: whether it listened. */
+  const listenOnce = (firstAttempt: Deferred.Deferred<void>, relisten: boolean) =>
+    Effect.acquireUseRelease(
+      Effect.map(Deferred.make<void>(), (lost) => ({
+        lost,
+        connection: pool.detached({ onnotify: onNotification }, () => Deferred.unsafeDone(lost, Exit.void))
+      })),
+      ({ connection, lost }) =>
+        Effect.gen(function* () {
+          const result = yield* Effect.exit(
+            exec(
+              connection,
+              connection.sql.unsafe(`LISTEN ${notifyChannel}`) as unknown as PendingQuery<unknown>,
+              "LISTEN",
+              deadlineIn(options.connectMillis),
+              "connectTimeout",
+              false
+            )
+          )
+          yield* Deferred.succeed(firstAttempt, undefined)
+          if (Exit.isFailure(result) || connection.lost) return false
+          if (relisten) Wakeups.wakeAllLocal()
+          yield* Deferred.await(lost)
+          return true
+        }),
+      ({ connection }) => Effect.sync(() => void connection.sql.end({ timeout: 0 }).catch(() => {}))
+    )
+  const listening = (firstAttempt: Deferred.Deferred<void>) =>
+    Effect.gen(function* () {
+      let pause = 100
+      let listened = false
+      while (true) {
+        if (yield* listenOnce(firstAttempt, listened)) {
+          listened = true
+          pause = 100
+        }
+        yield* Effect.sleep(Duration.millis(pause))
+        pause = Math.min(pause * 2, 5_000)
+      }
+    })
+  let started: Deferred.Deferred<void> | undefined = undefined
+  const startListening = Effect.suspend(() => {
+    if (started !== undefined) return Deferred.await(started)
+    const firstAttempt = (started = Deferred.unsafeMake<void>(FiberId.none))
+    return Effect.zipRight(Effect.forkIn(listening(firstAttempt), scope), Deferred.await(firstAttempt))
+  })
   return {
     wake: (channel, hint) => {
       const key = Wakeups.channelKey(channel)
       return hooks.afterCommit(() => {
         Wakeups.wakeLocal(key, hint)
-        pool.unsafe("SELECT pg_notify($1, $2)", [notifyChannel, origin + key]).catch(() => {})
+        options.notify(key)
       })
     },
-    listen: (channel, poll) => Effect.zipRight(startListening, Wakeups.listenLocal(Wakeups.channelKey(channel), poll))
+    listen: (channel, poll) => Effect.zipRight(startListening, Wakeups.listenLocal(Wakeups.channelKey(channel), poll)),
+    reconnectTimeout: options.reconnectTimeout
   }
 }
 

@@ -707,7 +707,7 @@ export const layerWith = (options: Kit.SqlOptions = {}): Layer.Layer<EventStore,
         }
         return Option.isSome(hooks) ? hooks.value.afterCommit(woken) : Effect.sync(woken)
       }
-      return makeEventStore(ops, eventLive({ wake, listen: crossProcess.value.listen }, namespace))
+      return makeEventStore(ops, eventLive({ ...crossProcess.value, wake }, namespace))
     })
   ).pipe(Layer.provide(Kit.migrations(schema, options)))
 
