@@ -6,6 +6,7 @@
 import { Effect, Option, Schema } from "effect"
 import { InvalidInput } from "./Errors.ts"
 import { isStorableText } from "./Json.ts"
+import { kindOf } from "./Record.ts"
 
 /** One page of a listing; `nextCursor` is `None` on the last page. */
 export interface Page<A> {
@@ -19,10 +20,24 @@ export const defaultLimit = 100
 /** The largest page size a `list` accepts. */
 export const maxLimit = 1000
 
+/**
+ * A page's cursor: the string a page's `nextCursor` holds, or the `nextCursor` itself (`Option.none()` reads from
+ * the start).
+ */
+export const Cursor: Schema.Schema<string | Option.Option<string>> = Schema.declare(
+  (input: unknown): input is string | Option.Option<string> =>
+    typeof input === "string" || (Option.isOption(input) && (Option.isNone(input) || typeof input.value === "string")),
+  {
+    identifier: "Cursor",
+    message: (issue) => `must be a string or an Option of a string, got ${kindOf(issue.actual)}`,
+    arbitrary: () => (fc) => fc.oneof(fc.string(), fc.constant(Option.none()), fc.string().map(Option.some))
+  }
+)
+
 /** Options every `list` accepts. Listings are ordered oldest first ("newest-last") unless `order: "desc"`. */
 export const PageOptions = Schema.Struct({
   limit: Schema.optional(Schema.Int.pipe(Schema.between(1, maxLimit))),
-  cursor: Schema.optional(Schema.String),
+  cursor: Schema.optional(Cursor),
   offset: Schema.optional(Schema.NonNegativeInt),
   order: Schema.optional(Schema.Literal("asc", "desc"))
 })
@@ -67,14 +82,19 @@ export const decodeCursor = (entity: string, cursor: string, shape: KeyShape): E
     return Effect.fail(InvalidInput.single(entity, "cursor is malformed", ["cursor"]))
   })
 
+/** A cursor option as a string, `undefined` when absent or `Option.none()`. */
+export const cursorText = (cursor: string | Option.Option<string> | undefined): string | undefined =>
+  cursor === undefined || typeof cursor === "string" ? cursor : Option.getOrUndefined(cursor)
+
 /** Turns validated `PageOptions` into a driver `PageQuery`; drivers fetch one extra row to detect a next page. */
 export const toPageQuery = (
   entity: string,
   options: PageOptions,
   shape: KeyShape = byCreatedAt
-): Effect.Effect<PageQuery, InvalidInput> =>
-  Effect.map(
-    options.cursor === undefined ? Effect.succeed(undefined) : decodeCursor(entity, options.cursor, shape),
+): Effect.Effect<PageQuery, InvalidInput> => {
+  const cursor = cursorText(options.cursor)
+  return Effect.map(
+    cursor === undefined ? Effect.succeed(undefined) : decodeCursor(entity, cursor, shape),
     (after) => ({
       after,
       limit: (options.limit ?? defaultLimit) + 1,
@@ -82,6 +102,7 @@ export const toPageQuery = (
       order: options.order ?? "asc"
     })
   )
+}
 
 const createdAtKey = (row: any): Keyset => [row.createdAt, row.id]
 
