@@ -12,7 +12,10 @@
  * JSON validation rejects anything `JSON.stringify` would drop or change
  * (functions, `undefined`, `NaN`, `Date`s, `Map`s, class instances, cycles),
  * own keys named `__proto__` (which object copies turn into prototypes) and
- * nesting deeper than `maxJsonDepth`, at the top level as below it.
+ * nesting deeper than `maxJsonDepth`, at the top level as below it. Message
+ * content (`JsonContent`) differs in one point: an object property set to
+ * `undefined` is left out, as `JSON.stringify` leaves it out, since the AI SDK
+ * builds messages with such properties.
  */
 import { type Arbitrary, type Either, ParseResult, Schema } from "effect"
 
@@ -93,8 +96,9 @@ class NotJson {
  * A plain copy of the JSON value `value`, each property read once (so what is
  * checked is what is stored), equal to what its JSON text parses back to;
  * throws `NotJson`, or whatever a getter or Proxy trap of the input throws.
+ * With `dropUndefined`, object properties set to `undefined` are left out of the copy.
  */
-const copyJson = (value: unknown, path: Array<string | number>): unknown => {
+const copyJson = (value: unknown, path: Array<string | number>, dropUndefined: boolean): unknown => {
   switch (typeof value) {
     case "string":
     case "boolean":
@@ -110,7 +114,7 @@ const copyJson = (value: unknown, path: Array<string | number>): unknown => {
         const copy: Array<unknown> = new Array(value.length)
         for (let i = 0; i < copy.length; i++) {
           path.push(i)
-          copy[i] = copyJson(value[i], path)
+          copy[i] = copyJson(value[i], path, dropUndefined)
           path.pop()
         }
         return copy
@@ -119,8 +123,10 @@ const copyJson = (value: unknown, path: Array<string | number>): unknown => {
       const copy: Record<string, unknown> = {}
       for (const key in value) {
         if (key === "__proto__") throw new NotJson([...path], "must not have a __proto__ key")
+        const item = (value as Record<string, unknown>)[key]
+        if (item === undefined && dropUndefined) continue
         path.push(key)
-        copy[key] = copyJson((value as Record<string, unknown>)[key], path)
+        copy[key] = copyJson(item, path, dropUndefined)
         path.pop()
       }
       return copy
@@ -132,7 +138,8 @@ const copyJson = (value: unknown, path: Array<string | number>): unknown => {
 const jsonSchema = <A>(
   identifier: string,
   check: (copy: unknown) => string | undefined,
-  arbitrary: Arbitrary.LazyArbitrary<A>
+  arbitrary: Arbitrary.LazyArbitrary<A>,
+  dropUndefined = false
 ): Schema.Schema<A> => {
   // An `Either`, not an `Effect`: Schema decodes an `Either` in place, while any other effect costs a fiber per decode.
   const parse = (
@@ -141,7 +148,7 @@ const jsonSchema = <A>(
     ast: Schema.declare<A>["ast"]
   ): Either.Either<A, ParseResult.ParseIssue> => {
     try {
-      const copy = copyJson(input, [])
+      const copy = copyJson(input, [], dropUndefined)
       const problem = check(copy)
       return problem === undefined
         ? ParseResult.succeed(copy as A)
@@ -163,26 +170,48 @@ const jsonSchema = <A>(
   )
 }
 
+const jsonArbitrary: Arbitrary.LazyArbitrary<unknown> = (fc) =>
+  fc
+    .jsonValue({ maxDepth: 3 })
+    .map((value) => JSON.parse(JSON.stringify(value)))
+    .filter((value) => isJson(value))
+
+const jsonObjectArbitrary: Arbitrary.LazyArbitrary<JsonObject> = (fc) =>
+  fc
+    .dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 })
+    .map((value): JsonObject => JSON.parse(JSON.stringify(value)))
+    .filter((value) => isJson(value))
+
+const isJsonObject = (copy: unknown) =>
+  typeof copy === "object" && copy !== null && !Array.isArray(copy) ? undefined : "must be a JSON object"
+
 /** Any JSON value (decoding yields a plain copy). */
-export const Json: Schema.Schema<unknown> = jsonSchema<unknown>(
-  "Json",
-  () => undefined,
-  (fc) =>
-    fc
-      .jsonValue({ maxDepth: 3 })
-      .map((value) => JSON.parse(JSON.stringify(value)))
-      .filter((value) => isJson(value))
-)
+export const Json: Schema.Schema<unknown> = jsonSchema<unknown>("Json", () => undefined, jsonArbitrary)
 
 /** A JSON object: a plain object (not an array, `Date`, `Map`, class instance…) whose values are JSON; decoded as a copy. */
 export const JsonObject: Schema.Schema<JsonObject> = jsonSchema<JsonObject>(
   "JsonObject",
-  (copy) => (typeof copy === "object" && copy !== null && !Array.isArray(copy) ? undefined : "must be a JSON object"),
-  (fc) =>
-    fc
-      .dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 })
-      .map((value): JsonObject => JSON.parse(JSON.stringify(value)))
-      .filter((value) => isJson(value))
+  isJsonObject,
+  jsonObjectArbitrary
+)
+
+/**
+ * Message content: any JSON value, where an object property set to `undefined` is left out (as `JSON.stringify`
+ * leaves it out) instead of refused; decoding yields the plain copy that is stored.
+ */
+export const JsonContent: Schema.Schema<unknown> = jsonSchema<unknown>(
+  "JsonContent",
+  () => undefined,
+  jsonArbitrary,
+  true
+)
+
+/** A JSON object of message content (`providerMetadata`, …): as `JsonObject`, leaving out `undefined` properties. */
+export const JsonContentObject: Schema.Schema<JsonObject> = jsonSchema<JsonObject>(
+  "JsonContentObject",
+  isJsonObject,
+  jsonObjectArbitrary,
+  true
 )
 
 /** Parses a JSON column: SQLite returns text, PostgreSQL `jsonb` arrives already parsed. */

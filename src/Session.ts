@@ -1,12 +1,16 @@
 /**
- * `SessionStore`: agent sessions (who, where, what state) and their whole
- * transcript, saved and loaded as one unit (the seeds' `load`/`save`).
+ * `SessionStore`: agent sessions (who, where, whose, what state) and their
+ * chat, saved and loaded as one unit (the seeds' `load`/`save`). A session's
+ * chat is the conversation with the session's id, the one `SessionBroker`
+ * appends to: `load` reads its messages and `save` replaces them, so the
+ * messages of a chat live in one place whichever store wrote them.
  */
 import { Clock, Context, Effect, Option, Schema } from "effect"
-import { Conflict, type InvalidInput, NotFound, SessionError, type StorageError } from "./Errors.ts"
+import { Conflict, InvalidInput, NotFound, SessionError, type StorageError } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
-import { JsonObject, parseJson, Text } from "./Json.ts"
+import { JsonObject, jsonText, parseJson, Text } from "./Json.ts"
 import { utcFromMillis } from "./Time.ts"
+import type { StoredMessageRow } from "./Conversation.ts"
 import {
   decodeMessageRow,
   encodeMessages,
@@ -27,17 +31,26 @@ export const SessionId = Text.pipe(Schema.minLength(1), Schema.maxLength(255), S
 /** A session id. */
 export type SessionId = typeof SessionId.Type
 
-/** Lifecycle of a session. A `closed` session's transcript can no longer be saved. */
+/**
+ * The end user or tenant that owns a session or conversation (Mastra's `resourceId`, a LangGraph user namespace):
+ * a non-empty Text up to 255 characters, indexed for `list`.
+ */
+export const ResourceId = Text.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.brand("ResourceId"))
+/** The owner of a session or conversation. */
+export type ResourceId = typeof ResourceId.Type
+
+/** Lifecycle of a session. A `closed` session's chat can no longer be saved. */
 export const SessionStatus = Schema.Literal("active", "idle", "closed")
 /** Lifecycle of a session. */
 export type SessionStatus = typeof SessionStatus.Type
 
 /**
- * A session record (metadata only; the transcript is read with `load`). `agentId`, `channel`
- * and `title` follow the Text rule; `metadata` is content, stored verbatim.
+ * A session record (the chat is read with `load`). `messageCount` is its conversation's. `agentId`, `channel`,
+ * `resourceId` and `title` follow the Text rule; `metadata` is content, stored verbatim.
  */
 export const Session = Schema.Struct({
   id: SessionId,
+  resourceId: Schema.optional(ResourceId),
   agentId: Schema.optional(Text),
   channel: Schema.optional(Text),
   title: Schema.optional(Text),
@@ -54,6 +67,7 @@ export type Session = typeof Session.Type
 /** Input of `create`. */
 export const NewSession = Schema.Struct({
   id: Schema.optional(SessionId),
+  resourceId: Schema.optional(ResourceId),
   agentId: Schema.optional(Text),
   channel: Schema.optional(Text),
   title: Schema.optional(Text),
@@ -65,6 +79,7 @@ export type NewSession = typeof NewSession.Encoded
 
 /** Input of `update`: absent fields are kept, `null` clears an optional field. */
 export const SessionPatch = Schema.Struct({
+  resourceId: Schema.optional(Schema.NullOr(ResourceId)),
   agentId: Schema.optional(Schema.NullOr(Text)),
   channel: Schema.optional(Schema.NullOr(Text)),
   title: Schema.optional(Schema.NullOr(Text)),
@@ -77,6 +92,7 @@ export type SessionPatch = typeof SessionPatch.Encoded
 /** Options of `list`: filters plus paging. */
 export const SessionListOptions = Schema.Struct({
   ...PageOptions.fields,
+  resourceId: Schema.optional(Text),
   agentId: Schema.optional(Text),
   channel: Schema.optional(Text),
   status: Schema.optional(SessionStatus)
@@ -103,15 +119,23 @@ export class SessionStore extends Context.Tag("effect-agent-stores/SessionStore"
       patch: SessionPatch,
       options?: UpdateOptions
     ) => Effect.Effect<Session, NotFound | Conflict | InvalidInput | StorageError>
-    /** Sessions oldest first (newest-last), filtered by agent, channel and status. */
+    /** Sessions oldest first (newest-last), filtered by owner (`resourceId`), agent, channel and status. */
     readonly list: (options?: SessionListOptions) => Effect.Effect<Page<Session>, InvalidInput | StorageError>
-    /** Deletes a session with its transcript and its conversations; unknown ids are a no-op. */
+    /** Deletes a session with its conversations (its chat too) and their messages; unknown ids are a no-op. */
     readonly delete: (id: string) => Effect.Effect<void, InvalidInput | StorageError>
-    /** The session's transcript; `None` for an unknown id ("fresh session"). */
+    /**
+     * The session's chat: the messages of the conversation with the session's id, in `seq` order (`[]` when it
+     * has none); `None` for an unknown id ("fresh session").
+     */
     readonly load: (id: string) => Effect.Effect<Option.Option<ReadonlyArray<Message>>, InvalidInput | StorageError>
     /**
-     * Replaces the transcript atomically (old or new, never partial), creating
-     * an `active` session when `id` is unknown. `SessionError` if it is closed.
+     * Makes `messages` the session's chat, atomically (old or new, never partial): the messages of the
+     * conversation with the session's id (created when missing) become these, in this order. Creates an `active`
+     * session when `id` is unknown; `SessionError` if it is closed. The stored messages that begin the new list
+     * unchanged (same id and content) stay as they are, with their `seq`; the rest are replaced by the new ones,
+     * appended with new `seq`s (a message whose id was there keeps its `createdAt` unless one is given). So saving
+     * the whole history after each turn, as AI SDK apps do in `onFinish`, writes only the new messages.
+     * Message ids must be distinct (`InvalidInput`).
      */
     readonly save: (
       id: string,
@@ -123,11 +147,13 @@ export class SessionStore extends Context.Tag("effect-agent-stores/SessionStore"
 /** A session as a driver stores it: JSON as text (or parsed `jsonb`), times in epoch milliseconds. */
 export interface SessionRow {
   readonly id: string
+  readonly resourceId: string | null
   readonly agentId: string | null
   readonly channel: string | null
   readonly title: string | null
   readonly status: string
   readonly metadata: unknown
+  /** Its conversation's (0 without one); not written by `insert` and `update`. */
   readonly messageCount: number
   readonly createdAt: number
   readonly updatedAt: number
@@ -136,6 +162,7 @@ export interface SessionRow {
 
 /** The filters of `list`, as a driver receives them. */
 export interface SessionFilter {
+  readonly resourceId?: string | undefined
   readonly agentId?: string | undefined
   readonly channel?: string | undefined
   readonly status?: string | undefined
@@ -147,23 +174,66 @@ export interface SessionDriver {
   readonly insert: (row: SessionRow) => Effect.Effect<boolean, StorageError>
   readonly get: (id: string) => Effect.Effect<SessionRow | undefined, StorageError>
   /**
-   * Writes agentId, channel, title, status, metadata, updatedAt and version if
+   * Writes resourceId, agentId, channel, title, status, metadata, updatedAt and version if
    * the stored version is `row.version - 1`; returns the stored row, or
    * `undefined` if the version differs (or the row is gone).
    */
   readonly update: (row: SessionRow) => Effect.Effect<SessionRow | undefined, StorageError>
   readonly list: (filter: SessionFilter, page: PageQuery) => Effect.Effect<ReadonlyArray<SessionRow>, StorageError>
-  /** Deletes the session, its transcript, its conversations and their messages, atomically. */
+  /** Deletes the session, its conversations and their messages, atomically. */
   readonly delete: (id: string) => Effect.Effect<void, StorageError>
-  /** The transcript as JSON (text or parsed), `undefined` for an unknown id. */
-  readonly load: (id: string) => Effect.Effect<unknown, StorageError>
   /**
-   * In one atomic step: inserts `row` with `transcript` when the id is unknown,
-   * otherwise replaces transcript, `messageCount` and `updatedAt` unless the
-   * session is closed (then `"closed"`, nothing written).
+   * The messages of the conversation with the session's id in `seq` order (`[]` without one), `undefined` for an
+   * unknown session.
    */
-  readonly save: (row: SessionRow, transcript: string) => Effect.Effect<"saved" | "closed", StorageError>
+  readonly load: (id: string) => Effect.Effect<ReadonlyArray<StoredMessageRow> | undefined, StorageError>
+  /**
+   * In one atomic step: inserts `row` when the id is unknown, otherwise moves `updatedAt` unless the session is
+   * closed (then `"closed"`, nothing written); then makes `rows` the messages of the conversation with the
+   * session's id (creating it, in the session), keeping the stored messages `chatEdit` keeps. Message ids in
+   * `rows` are distinct. `given[i]` says whether `rows[i].createdAt` was given (else it is `now`).
+   */
+  readonly save: (
+    row: SessionRow,
+    rows: ReadonlyArray<MessageRow>,
+    given: ReadonlyArray<boolean>
+  ) => Effect.Effect<"saved" | "closed", StorageError>
 }
+
+/**
+ * How `save` turns a chat's stored messages (ascending `seq`) into `rows`: the first `kept` stored messages equal
+ * `rows`' first (same id, role, parts, metadata and other fields, and `createdAt` where given) and stay; the
+ * others are deleted and `appended` (the rest of `rows`) appended after them, a message whose id was stored
+ * keeping its `createdAt` unless one was given.
+ */
+export const chatEdit = (
+  stored: ReadonlyArray<StoredMessageRow>,
+  rows: ReadonlyArray<MessageRow>,
+  given: ReadonlyArray<boolean>
+): { readonly kept: number; readonly appended: ReadonlyArray<MessageRow> } => {
+  let kept = 0
+  while (kept < stored.length && kept < rows.length && sameMessage(stored[kept]!, rows[kept]!, given[kept]!)) kept++
+  if (kept === rows.length) return { kept, appended: [] }
+  const times = new Map<string, number>()
+  for (let i = kept; i < stored.length; i++) times.set(stored[i]!.id, stored[i]!.createdAt)
+  const appended: Array<MessageRow> = []
+  for (let i = kept; i < rows.length; i++) {
+    const row = rows[i]!
+    const time = given[i] ? undefined : times.get(row.id)
+    appended.push(time === undefined ? row : { ...row, createdAt: time })
+  }
+  return { kept, appended }
+}
+
+const sameMessage = (stored: StoredMessageRow, row: MessageRow, given: boolean): boolean =>
+  stored.id === row.id &&
+  stored.role === row.role &&
+  jsonText(stored.parts) === row.parts &&
+  nullableText(stored.metadata) === row.metadata &&
+  nullableText(stored.extra) === row.extra &&
+  (!given || stored.createdAt === row.createdAt)
+
+const nullableText = (value: unknown): string | null => (value === null || value === undefined ? null : jsonText(value))
 
 const entity = "Session"
 
@@ -178,6 +248,7 @@ const sessionOf = (row: SessionRow, metadata: JsonObject): Session => {
     updatedAt: utcFromMillis(row.updatedAt),
     version: row.version
   }
+  if (row.resourceId !== null) session.resourceId = row.resourceId as ResourceId
   if (row.agentId !== null) session.agentId = row.agentId
   if (row.channel !== null) session.channel = row.channel
   if (row.title !== null) session.title = row.title
@@ -185,18 +256,6 @@ const sessionOf = (row: SessionRow, metadata: JsonObject): Session => {
 }
 
 const decodeRow = (row: SessionRow): Session => sessionOf(row, parseJson(row.metadata) as JsonObject)
-
-const transcriptJson = (rows: ReadonlyArray<MessageRow>): string => {
-  let json = "["
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i]!
-    if (i > 0) json += ","
-    json += `{"id":${JSON.stringify(row.id)},"role":"${row.role}","parts":${row.parts as string}`
-    json += `,"createdAt":${row.createdAt}`
-    json += row.metadata === null ? "}" : `,"metadata":${row.metadata as string}}`
-  }
-  return json + "]"
-}
 
 const decodeNew = decodeInput(entity, NewSession)
 const decodePatch = decodeInput(entity, SessionPatch)
@@ -220,6 +279,7 @@ export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriv
           Effect.flatMap(Clock.currentTimeMillis, (now) => {
             const row: SessionRow = {
               id: fields.id ?? uuidv7At(now),
+              resourceId: fields.resourceId ?? null,
               agentId: fields.agentId ?? null,
               channel: fields.channel ?? null,
               title: fields.title ?? null,
@@ -266,6 +326,7 @@ export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriv
           next: (current) =>
             Effect.map(Clock.currentTimeMillis, (now): SessionRow => ({
               ...current,
+              resourceId: patched(patch.resourceId, current.resourceId),
               agentId: patched(patch.agentId, current.agentId),
               channel: patched(patch.channel, current.channel),
               title: patched(patch.title, current.title),
@@ -286,28 +347,37 @@ export const makeSessionStore = Effect.fnUntraced(function* (driver: SessionDriv
       }),
       delete: (id) => byId(entity, id, undefined, driver.delete),
       load: (id) =>
-        Effect.map(byId(entity, id, undefined, driver.load), (transcript) =>
-          transcript === undefined
-            ? Option.none()
-            : Option.some((parseJson(transcript) as Array<MessageRow>).map(decodeMessageRow))
+        Effect.map(byId(entity, id, undefined, driver.load), (rows) =>
+          rows === undefined ? Option.none() : Option.some(rows.map(decodeMessageRow))
         ),
       save: Effect.fnUntraced(function* (id, messages) {
         const sessionId = yield* decodeId(id, ["id"])
         const now = yield* Clock.currentTimeMillis
-        const { rows } = yield* encodeMessages(entity, messages, now, limits)
+        const { inputs, rows } = yield* encodeMessages(entity, messages, now, limits)
+        const seen = new Set<string>()
+        for (let i = 0; i < rows.length; i++) {
+          if (seen.has(rows[i]!.id)) {
+            const path = rows.length === 1 ? ["id"] : [i, "id"]
+            const error = InvalidInput.single(entity, "must be distinct: an earlier message has it", path)
+            return yield* new InvalidInput({ ...error, message: `messages${error.message}` })
+          }
+          seen.add(rows[i]!.id)
+        }
         const row: SessionRow = {
           id: sessionId,
+          resourceId: null,
           agentId: null,
           channel: null,
           title: null,
           status: "active",
           metadata: "{}",
-          messageCount: rows.length,
+          messageCount: 0,
           createdAt: now,
           updatedAt: now,
           version: 1
         }
-        if ((yield* driver.save(row, transcriptJson(rows))) === "closed") {
+        const given = inputs.map((input) => input.createdAt !== undefined)
+        if ((yield* driver.save(row, rows, given)) === "closed") {
           return yield* new SessionError({ sessionId, reason: "the session is closed" })
         }
       })

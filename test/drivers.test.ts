@@ -1,8 +1,8 @@
 /**
  * Driver contracts the stores rely on but cannot force from their public API:
  * a compare-and-set `update` writes only the patchable fields, so counts that
- * an append or a transcript save changed in between are kept, and it returns
- * the row as stored.
+ * an append or a chat save changed in between are kept, and it returns the
+ * row as stored.
  */
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
@@ -19,6 +19,7 @@ import type { SessionDriver, SessionRow } from "../src/Session.ts"
 
 const session: SessionRow = {
   id: "s1",
+  resourceId: null,
   agentId: null,
   channel: null,
   title: null,
@@ -32,6 +33,7 @@ const session: SessionRow = {
 const conversation: ConversationRow = {
   id: "c1",
   sessionId: null,
+  resourceId: null,
   title: null,
   model: null,
   metadata: "{}",
@@ -41,13 +43,13 @@ const conversation: ConversationRow = {
   updatedAt: 1,
   version: 1
 }
-const message = (id: string) => ({ id, role: "user", parts: "[]", metadata: null, createdAt: 2 })
+const message = (id: string) => ({ id, role: "user", parts: "[]", metadata: null, extra: null, createdAt: 2 })
 
 const updateKeepsCounts = (drivers: { readonly sessions: SessionDriver; readonly conversations: ConversationDriver }) =>
   Effect.gen(function* () {
     const { conversations, sessions } = drivers
     yield* sessions.insert(session)
-    yield* sessions.save({ ...session, messageCount: 2, updatedAt: 3 }, "[]")
+    yield* sessions.save({ ...session, updatedAt: 3 }, [message("x"), message("y")], [true, true])
     const storedSession = yield* sessions.update({ ...session, title: "renamed", updatedAt: 4, version: 2 })
     expect(storedSession).toMatchObject({ title: "renamed", messageCount: 2, updatedAt: 4, version: 2 })
     expect(yield* sessions.get(session.id)).toEqual(storedSession)

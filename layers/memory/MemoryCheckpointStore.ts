@@ -10,7 +10,7 @@ import {
   type CheckpointWriteRow
 } from "../../src/State.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
-import { sessionsOf } from "./MemorySessionStore.ts"
+import { chatsOf } from "./MemoryChats.ts"
 
 /** A stored checkpoint: its row and its writes. */
 interface Entry {
@@ -39,7 +39,7 @@ const firstAtLeast = (ids: ReadonlyArray<string>, seqOf: (id: string) => number,
 
 /** A `CheckpointDriver` over the shared in-memory maps. */
 export const driver = Effect.map(MemoryDatabase, (db): CheckpointDriver => {
-  const sessions = sessionsOf(db)
+  const { sessions } = chatsOf(db)
   const checkpoints = db.map<string, Entry>("checkpoints")
   const threads = db.map<string, Map<string, Chain>>("checkpoint_heads")
   const copy = (entry: Entry): StoredCheckpoint => ({

@@ -1,47 +1,33 @@
 /** `ConversationStore` in memory: for tests and ephemeral agents. */
 import { Effect, Layer } from "effect"
+import { type ConversationDriver, ConversationStore, makeConversationStore } from "../../src/Conversation.ts"
 import {
-  type ConversationDriver,
-  type ConversationRow,
-  ConversationStore,
-  makeConversationStore,
-  type StoredMessageRow
-} from "../../src/Conversation.ts"
+  afterRemoval,
+  appendRows,
+  chatsOf,
+  deleteConversation,
+  firstAfter,
+  insertConversation,
+  removeRows
+} from "./MemoryChats.ts"
 import { MemoryDatabase } from "./MemoryDatabase.ts"
-import { sessionsOf } from "./MemorySessionStore.ts"
-
-/** The index of the first row (in ascending seq) whose seq is greater than `seq`. */
-const firstAfter = (rows: ReadonlyArray<StoredMessageRow>, seq: number): number => {
-  let lo = 0
-  let hi = rows.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (rows[mid]!.seq > seq) hi = mid
-    else lo = mid + 1
-  }
-  return lo
-}
 
 /** A `ConversationDriver` over the shared in-memory maps; a session's deletion deletes its conversations. */
 export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => {
-  const sessions = sessionsOf(db)
-  const conversations = db.table("conversations", (row: ConversationRow) => [row.createdAt, row.id])
-  const logs = db.map<string, { readonly rows: Array<StoredMessageRow>; readonly ids: Set<string> }>("messages")
-  const remove = (id: string) => {
-    if (!conversations.delete(id)) return
-    logs.delete(id)
-    db.deleted("conversations", id)
+  const chats = chatsOf(db)
+  const { conversations, logs, sessions } = chats
+  /** The conversation `id` and its log, if it exists. */
+  const find = (id: string) => {
+    const conversation = conversations.get(id)
+    const log = logs.get(id)
+    return conversation === undefined || log === undefined ? undefined : { conversation, log }
   }
-  db.onDelete("sessions", (sessionId) => {
-    for (const conversation of conversations.values()) if (conversation.sessionId === sessionId) remove(conversation.id)
-  })
   return {
     insert: (row) =>
       Effect.sync(() => {
         if (conversations.has(row.id)) return "exists"
         if (row.sessionId !== null && !sessions.has(row.sessionId)) return "no-session"
-        conversations.set(row.id, { ...row })
-        logs.set(row.id, { rows: [], ids: new Set() })
+        insertConversation(chats, row)
         return "inserted"
       }),
     get: (id) =>
@@ -55,6 +41,7 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => {
         if (current === undefined || current.version !== row.version - 1) return undefined
         const stored = {
           ...current,
+          resourceId: row.resourceId,
           title: row.title,
           model: row.model,
           metadata: row.metadata,
@@ -67,38 +54,31 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => {
     list: (filter, page) =>
       Effect.sync(() =>
         conversations
-          .page(page, (row) => filter.sessionId === undefined || row.sessionId === filter.sessionId)
+          .page(
+            page,
+            (row) =>
+              (filter.sessionId === undefined || row.sessionId === filter.sessionId) &&
+              (filter.resourceId === undefined || row.resourceId === filter.resourceId)
+          )
           .map((row) => ({ ...row }))
       ),
-    delete: (id) => Effect.sync(() => remove(id)),
+    delete: (id) => Effect.sync(() => deleteConversation(db, id)),
     append: (id, rows, now) =>
       Effect.sync(() => {
-        const conversation = conversations.get(id)
-        const messages = logs.get(id)
-        if (conversation === undefined || messages === undefined) return "missing"
+        const found = find(id)
+        if (found === undefined) return "missing"
         const batch = new Set<string>()
         for (const row of rows) {
-          if (messages.ids.has(row.id) || batch.has(row.id)) return "duplicate"
+          if (found.log.seqs.has(row.id) || batch.has(row.id)) return "duplicate"
           batch.add(row.id)
         }
-        const first = conversation.lastSeq + 1
-        rows.forEach((row, i) => {
-          messages.rows.push(Object.assign({}, row, { seq: first + i }))
-          messages.ids.add(row.id)
-        })
-        conversations.set(id, {
-          ...conversation,
-          messageCount: conversation.messageCount + rows.length,
-          lastSeq: conversation.lastSeq + rows.length,
-          updatedAt: Math.max(now, conversation.updatedAt)
-        })
-        return first
+        return appendRows(chats, found.conversation, found.log, rows, now)
       }),
     messages: (id, options) =>
       Effect.sync(() => {
-        const messages = logs.get(id)
-        if (messages === undefined) return undefined
-        const rows = messages.rows
+        const log = logs.get(id)
+        if (log === undefined) return undefined
+        const rows = log.rows
         const from = options.after === undefined ? 0 : firstAfter(rows, options.after)
         const to = options.before === undefined ? rows.length : firstAfter(rows, options.before - 1)
         const picked =
@@ -109,11 +89,88 @@ export const driver = Effect.map(MemoryDatabase, (db): ConversationDriver => {
       }),
     clear: (id, now) =>
       Effect.sync(() => {
-        const conversation = conversations.get(id)
-        if (conversation === undefined) return false
-        logs.set(id, { rows: [], ids: new Set() })
-        conversations.set(id, { ...conversation, messageCount: 0, updatedAt: Math.max(now, conversation.updatedAt) })
+        const found = find(id)
+        if (found === undefined) return false
+        afterRemoval(
+          chats,
+          found.conversation,
+          removeRows(found.log, () => false),
+          now
+        )
         return true
+      }),
+    upsert: (id, row, keepCreatedAt, now) =>
+      Effect.sync(() => {
+        const found = find(id)
+        if (found === undefined) return "missing"
+        const { conversation, log } = found
+        const seq = log.seqs.get(row.id)
+        if (seq === undefined) {
+          return { seq: appendRows(chats, conversation, log, [row], now), createdAt: row.createdAt }
+        }
+        const index = firstAfter(log.rows, seq - 1)
+        const createdAt = keepCreatedAt ? log.rows[index]!.createdAt : row.createdAt
+        log.rows[index] = Object.assign({}, row, { createdAt, seq })
+        conversations.set(id, { ...conversation, updatedAt: Math.max(now, conversation.updatedAt) })
+        return { seq, createdAt }
+      }),
+    updateMessage: (id, messageId, patch, now) =>
+      Effect.sync(() => {
+        const found = find(id)
+        if (found === undefined) return "no-conversation"
+        const { conversation, log } = found
+        const seq = log.seqs.get(messageId)
+        if (seq === undefined) return "no-message"
+        const index = firstAfter(log.rows, seq - 1)
+        const current = log.rows[index]!
+        const next = {
+          ...current,
+          role: patch.role ?? current.role,
+          parts: patch.parts ?? current.parts,
+          metadata: patch.setMetadata ? patch.metadata : current.metadata,
+          createdAt: patch.createdAt ?? current.createdAt
+        }
+        log.rows[index] = next
+        conversations.set(id, { ...conversation, updatedAt: Math.max(now, conversation.updatedAt) })
+        return { ...next }
+      }),
+    deleteMessages: (id, messageIds, now) =>
+      Effect.sync(() => {
+        const found = find(id)
+        if (found === undefined) return "missing"
+        const doomed = new Set(messageIds)
+        const removed = removeRows(found.log, (row) => !doomed.has(row.id))
+        afterRemoval(chats, found.conversation, removed, now)
+        return removed
+      }),
+    truncateAfter: (id, seq, now) =>
+      Effect.sync(() => {
+        const found = find(id)
+        if (found === undefined) return "missing"
+        const removed = removeRows(found.log, (row) => row.seq <= seq)
+        afterRemoval(chats, found.conversation, removed, now)
+        return removed
+      }),
+    fork: (id, row, upTo) =>
+      Effect.sync(() => {
+        const found = find(id)
+        if (found === undefined) return "missing"
+        if (conversations.has(row.id)) return "exists"
+        const { conversation: source, log } = found
+        const copied = log.rows.slice(0, firstAfter(log.rows, upTo)).map((message) => ({ ...message }))
+        const forked = {
+          ...row,
+          sessionId: source.sessionId,
+          resourceId: source.resourceId,
+          title: source.title,
+          model: source.model,
+          metadata: source.metadata,
+          messageCount: copied.length,
+          lastSeq: copied.length === 0 ? 0 : copied[copied.length - 1]!.seq
+        }
+        conversations.set(forked.id, forked)
+        logs.set(forked.id, { rows: copied, seqs: new Map(copied.map((message) => [message.id, message.seq])) })
+        return { ...forked }
       })
   }
 })

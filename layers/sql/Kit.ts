@@ -167,8 +167,28 @@ export const resolve = (text: SqlText, prefix: string, dialect: Dialect): string
   return named.replace(/\?/g, () => `$${++n}`)
 }
 
-/** A migration: DDL statements run in order, in one transaction; a dialect-only statement is skipped elsewhere. */
-export type Migration = ReadonlyArray<string | { readonly sqlite?: string; readonly pg?: string }>
+/**
+ * Runs a statement in a migration: text with `?` placeholders and `{table}` names, as statements are stated; the
+ * rows as arrays.
+ */
+export type MigrationQuery = (
+  text: string,
+  ...params: ReadonlyArray<unknown>
+) => Effect.Effect<ReadonlyArray<ReadonlyArray<any>>, unknown>
+
+/**
+ * A migration step that is a program, for a data move that one SQL text cannot state for both dialects (e.g.
+ * parsing JSON that PostgreSQL's `json` type refuses); it runs inside the migration's transaction.
+ */
+export interface MigrationProgram {
+  readonly program: (query: MigrationQuery) => Effect.Effect<void, unknown>
+}
+
+/**
+ * A migration: DDL statements (and programs) run in order, in one transaction; a dialect-only statement is skipped
+ * elsewhere.
+ */
+export type Migration = ReadonlyArray<string | { readonly sqlite?: string; readonly pg?: string } | MigrationProgram>
 
 /** A migration key as `Migrator.fromRecord` accepts it (it silently ignores any other key). */
 export const migrationKey = /^\d+_[^.]+$/
@@ -208,10 +228,12 @@ const migrateSchema = (schema: SqlSchema, prefix: string) =>
       // Cascades are declared as foreign keys: a caller's own SQLite client must enforce them too.
       yield* sql`PRAGMA foreign_keys = ON`
     }
+    const query: MigrationQuery = (text, ...params) => sql.unsafe(resolve(text, prefix, dialect), params).values
     const record: Record<string, Effect.Effect<void, unknown, SqlClient>> = {}
     for (const [key, statements] of Object.entries(schema.migrations)) {
       record[key] = Effect.forEach(
         statements.flatMap((text) => {
+          if (typeof text !== "string" && "program" in text) return [Effect.suspend(() => text.program(query))]
           const own = typeof text === "string" ? text : text[dialect]
           return own === undefined ? [] : [sql.unsafe(resolve(own, prefix, dialect))]
         }),

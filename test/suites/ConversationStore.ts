@@ -8,6 +8,8 @@ import {
   ConversationListOptions,
   ConversationPatch,
   ConversationStore,
+  ForkOptions,
+  MessagePatch,
   MessagesOptions,
   MessagesStreamOptions,
   NewConversation
@@ -157,7 +159,12 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           { role: "user", parts: [{ type: "text", text: "y".repeat(1_000_001) }] },
           { role: "user", parts: [{ type: "text" }] },
           { role: "assistant", parts: [{ type: "tool-call", toolCallId: "c", toolName: "t", input: () => 1 }] },
-          { role: "assistant", parts: [], metadata: { finishReason: "bored" } },
+          { role: "assistant", parts: [], metadata: { finishReason: 42 } },
+          { role: "assistant", parts: [], metadata: { usage: { inputTokens: -1 } } },
+          { role: "assistant", parts: [{ type: "tool-weather", toolCallId: "c", state: "thinking" }] },
+          { role: "assistant", parts: [{ type: "text", text: "x", state: "typing" }] },
+          { role: "assistant", parts: [{ type: "data-x", data: () => 1 }] },
+          { role: "user", parts: [], extra: new Date(0) },
           { id: "", role: "user", parts: [] },
           { id: "\ud800", role: "user", parts: [] },
           { id: "a\u0000", role: "user", parts: [] },
@@ -438,6 +445,13 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           cursor: Option.getOrThrow(first.nextCursor)
         })
         expect(second.items.map((c) => c.title)).toEqual(["c2", "c3"])
+        // A page's nextCursor goes back as it is returned; `Option.none()` reads from the start.
+        expect(yield* conversations.list({ sessionId: session.id, limit: 2, cursor: first.nextCursor })).toEqual(second)
+        expect(yield* conversations.list({ sessionId: session.id, limit: 2, cursor: Option.none() })).toEqual(first)
+        for (const cursor of [Option.some(7), 7, null, {}]) {
+          const error = yield* Effect.flip(conversations.list({ cursor } as never))
+          expect(error.message).toMatch(/^options\.cursor must be a string or an Option of a string, got /)
+        }
         const last = yield* conversations.list({
           sessionId: session.id,
           limit: 2,
@@ -464,7 +478,12 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
             conversations.appendMany(id as string, []),
             conversations.messages(id as string),
             Stream.runDrain(conversations.messagesStream(id as string)),
-            conversations.clear(id as string)
+            conversations.clear(id as string),
+            conversations.upsert(id as string, text("user", "x")),
+            conversations.updateMessage(id as string, "m", {}),
+            conversations.deleteMessages(id as string, []),
+            conversations.truncateAfter(id as string, 0),
+            conversations.fork(id as string)
           ]
           for (const attempt of attempts) {
             const error = yield* Effect.flip(attempt)
@@ -561,14 +580,336 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
       })
     )
 
+    it.effect("upsert appends a new id and replaces a stored one in place: same seq, counts and createdAt", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        yield* TestClock.setTime(20_000)
+        const conversation = yield* conversations.create({})
+        const [first] = yield* conversations.appendMany(conversation.id, [{ ...text("user", "hi"), id: "u1" }])
+        yield* TestClock.adjust("1 second")
+        const streaming = yield* conversations.upsert(conversation.id, {
+          id: "a1",
+          role: "assistant",
+          parts: [{ type: "text", text: "Hel", state: "streaming" }]
+        })
+        expect(streaming).toMatchObject({ id: "a1", seq: 2, conversationId: conversation.id })
+        expect(DateTime.toEpochMillis(streaming.createdAt)).toBe(21_000)
+        yield* TestClock.adjust("1 second")
+        const done = yield* conversations.upsert(conversation.id, {
+          id: "a1",
+          role: "assistant",
+          parts: [{ type: "step-start" }, { type: "text", text: "Hello!", state: "done" }],
+          metadata: { finishReason: "stop" }
+        })
+        expect(done).toMatchObject({ id: "a1", seq: 2, metadata: { finishReason: "stop" } })
+        expect(DateTime.toEpochMillis(done.createdAt)).toBe(21_000)
+        const read = yield* conversations.messages(conversation.id)
+        expect(read).toEqual([first, done])
+        const after = yield* conversations.get(conversation.id)
+        expect(after).toMatchObject({ messageCount: 2, lastSeq: 2, version: 1 })
+        expect(DateTime.toEpochMillis(after.updatedAt)).toBe(22_000)
+        const dated = yield* conversations.upsert(conversation.id, {
+          ...text("user", "edited"),
+          id: "u1",
+          createdAt: 5
+        })
+        expect(dated.seq).toBe(1)
+        expect(DateTime.toEpochMillis(dated.createdAt)).toBe(5)
+        expect((yield* conversations.upsert(conversation.id, text("user", "new id"))).seq).toBe(3)
+        expect(yield* Effect.flip(conversations.upsert(fresh("none"), text("user", "x")))).toMatchObject({
+          _tag: "NotFound",
+          entity: "Conversation"
+        })
+        expect(
+          (yield* Effect.flip(conversations.upsert(conversation.id, { role: "robot", parts: [] } as never)))._tag
+        ).toBe("InvalidInput")
+        expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 3, lastSeq: 3 })
+      })
+    )
+
+    it.effect("concurrent upserts of one id store one message with one seq", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const conversation = yield* conversations.create({})
+        yield* conversations.append(conversation.id, text("user", "question"))
+        for (let round = 0; round < 3; round++) {
+          const id = `answer-${round}`
+          const stored = yield* Effect.forEach(
+            Array.from({ length: 16 }, (_, i) => i),
+            (i) =>
+              i % 4 === 3
+                ? conversations.append(conversation.id, text("user", `other ${round}.${i}`))
+                : conversations.upsert(conversation.id, { ...text("assistant", `v${i}`), id }),
+            { concurrency: "unbounded" }
+          )
+          const seqs = new Set(stored.filter((m) => m.id === id).map((m) => m.seq))
+          expect(seqs.size).toBe(1)
+          const all = yield* conversations.messages(conversation.id, { limit: 1000 })
+          const mine = all.filter((m) => m.id === id)
+          expect(mine.length).toBe(1)
+          expect(mine[0]!.seq).toBe([...seqs][0])
+          expect(new Set(all.map((m) => m.seq)).size).toBe(all.length)
+          expect(stored.map((m) => bodies([m])[0])).toContain(bodies(mine)[0])
+        }
+        const all = yield* conversations.messages(conversation.id, { limit: 1000 })
+        expect(all.map((m) => m.seq)).toEqual(Array.from({ length: all.length }, (_, i) => i + 1))
+        expect(yield* conversations.get(conversation.id)).toMatchObject({
+          messageCount: all.length,
+          lastSeq: all.length
+        })
+      })
+    )
+
+    it.effect("updateMessage replaces the fields given and keeps the rest; unknown messages are NotFound", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        yield* TestClock.setTime(30_000)
+        const conversation = yield* conversations.create({})
+        const [question, answer] = yield* conversations.appendMany(conversation.id, [
+          text("user", "q"),
+          {
+            role: "assistant",
+            parts: [{ type: "text", text: "a" }],
+            metadata: { model: "m", traceId: "t" },
+            channel: "web"
+          }
+        ])
+        yield* TestClock.adjust("1 minute")
+        const edited = yield* conversations.updateMessage(conversation.id, answer!.id, {
+          parts: [{ type: "text", text: "better", state: "done" }]
+        })
+        expect(edited).toEqual({ ...answer, parts: [{ type: "text", text: "better", state: "done" }] })
+        const cleared = yield* conversations.updateMessage(conversation.id, answer!.id, {
+          metadata: null,
+          role: "user"
+        })
+        expect(cleared).toEqual({ ...edited, metadata: undefined, role: "user" })
+        expect(cleared.metadata).toBeUndefined()
+        const moved = yield* conversations.updateMessage(conversation.id, answer!.id, { createdAt: 7 })
+        expect(DateTime.toEpochMillis(moved.createdAt)).toBe(7)
+        expect(yield* conversations.messages(conversation.id)).toEqual([question, moved])
+        const stored = yield* conversations.get(conversation.id)
+        expect(stored).toMatchObject({ messageCount: 2, lastSeq: 2, version: 1 })
+        expect(DateTime.toEpochMillis(stored.updatedAt)).toBe(90_000)
+        expect(yield* Effect.flip(conversations.updateMessage(conversation.id, "nope", { parts: [] }))).toMatchObject({
+          _tag: "NotFound",
+          entity: "Message",
+          id: "nope"
+        })
+        expect(yield* Effect.flip(conversations.updateMessage(fresh("none"), answer!.id, {}))).toMatchObject({
+          _tag: "NotFound",
+          entity: "Conversation"
+        })
+        for (const patch of [
+          { role: "robot" },
+          { parts: [{ type: "video" }] },
+          { parts: [{ type: "text", text: "y".repeat(1_000_001) }] },
+          { metadata: { usage: { inputTokens: -1 } } },
+          { channel: "sms" },
+          null
+        ]) {
+          const error = yield* Effect.flip(conversations.updateMessage(conversation.id, answer!.id, patch as never))
+          expect(error._tag, JSON.stringify(patch)).toBe("InvalidInput")
+        }
+        expect(yield* conversations.messages(conversation.id)).toEqual([question, moved])
+      })
+    )
+
+    it.effect("deleteMessages deletes the ids given, ignores others, lowers messageCount and keeps lastSeq", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const conversation = yield* conversations.create({})
+        const stored = yield* conversations.appendMany(conversation.id, texts(6))
+        const ids = stored.map((m) => m.id)
+        expect(yield* conversations.deleteMessages(conversation.id, [ids[1]!, ids[4]!, "unknown", ids[1]!, ""])).toBe(2)
+        expect(bodies(yield* conversations.messages(conversation.id))).toEqual(["m1", "m3", "m4", "m6"])
+        expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 4, lastSeq: 6 })
+        expect(yield* conversations.deleteMessages(conversation.id, [])).toBe(0)
+        expect((yield* conversations.append(conversation.id, text("user", "m7"))).seq).toBe(7)
+        expect(yield* Effect.flip(conversations.deleteMessages(fresh("none"), [ids[0]!]))).toMatchObject({
+          _tag: "NotFound"
+        })
+        for (const bad of ["id", [1], [null], null]) {
+          const error = yield* Effect.flip(conversations.deleteMessages(conversation.id, bad as never))
+          expect(error._tag).toBe("InvalidInput")
+        }
+        expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 5, lastSeq: 7 })
+      })
+    )
+
+    it.effect("truncateAfter deletes the messages after a seq; later appends continue after lastSeq", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const conversation = yield* conversations.create({})
+        yield* conversations.appendMany(conversation.id, texts(8))
+        expect(yield* conversations.truncateAfter(conversation.id, 5)).toBe(3)
+        expect(bodies(yield* conversations.messages(conversation.id))).toEqual(["m1", "m2", "m3", "m4", "m5"])
+        expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 5, lastSeq: 8 })
+        expect(yield* conversations.truncateAfter(conversation.id, 5)).toBe(0)
+        expect((yield* conversations.append(conversation.id, text("assistant", "again"))).seq).toBe(9)
+        expect(yield* conversations.truncateAfter(conversation.id, 0)).toBe(6)
+        expect(yield* conversations.get(conversation.id)).toMatchObject({ messageCount: 0, lastSeq: 9 })
+        for (const seq of [-1, 1.5, "3", null]) {
+          const error = yield* Effect.flip(conversations.truncateAfter(conversation.id, seq as never))
+          expect(error._tag).toBe("InvalidInput")
+        }
+        expect(yield* Effect.flip(conversations.truncateAfter(fresh("none"), 1))).toMatchObject({ _tag: "NotFound" })
+      })
+    )
+
+    it.effect("fork copies the messages up to a seq into a new conversation with the same session and owner", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const conversations = yield* ConversationStore
+        yield* TestClock.setTime(40_000)
+        const session = yield* sessions.create({})
+        const source = yield* conversations.create({
+          sessionId: session.id,
+          resourceId: "user-7",
+          title: "t",
+          model: "m",
+          metadata: { k: 1 }
+        })
+        const stored = yield* conversations.appendMany(source.id, [...texts(4), { ...text("user", "x"), extra: [1] }])
+        yield* conversations.deleteMessages(source.id, [stored[1]!.id])
+        yield* TestClock.adjust("1 minute")
+        const id = fresh("fork")
+        const fork = yield* conversations.fork(source.id, { upTo: 3, id })
+        expect(fork).toMatchObject({
+          id,
+          sessionId: session.id,
+          resourceId: "user-7",
+          title: "t",
+          model: "m",
+          metadata: { k: 1 },
+          messageCount: 2,
+          lastSeq: 3,
+          version: 1
+        })
+        expect(DateTime.toEpochMillis(fork.createdAt)).toBe(100_000)
+        expect(yield* conversations.get(id)).toEqual(fork)
+        const copied = yield* conversations.messages(id)
+        expect(copied).toEqual([stored[0], stored[2]].map((m) => ({ ...m, conversationId: id })))
+        expect((yield* conversations.append(id, text("user", "branch"))).seq).toBe(4)
+        const whole = yield* conversations.fork(source.id)
+        expect(whole).toMatchObject({ messageCount: 4, lastSeq: 5 })
+        expect((yield* conversations.messages(whole.id)).at(-1)).toMatchObject({ extra: [1], seq: 5 })
+        expect(yield* conversations.fork(source.id, { upTo: 0 })).toMatchObject({ messageCount: 0, lastSeq: 0 })
+        expect(yield* conversations.get(source.id)).toMatchObject({ messageCount: 4, lastSeq: 5 })
+        expect(yield* Effect.flip(conversations.fork(source.id, { id }))).toMatchObject({
+          _tag: "Conflict",
+          entity: "Conversation",
+          id,
+          reason: "exists"
+        })
+        expect(yield* Effect.flip(conversations.fork(fresh("none")))).toMatchObject({ _tag: "NotFound" })
+        for (const options of [{ upTo: -1 }, { upTo: 1.5 }, { id: "" }, { id: "a\u0000" }, null]) {
+          const error = yield* Effect.flip(conversations.fork(source.id, options as never))
+          expect(error._tag, JSON.stringify(options)).toBe("InvalidInput")
+        }
+        yield* sessions.delete(session.id)
+        expect(yield* conversations.find(id)).toEqual(Option.none())
+      })
+    )
+
+    it.effect("fork of a conversation with 10,000 messages copies them all, atomically", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const source = yield* conversations.create({})
+        yield* conversations.appendMany(source.id, texts(10_000))
+        const fork = yield* conversations.fork(source.id)
+        expect(fork).toMatchObject({ messageCount: 10_000, lastSeq: 10_000 })
+        const half = yield* conversations.fork(source.id, { upTo: 5_000 })
+        expect(half).toMatchObject({ messageCount: 5_000, lastSeq: 5_000 })
+        expect(bodies(yield* conversations.messages(fork.id, { limit: 2 }))).toEqual(["m9999", "m10000"])
+        expect(bodies(yield* conversations.messages(half.id, { limit: 1 }))).toEqual(["m5000"])
+        const copied = yield* Stream.runCollect(conversations.messagesStream(fork.id))
+        expect(Chunk.size(copied)).toBe(10_000)
+        expect(Chunk.toReadonlyArray(copied).map((m) => m.seq)).toEqual(Array.from({ length: 10_000 }, (_, i) => i + 1))
+      })
+    )
+
+    it.effect("resourceId: set on create, changed by update, filtered by list", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const owner = fresh("owner")
+        const mine = [
+          yield* conversations.create({ resourceId: owner }),
+          yield* conversations.create({ resourceId: owner, title: "2" })
+        ]
+        yield* conversations.create({ resourceId: fresh("other") })
+        expect(mine[0]!.resourceId).toBe(owner)
+        expect((yield* conversations.list({ resourceId: owner })).items).toEqual(mine)
+        const moved = yield* conversations.update(mine[0]!.id, { resourceId: null })
+        expect(moved.resourceId).toBeUndefined()
+        expect((yield* conversations.list({ resourceId: owner })).items.map((c) => c.id)).toEqual([mine[1]!.id])
+        for (const resourceId of ["", "x".repeat(256), "a\u0000", 7]) {
+          expect((yield* Effect.flip(conversations.create({ resourceId } as never)))._tag).toBe("InvalidInput")
+        }
+      })
+    )
+
+    it.effect("a message's fields beyond the known ones are kept, in the message, its parts and its metadata", () =>
+      Effect.gen(function* () {
+        const conversations = yield* ConversationStore
+        const conversation = yield* conversations.create({})
+        const odd = "a\u0000b \ud800"
+        const message = {
+          id: "rich",
+          role: "assistant",
+          parts: [
+            { type: "text", text: "t", citations: [{ source: { id: "s" } }], mine: { deep: [odd] }, gone: undefined },
+            { type: "data-weather", id: "w", data: { temp: 21, unit: undefined } },
+            { type: "tool-lookup", toolCallId: "c", state: "output-available", input: {}, output: [odd], extra: 1 }
+          ],
+          metadata: {
+            finishReason: "interrupted",
+            usage: { inputTokens: undefined, outputTokens: 3, outputTokenDetails: { textTokens: 3, audio: 0 } },
+            custom: { odd }
+          },
+          channel: { name: odd },
+          conversationId: "not this one",
+          seq: 999,
+          sessionId: "nor this"
+        } as const
+        const stored = yield* conversations.append(conversation.id, message as never)
+        const expected = {
+          id: "rich",
+          role: "assistant",
+          parts: [
+            { type: "text", text: "t", citations: [{ source: { id: "s" } }], mine: { deep: [odd] } },
+            { type: "data-weather", id: "w", data: { temp: 21 } },
+            { type: "tool-lookup", toolCallId: "c", state: "output-available", input: {}, output: [odd], extra: 1 }
+          ],
+          metadata: {
+            finishReason: "interrupted",
+            usage: { outputTokens: 3, outputTokenDetails: { textTokens: 3, audio: 0 } },
+            custom: { odd }
+          },
+          channel: { name: odd },
+          conversationId: conversation.id,
+          seq: 1,
+          createdAt: stored.createdAt
+        }
+        expect(stored).toEqual(expected)
+        const [read] = yield* conversations.messages(conversation.id)
+        expect(read).toEqual(expected)
+        // Fields set to `undefined` are left out, not kept as keys.
+        for (const got of [stored, read!])
+          expect(Object.keys(got.parts[0]!)).toEqual(["type", "text", "citations", "mine"])
+        const again = yield* conversations.append(conversation.id, { ...read!, id: "copy" })
+        expect(again).toMatchObject({ id: "copy", seq: 2, conversationId: conversation.id, channel: { name: odd } })
+      })
+    )
+
     it.effect("generated bad input is InvalidInput and writes nothing", () =>
       Effect.gen(function* () {
         const conversations = yield* ConversationStore
         const existing = yield* conversations.create({ title: "kept" })
-        yield* conversations.append(existing.id, text("user", "kept"))
+        const kept = yield* conversations.append(existing.id, text("user", "kept"))
         const snapshot = Effect.map(
           Effect.all([conversations.list({ limit: 1000, order: "desc" }), conversations.messages(existing.id)]),
-          ([page, messages]) => [page.items.map((c) => [c.id, c.version, c.messageCount]), messages.length]
+          ([page, messages]) => [page.items.map((c) => [c.id, c.version, c.messageCount]), messages]
         )
         const id = existing.id
         yield* BadInput.run(`ConversationStore (${label})`, snapshot, [
@@ -589,6 +930,28 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
             }
           ),
           BadInput.operation("list", ConversationListOptions, (input) => conversations.list(input as never), {
+            optional: true
+          }),
+          BadInput.operation("upsert", MessageInput, (input) => conversations.upsert(id, input as never), {
+            id: (bad) => conversations.upsert(bad as never, text("user", "x"))
+          }),
+          BadInput.operation(
+            "updateMessage",
+            MessagePatch,
+            (input) => conversations.updateMessage(id, kept.id, input as never),
+            { id: (bad) => conversations.updateMessage(id, bad as never, {}) }
+          ),
+          BadInput.operation(
+            "deleteMessages",
+            Schema.Array(Schema.String),
+            (input) => conversations.deleteMessages(id, input as never),
+            { id: (bad) => conversations.deleteMessages(bad as never, []) }
+          ),
+          BadInput.operation("truncateAfter", Schema.NonNegativeInt, (input) =>
+            conversations.truncateAfter(id, input as never)
+          ),
+          BadInput.operation("fork", ForkOptions, (input) => conversations.fork(id, input as never), {
+            id: (bad) => conversations.fork(bad as never),
             optional: true
           }),
           BadInput.operation("messages", MessagesOptions, (input) => conversations.messages(id, input as never), {

@@ -6,7 +6,8 @@ import { expect, layer } from "@effect/vitest"
 import { DateTime, Effect, Fiber, Layer, Option, Schema, TestClock } from "effect"
 import { ConversationStore } from "../../src/Conversation.ts"
 import { MessageInput } from "../../src/Message.ts"
-import { NewSession, SessionListOptions, SessionPatch, SessionStore } from "../../src/Session.ts"
+import type { Page } from "../../src/Page.ts"
+import { NewSession, type Session, SessionListOptions, SessionPatch, SessionStore } from "../../src/Session.ts"
 import * as Arb from "./arbitraries.ts"
 import { UpdateOptions } from "../../src/Record.ts"
 import * as BadInput from "./BadInput.ts"
@@ -309,7 +310,7 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
       })
     )
 
-    it.effect("save replaces the whole transcript", () =>
+    it.effect("save replaces the whole chat", () =>
       Effect.gen(function* () {
         const sessions = yield* SessionStore
         const created = yield* sessions.create({ title: "chat" })
@@ -325,7 +326,7 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
       })
     )
 
-    it.effect("save with a bad message is InvalidInput and keeps the old transcript", () =>
+    it.effect("save with a bad message is InvalidInput and keeps the old chat", () =>
       Effect.gen(function* () {
         const sessions = yield* SessionStore
         const id = fresh("keep")
@@ -364,7 +365,7 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
       })
     )
 
-    it.effect("delete removes the session, its transcript, conversations and messages; unknown ids are a no-op", () =>
+    it.effect("delete removes the session, its chat, conversations and messages; unknown ids are a no-op", () =>
       Effect.gen(function* () {
         const sessions = yield* SessionStore
         const conversations = yield* ConversationStore
@@ -382,6 +383,128 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
         expect((yield* conversations.messages(other.id)).length).toBe(1)
         yield* sessions.delete(created.id)
         yield* sessions.delete(fresh("never"))
+      })
+    )
+
+    it.effect("a session's chat is the conversation with its id: save and load go through it, and its count", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const conversations = yield* ConversationStore
+        const id = fresh("chat")
+        yield* sessions.create({ id, resourceId: "user-1" })
+        expect(yield* sessions.load(id)).toEqual(Option.some([]))
+        yield* sessions.save(id, [text("user", "hello"), text("assistant", "hi")])
+        const conversation = yield* conversations.get(id)
+        expect(conversation).toMatchObject({ sessionId: id, resourceId: "user-1", messageCount: 2, lastSeq: 2 })
+        const stored = yield* conversations.messages(id)
+        expect(Option.getOrThrow(yield* sessions.load(id))).toEqual(
+          stored.map(({ conversationId: _, seq: __, ...message }) => message)
+        )
+        yield* conversations.append(id, text("user", "appended elsewhere"))
+        expect(Option.getOrThrow(yield* sessions.load(id)).map((m) => m.parts)).toEqual([
+          [{ type: "text", text: "hello" }],
+          [{ type: "text", text: "hi" }],
+          [{ type: "text", text: "appended elsewhere" }]
+        ])
+        expect((yield* sessions.get(id)).messageCount).toBe(3)
+        expect((yield* sessions.list({ resourceId: "user-1" })).items.find((s) => s.id === id)?.messageCount).toBe(3)
+        yield* conversations.truncateAfter(id, 1)
+        expect((yield* sessions.get(id)).messageCount).toBe(1)
+      })
+    )
+
+    it.effect("save keeps the unchanged start of the chat with its seqs and appends the rest after lastSeq", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const conversations = yield* ConversationStore
+        const id = fresh("turns")
+        yield* TestClock.setTime(50_000)
+        const turn1 = [
+          { ...text("user", "q1"), id: "u1" },
+          { ...text("assistant", "a1"), id: "a1" }
+        ]
+        yield* sessions.save(id, turn1)
+        const before = yield* conversations.messages(id)
+        yield* TestClock.adjust("1 minute")
+        // The AI SDK's onFinish saves the whole history each turn.
+        const turn2 = [...turn1, { ...text("user", "q2"), id: "u2" }, { ...text("assistant", "a2"), id: "a2" }]
+        yield* sessions.save(id, turn2)
+        const after = yield* conversations.messages(id)
+        expect(after.slice(0, 2)).toEqual(before)
+        expect(after.map((m) => [m.id, m.seq])).toEqual([
+          ["u1", 1],
+          ["a1", 2],
+          ["u2", 3],
+          ["a2", 4]
+        ])
+        expect(DateTime.toEpochMillis(after[3]!.createdAt)).toBe(110_000)
+        yield* TestClock.adjust("1 minute")
+        // Regenerating the last answer: an edited message and what follows it are replaced, after lastSeq.
+        yield* sessions.save(id, [...turn2.slice(0, 3), { ...text("assistant", "a2, again"), id: "a2" }])
+        const regenerated = yield* conversations.messages(id)
+        expect(regenerated.map((m) => [m.id, m.seq])).toEqual([
+          ["u1", 1],
+          ["a1", 2],
+          ["u2", 3],
+          ["a2", 5]
+        ])
+        // A message whose id was stored keeps its createdAt unless one is given.
+        expect(DateTime.toEpochMillis(regenerated[3]!.createdAt)).toBe(110_000)
+        expect(yield* conversations.get(id)).toMatchObject({ messageCount: 4, lastSeq: 5 })
+        yield* sessions.save(id, [{ ...turn1[0]!, createdAt: 1 }])
+        expect(
+          (yield* conversations.messages(id)).map((m) => [m.id, m.seq, DateTime.toEpochMillis(m.createdAt)])
+        ).toEqual([["u1", 6, 1]])
+        yield* sessions.save(id, [])
+        expect(yield* sessions.load(id)).toEqual(Option.some([]))
+        expect(yield* conversations.get(id)).toMatchObject({ messageCount: 0, lastSeq: 6 })
+      })
+    )
+
+    it.effect("save refuses repeated message ids, writing nothing", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const id = fresh("repeat")
+        yield* sessions.save(id, [text("user", "kept")])
+        const error = yield* Effect.flip(
+          sessions.save(id, [
+            { ...text("user", "a"), id: "same" },
+            text("user", "b"),
+            { ...text("user", "c"), id: "same" }
+          ])
+        )
+        expect(error).toMatchObject({
+          _tag: "InvalidInput",
+          message: "messages[2].id must be distinct: an earlier message has it"
+        })
+        expect(Option.getOrThrow(yield* sessions.load(id)).map((m) => m.parts)).toEqual([
+          [{ type: "text", text: "kept" }]
+        ])
+      })
+    )
+
+    it.effect("resourceId: set on create, changed by update, filtered by list; nextCursor goes back as cursor", () =>
+      Effect.gen(function* () {
+        const sessions = yield* SessionStore
+        const owner = fresh("tenant")
+        const made = []
+        for (let i = 0; i < 5; i++) made.push(yield* sessions.create({ resourceId: owner, title: `s${i}` }))
+        yield* sessions.create({ resourceId: fresh("someone-else") })
+        expect(made[0]!.resourceId).toBe(owner)
+        const seen: Array<string> = []
+        let cursor: Option.Option<string> = Option.none()
+        do {
+          const page: Page<Session> = yield* sessions.list({ resourceId: owner, limit: 2, cursor })
+          seen.push(...page.items.map((s) => s.id))
+          cursor = page.nextCursor
+        } while (Option.isSome(cursor))
+        expect(seen).toEqual(made.map((s) => s.id))
+        const moved = yield* sessions.update(made[0]!.id, { resourceId: null })
+        expect(moved.resourceId).toBeUndefined()
+        expect((yield* sessions.list({ resourceId: owner })).items.length).toBe(4)
+        for (const resourceId of ["", "x".repeat(256), "\ud800", 1]) {
+          expect((yield* Effect.flip(sessions.create({ resourceId } as never)))._tag).toBe("InvalidInput")
+        }
       })
     )
 
