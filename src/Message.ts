@@ -34,10 +34,13 @@ export type MessageRole = typeof MessageRole.Type
 /** A record type that also holds fields it does not list (their values are JSON). */
 export type Open<A> = A & { readonly [key: string]: unknown }
 
-/** The Schema of an open struct: its listed `fields`, and any other field kept as JSON content. */
+/**
+ * The Schema of an open struct: its listed `fields`, and any other field kept as JSON content. Its input type lists
+ * only the fields (no index signature, so that interfaces such as the AI SDK's `UIMessage` are assignable to it).
+ */
 export interface OpenStruct<Fields extends Schema.Struct.Fields> extends Schema.Schema<
   Open<Schema.Struct.Type<Fields>>,
-  Open<Schema.Struct.Encoded<Fields>>
+  Schema.Struct.Encoded<Fields>
 > {
   readonly fields: Fields
 }
@@ -103,7 +106,7 @@ export const openStruct = <Fields extends Schema.Struct.Fields>(
         for (const [key, value] of Object.entries(values)) if (value !== undefined) output[key] = value
         return output
       })
-  const schema = Schema.declare<Open<Schema.Struct.Type<Fields>>, Open<Schema.Struct.Encoded<Fields>>, readonly []>(
+  const schema = Schema.declare<Open<Schema.Struct.Type<Fields>>, Schema.Struct.Encoded<Fields>, readonly []>(
     [],
     { decode: () => parse(true), encode: () => parse(false) },
     { identifier, arbitrary: () => arbitrary as never }
@@ -520,6 +523,12 @@ export const Message = openStruct("Message", messageFields, storeFields)
 export type Message = typeof Message.Type
 
 /**
+ * `MessageMetadata` with input typed `unknown`: any `UIMessage<METADATA>` is then a `MessageInput` to TypeScript, and
+ * the metadata is checked when it is stored.
+ */
+const metadataInput = MessageMetadata as Schema.Schema<MessageMetadata, unknown>
+
+/**
  * A message to store: like `Message`, with `id` optional (a UUIDv7 is assigned) and `createdAt` as a
  * `DateTime.Utc` or epoch milliseconds. An AI SDK `UIMessage` is one; so is a message read back from a store (its
  * `conversationId`, `seq` and `sessionId` are not kept).
@@ -529,6 +538,7 @@ export const MessageInput = openStruct(
   {
     ...messageFields,
     id: Schema.optional(MessageId),
+    metadata: Schema.optional(metadataInput),
     createdAt: Schema.optional(Schema.Union(Schema.DateTimeUtcFromSelf, Schema.DateTimeUtcFromNumber))
   },
   storeFields

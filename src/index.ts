@@ -15,31 +15,50 @@ export * from "./Errors.ts"
 export * from "./Event.ts"
 export { uuidv7 } from "./Id.ts"
 export * from "./Image.ts"
-export { Json, JsonObject, Text } from "./Json.ts"
+export { Json, JsonContent, JsonContentObject, JsonObject, Text } from "./Json.ts"
 export * from "./Lock.ts"
 export * from "./Memory.ts"
 export {
   Amount,
   CostInfo,
   Count,
+  CustomPart,
+  DataPart,
+  DynamicToolPart,
   ExecutionStats,
   FilePart,
   FinishReason,
   ImagePart,
   Message,
+  messageFields,
   MessageId,
   MessageInput,
   MessageLimits,
   MessageMetadata,
   MessagePart,
+  type MessagePartInput,
   MessageRole,
   type MessageRow,
+  type Open,
+  type OpenStruct,
+  partTypes,
+  ReasoningFilePart,
   ReasoningPart,
+  SourceDocumentPart,
+  SourceUrlPart,
+  SteeringMessagePart,
+  StepStartPart,
   TextPart,
   TokenUsage,
+  ToolApproval,
+  ToolApprovalRequestPart,
+  ToolApprovalResponsePart,
   ToolCallPart,
-  ToolResultPart
+  ToolPart,
+  ToolResultPart,
+  ToolState
 } from "./Message.ts"
+export * from "./ModelMessage.ts"
 export { defaultLimit, maxLimit, type Page, PageOptions, type PageQuery } from "./Page.ts"
 export * from "./Plan.ts"
 export * from "./Broker.ts"

@@ -1,5 +1,6 @@
 /**
- * Light imports: a memory-only user loads neither database driver, a
+ * Light imports: a memory-only user loads neither database driver nor the AI
+ * SDK (`ai`, whose message shapes the core holds without importing it), a
  * PostgreSQL-only user does not load better-sqlite3 (drivers load when a
  * layer first opens a database).
  */
@@ -26,8 +27,8 @@ const without = (missing: string, ...args: Array<string>) =>
 
 describe("light imports", () => {
   for (const entry of ["layers/memory/index.ts", "layers/index.ts"]) {
-    it(`StoresMemory from ${entry} loads neither better-sqlite3 nor postgres`, async () => {
-      const { stdout } = await child("better-sqlite3,postgres", entry, "memory")
+    it(`StoresMemory from ${entry} loads neither better-sqlite3, postgres nor ai`, async () => {
+      const { stdout } = await child("better-sqlite3,postgres,ai", entry, "memory")
       expect(stdout.trim()).toBe("ok")
     }, 60_000)
   }

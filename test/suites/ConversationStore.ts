@@ -671,8 +671,9 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
             role: "assistant",
             parts: [{ type: "text", text: "a" }],
             metadata: { model: "m", traceId: "t" },
+            // A field beyond the known ones (kept; TypeScript's MessageInput lists only the known ones).
             channel: "web"
-          }
+          } as MessageInput
         ])
         yield* TestClock.adjust("1 minute")
         const edited = yield* conversations.updateMessage(conversation.id, answer!.id, {
@@ -770,7 +771,10 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionStore | Conve
           model: "m",
           metadata: { k: 1 }
         })
-        const stored = yield* conversations.appendMany(source.id, [...texts(4), { ...text("user", "x"), extra: [1] }])
+        const stored = yield* conversations.appendMany(source.id, [
+          ...texts(4),
+          { ...text("user", "x"), extra: [1] } as MessageInput
+        ])
         yield* conversations.deleteMessages(source.id, [stored[1]!.id])
         yield* TestClock.adjust("1 minute")
         const id = fresh("fork")
