@@ -56,6 +56,11 @@ export interface Baseline {
   readonly createSessions: (count: number, metadata: object, agents?: number) => void
   /** Appends `messages` atomically with consecutive seqs; returns the first seq, `undefined` for an unknown id. */
   readonly append: (conversationId: string, messages: ReadonlyArray<MessageInput>) => number | undefined
+  /**
+   * Stores `message` under `id` as the library's `upsert` does (one immediate transaction: the lookup, then the
+   * replacement and the conversation's `updated_at`, or the append); its seq, `undefined` for an unknown conversation.
+   */
+  readonly upsert: (conversationId: string, id: string, message: MessageInput) => number | undefined
   /** The last `limit` messages in ascending seq, `undefined` for an unknown conversation. */
   readonly recall: (conversationId: string, limit: number) => ReadonlyArray<BaselineMessage> | undefined
   /** One page of sessions by `(created_at, id)` after the opaque `cursor`, of `agentId` only when given. */
@@ -64,7 +69,10 @@ export interface Baseline {
   readonly close: () => void
 }
 
-const sessionColumns = "id, agent_id, channel, title, status, metadata, message_count, created_at, updated_at, version"
+/** The session columns the library reads: the message count is the session's conversation's (its chat's). */
+const sessionColumns = `id, agent_id, channel, title, status, metadata,
+  COALESCE((SELECT c.message_count FROM agent_conversations c WHERE c.id = agent_sessions.id), 0),
+  created_at, updated_at, version`
 
 type SessionTuple = [
   id: string,
@@ -78,7 +86,15 @@ type SessionTuple = [
   updatedAt: number,
   version: number
 ]
-type MessageTuple = [seq: number, id: string, role: string, parts: string, metadata: string | null, createdAt: number]
+type MessageTuple = [
+  seq: number,
+  id: string,
+  role: string,
+  parts: string,
+  metadata: string | null,
+  extra: string | null,
+  createdAt: number
+]
 
 /** A statement text as the library's SQLite layer runs it (`Kit.resolve`: every parameter `+?`, the same value). */
 const sqlite = (text: string) => Kit.resolve(text, Kit.defaultPrefix, "sqlite")
@@ -87,17 +103,22 @@ const insertConversationSql = `INSERT INTO agent_conversations
   (id, session_id, title, model, metadata, message_count, last_seq, created_at, updated_at, version)
   VALUES (?, NULL, NULL, NULL, '{}', 0, 0, ?, ?, 1)`
 const insertSessionSql = `INSERT INTO agent_sessions
-  (id, agent_id, channel, title, status, metadata, message_count, created_at, updated_at, version, transcript)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+  (id, agent_id, channel, title, status, metadata, created_at, updated_at, version)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 const bumpSql = `UPDATE agent_conversations
   SET last_seq = last_seq + ?, message_count = message_count + ?,
     updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END
   WHERE id = ? RETURNING last_seq`
 const insertMessageSql = `INSERT INTO agent_messages
   (conversation_id, seq, id, role, parts, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
-const lastSql = `SELECT seq, id, role, parts, metadata, created_at FROM agent_messages
+const lastSql = `SELECT seq, id, role, parts, metadata, extra, created_at FROM agent_messages
   WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?`
 const existsSql = "SELECT id FROM agent_conversations WHERE id = ?"
+const findMessageSql = "SELECT seq, created_at FROM agent_messages WHERE conversation_id = ? AND id = ?"
+const replaceSql = `UPDATE agent_messages SET role = ?, parts = ?, metadata = ?, extra = ?,
+  created_at = CASE WHEN ? = 1 THEN created_at ELSE ? END WHERE conversation_id = ? AND id = ? RETURNING created_at`
+const touchSql = `UPDATE agent_conversations SET updated_at = CASE WHEN updated_at > ? THEN updated_at ELSE ? END
+  WHERE id = ? RETURNING id`
 const firstPageSql = `SELECT ${sessionColumns} FROM agent_sessions ORDER BY created_at, id LIMIT ?`
 const nextPageSql = `SELECT ${sessionColumns} FROM agent_sessions
   WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`
@@ -128,6 +149,9 @@ export const openBaseline = (filename: string): Baseline => {
   const insertMessage = db.prepare(sqlite(insertMessageSql))
   const last = db.prepare<[string, number], MessageTuple>(sqlite(lastSql)).raw()
   const exists = db.prepare<[string], string>(sqlite(existsSql)).pluck()
+  const findMessage = db.prepare<[string, string], [number, number]>(sqlite(findMessageSql)).raw()
+  const replace = db.prepare(sqlite(replaceSql)).pluck()
+  const touch = db.prepare(sqlite(touchSql)).pluck()
   const firstPage = db.prepare<[number], SessionTuple>(sqlite(firstPageSql)).raw()
   const nextPage = db.prepare<[number, string, number], SessionTuple>(sqlite(nextPageSql)).raw()
   const firstAgentPage = db.prepare<[string, number], SessionTuple>(sqlite(firstAgentPageSql)).raw()
@@ -154,9 +178,25 @@ export const openBaseline = (filename: string): Baseline => {
     return first
   })
 
+  const upsert = db.transaction((conversationId: string, id: string, message: MessageInput): number | undefined => {
+    const now = Date.now()
+    const parts = JSON.stringify(message.parts)
+    const metadata = message.metadata === undefined ? null : JSON.stringify(message.metadata)
+    const found = findMessage.get(conversationId, id)
+    if (found === undefined) {
+      const seq = bump.get(1, 1, now, now, conversationId)
+      if (seq === undefined) return undefined
+      insertMessage.run(conversationId, seq, id, message.role, parts, metadata, now)
+      return seq
+    }
+    replace.get(message.role, parts, metadata, null, 1, now, conversationId, id)
+    touch.get(now, now, conversationId)
+    return found[0]
+  })
+
   const insertSessionRow = (agentId: string, title: string, metadata: string, now: number): string => {
     const id = uuidv7At(now)
-    const changes = insertSession.run(id, agentId, null, title, "active", metadata, 0, now, now, 1, "[]").changes
+    const changes = insertSession.run(id, agentId, null, title, "active", metadata, now, now, 1).changes
     if (changes === 0) throw new Error(`duplicate session id ${id}`)
     return id
   }
@@ -193,6 +233,7 @@ export const openBaseline = (filename: string): Baseline => {
     },
     createSessions: (count, metadata, agents = 1) => sessions.immediate(count, metadata, agents),
     append: (conversationId, messages) => append.immediate(conversationId, messages),
+    upsert: (conversationId, id, message) => upsert.immediate(conversationId, id, message),
     recall: (conversationId, limit) => {
       const rows = last.all(conversationId, limit)
       if (rows.length === 0 && exists.get(conversationId) === undefined) return undefined
@@ -200,9 +241,9 @@ export const openBaseline = (filename: string): Baseline => {
       const out: Array<BaselineMessage> = new Array(n)
       for (let i = 0; i < n; i++) {
         const row = rows[n - 1 - i]!
-        out[i] =
+        const message: Record<string, unknown> =
           row[4] === null
-            ? { conversationId, seq: row[0], id: row[1], role: row[2], parts: JSON.parse(row[3]), createdAt: row[5] }
+            ? { conversationId, seq: row[0], id: row[1], role: row[2], parts: JSON.parse(row[3]), createdAt: row[6] }
             : {
                 conversationId,
                 seq: row[0],
@@ -210,8 +251,9 @@ export const openBaseline = (filename: string): Baseline => {
                 role: row[2],
                 parts: JSON.parse(row[3]),
                 metadata: JSON.parse(row[4]),
-                createdAt: row[5]
+                createdAt: row[6]
               }
+        out[i] = (row[5] === null ? message : Object.assign(JSON.parse(row[5]), message)) as BaselineMessage
       }
       return out
     },

@@ -31,7 +31,8 @@
  * running the same statements. `npm run bench -- <module>` runs one module
  * alone, e.g. `eventScale` (event appends at 1 to 64 callers on PostgreSQL)
  * or `vectorScale` (vectors at 200k and 1M, see `bench/vectorScale.ts`),
- * which are too long for the default run.
+ * which are too long for the default run. `BENCH_MODULES` (comma-separated
+ * module names; `none`) limits the modules run after the SQLite table.
  */
 import { Effect, Layer, Option, Tracer } from "effect"
 import { spawn } from "node:child_process"
@@ -47,6 +48,7 @@ import type { StorageError } from "../src/Errors.ts"
 import type { MessageInput } from "../src/Message.ts"
 import { SessionStore } from "../src/Session.ts"
 import { type Baseline, extraPragmas, openBaseline } from "./baseline.ts"
+import { batch, customMessage, message } from "./messages.ts"
 import { modules, namedOnly } from "./modules.ts"
 import { best, median, printTable } from "./stats.ts"
 
@@ -92,56 +94,17 @@ const memoryReps = scaleMode ? 0 : Math.max(0, Math.min(reps, Number(process.env
 const setupSql = process.env["BENCH_SETUP_SQL"] ?? ""
 
 // ---------------------------------------------------------------------------
-// Messages: the same objects for both sides
+// Messages: the same objects for both sides (`bench/messages.ts`)
 
-const userTexts = [
-  "Can you summarise the main differences between the two proposals we discussed yesterday, in three bullets?",
-  "What is the weather going to be like in Lisbon this weekend, and should I bring an umbrella for the trip?",
-  "Please rewrite this paragraph so it sounds friendlier but keep it under one hundred words, thanks a lot.",
-  "Remind me which of the open tickets are blocked on the database migration and who is assigned to them."
-]
-const assistantTexts = [
-  "Sure. The first proposal keeps the current schema and adds a cache; the second moves sessions to a separate " +
-    "store. The first is cheaper, the second scales further.",
-  "Lisbon looks mild this weekend, around 19°C with a chance of showers on Saturday afternoon. A light umbrella " +
-    "would be a good idea.",
-  "Here is a friendlier version: thanks so much for your patience while we sorted this out, we really appreciate it.",
-  "Three tickets are blocked on the migration: two assigned to Ana and one to Marco. None of them are overdue yet."
-]
-const models = ["gpt-4o-mini", "claude-3-5-haiku"]
-
-/** Alternating user and assistant messages; assistant messages carry model, finish reason and usage. */
-const messages: ReadonlyArray<MessageInput> = Array.from({ length: 16 }, (_, i): MessageInput => {
-  if (i % 2 === 0) return { role: "user", parts: [{ type: "text", text: userTexts[(i / 2) % userTexts.length]! }] }
-  const inputTokens = 120 + 17 * i
-  const outputTokens = 40 + 9 * i
-  return {
-    role: "assistant",
-    parts: [{ type: "text", text: assistantTexts[((i - 1) / 2) % assistantTexts.length]! }],
-    metadata: {
-      model: models[i % models.length]!,
-      finishReason: "stop",
-      usage: { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens }
-    }
-  }
-})
-const message = (i: number): MessageInput => messages[i % messages.length]!
-/** The same messages with custom metadata keys beside the well-known ones (what tracing and routing add). */
-const customMessages: ReadonlyArray<MessageInput> = messages.map((m, i) =>
-  m.metadata === undefined
-    ? m
-    : {
-        ...m,
-        metadata: {
-          ...m.metadata,
-          traceId: `4bf92f3577b34da6a3ce929d0e0e${String(4736 + i).padStart(4, "0")}`,
-          requestId: `req_${1000 + i}`,
-          tags: ["support", i % 4 === 1 ? "billing" : "shipping"]
-        }
-      }
-)
-const customMessage = (i: number): MessageInput => customMessages[i % customMessages.length]!
-const batch: ReadonlyArray<MessageInput> = Array.from({ length: 100 }, (_, i) => message(i))
+/** W6: 100 messages with ids, and a second version of each (the AI SDK's continuation re-sends a message so). */
+const firstVersions: ReadonlyArray<MessageInput> = Array.from({ length: 100 }, (_, i) => ({
+  ...message(i),
+  id: `m-${i}`
+}))
+const nextVersions: ReadonlyArray<MessageInput> = firstVersions.map((input, i) => ({
+  ...message(i + 2),
+  id: input.id!
+}))
 const sessionMetadata = { userId: "user-42", plan: "pro", locale: "en-GB", tags: ["support", "billing"] }
 
 // ---------------------------------------------------------------------------
@@ -371,6 +334,31 @@ const workloads: ReadonlyArray<Workload> = [
     }
   },
   {
+    name: "W6 upsert an existing id",
+    ops: N,
+    library: Effect.gen(function* () {
+      const store = yield* ConversationStore
+      const { id } = yield* store.create({})
+      for (const input of firstVersions) yield* store.upsert(id, input)
+      for (let i = 0; i < N / 10; i++) yield* store.upsert(id, nextVersions[i % 100]!)
+      const start = startTimer()
+      for (let i = 0; i < N; i++) yield* store.upsert(id, nextVersions[i % 100]!)
+      const ms = clock() - start
+      check((yield* store.get(id)).messageCount === 100, "W6 library count")
+      return ms
+    }),
+    baseline: (b) => {
+      const id = b.createConversation()
+      for (const input of firstVersions) b.upsert(id, input.id!, input)
+      for (let i = 0; i < N / 10; i++) b.upsert(id, nextVersions[i % 100]!.id!, nextVersions[i % 100]!)
+      const start = startTimer()
+      for (let i = 0; i < N; i++) b.upsert(id, nextVersions[i % 100]!.id!, nextVersions[i % 100]!)
+      const ms = clock() - start
+      check(b.recall(id, 1)?.[0]?.seq === 100, "W6 baseline count")
+      return ms
+    }
+  },
+  {
     name: "W4 page sessions (50)",
     ops: WALKS * (N / PAGE),
     library: Effect.gen(function* () {
@@ -577,7 +565,7 @@ console.log(
   scaleMode
     ? `S1: one op = one page of ${PAGE} sessions of one agent; each agent's list walked in turn; ` +
         "vs 10k = ops/s over ops/s at 10k sessions; target >= 0.85"
-    : "W0/W1/W3/W4: one op = one call; W2: one op = one appendMany of 100 messages; target ratio >= 0.8"
+    : "W0/W1/W3/W4/W6: one op = one call; W2: one op = one appendMany of 100 messages; target ratio >= 0.8"
 )
 printTable(header, table)
 console.log(`(${elapsed.toFixed(1)} s)`)
@@ -618,9 +606,13 @@ const runModule = async (name: string, reps: number): Promise<ReadonlyArray<Resu
 // PostgreSQL (bench/pg.ts: the same workloads through StoresPg and the raw `postgres` driver, at 1 and 16
 // callers), the agent-work rows, then the stores' own rows (`BENCH_STORES`, comma-separated, default all), each
 // beside the raw driver running the same statements on SQLite and PostgreSQL.
+// `BENCH_MODULES` (comma-separated names of `bench/modules.ts`; `none` for none) limits the modules that run at all.
+const modulesWanted = process.env["BENCH_MODULES"]?.split(",")
+const moduleWanted = (name: string) => modulesWanted === undefined || modulesWanted.includes(name)
 if (!scaleMode) {
   const pgReps = Math.max(1, Number(process.env["BENCH_PG_REPS"] ?? 5))
   for (const name of ["pg", "agentWork"]) {
+    if (!moduleWanted(name)) continue
     console.log()
     results.push(...(await runModule(name, pgReps)))
   }
@@ -628,7 +620,7 @@ if (!scaleMode) {
   const wanted = (process.env["BENCH_STORES"] ?? stores.filter((name) => !namedOnly.has(name)).join(",")).split(",")
   const storeReps = Math.max(1, Number(process.env["BENCH_STORE_REPS"] ?? 3))
   for (const name of stores) {
-    if (!wanted.includes(name)) continue
+    if (!wanted.includes(name) || !moduleWanted(name)) continue
     console.log(`\n${name}:`)
     results.push(...(await runModule(name, storeReps)))
   }
