@@ -44,7 +44,7 @@ export const guarantees: ReadonlyArray<StoreGuarantee> = [
   {
     store: "SessionStore",
     role: "primary",
-    atomicity: "each operation; `save(id, messages)` replaces the transcript in one step",
+    atomicity: "each operation; `save(id, messages)` replaces the chat (its conversation's messages) in one step",
     ordering: "`list` by (createdAt, id), keyset cursors stable under inserts",
     durability: `${untilDeleted}; deleting a session deletes its conversations`,
     concurrency: versioned
@@ -52,10 +52,11 @@ export const guarantees: ReadonlyArray<StoreGuarantee> = [
   {
     store: "ConversationStore",
     role: "primary",
-    atomicity: "`appendMany` all or nothing; `delete` takes the messages along",
-    ordering: "messages by `seq`, gapless per conversation, in append order",
+    atomicity: "`appendMany`, `upsert`, each edit and `fork` all or nothing; `delete` takes the messages along",
+    ordering: "messages by `seq`, gapless per conversation as appended, never reused (deletions leave gaps)",
     durability: `${untilDeleted}; messages go with their conversation`,
-    concurrency: "appends to one conversation serialise on its row (no lost or duplicate `seq`); updates versioned"
+    concurrency:
+      "writes to one conversation's messages serialise on its row (no lost or duplicate `seq`, one message per id); updates versioned"
   },
   {
     store: "TaskStore",
