@@ -205,6 +205,7 @@ export const make = (
         const session = yield* sessions.create(
           defined({
             id: request.id,
+            resourceId: request.resourceId,
             agentId: request.agentId,
             channel: request.channel,
             title: request.title,
@@ -213,7 +214,15 @@ export const make = (
         )
         const undo = <E>(error: E) => Effect.zipRight(Effect.ignore(sessions.delete(session.id)), Effect.fail(error))
         const conversation = yield* conversations
-          .create(defined({ id: session.id, sessionId: session.id, title: request.title, model: request.model }))
+          .create(
+            defined({
+              id: session.id,
+              sessionId: session.id,
+              resourceId: request.resourceId,
+              title: request.title,
+              model: request.model
+            })
+          )
           .pipe(
             Effect.catchTag("NotFound", () =>
               Effect.fail(new SessionError({ sessionId: session.id, reason: "deleted while it was being spawned" }))

@@ -12,14 +12,16 @@ import { type ConversationId, MessagesOptions, StoredMessage } from "./Conversat
 import { JsonObject, Text } from "./Json.ts"
 import { MessageInput } from "./Message.ts"
 import { type Page, PageOptions } from "./Page.ts"
-import { SessionId, SessionStatus } from "./Session.ts"
+import { ResourceId, SessionId, SessionStatus } from "./Session.ts"
 
 /**
- * Input of `spawn`: the session's fields (`id` generated when absent), the conversation's `model`, and
- * `messages` to start with (e.g. a system prompt), stored atomically with `seq` 1, 2, ….
+ * Input of `spawn`: the session's fields (`id` generated when absent; `resourceId`, its owner, is the
+ * conversation's too), the conversation's `model`, and `messages` to start with (e.g. a system prompt), stored
+ * atomically with `seq` 1, 2, ….
  */
 export const SpawnRequest = Schema.Struct({
   id: Schema.optional(SessionId),
+  resourceId: Schema.optional(ResourceId),
   agentId: Schema.optional(Text),
   channel: Schema.optional(Text),
   title: Schema.optional(Text),

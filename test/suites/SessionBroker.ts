@@ -174,6 +174,26 @@ export const suite = <E>(label: string, stores: Layer.Layer<SessionBroker | Sess
       })
     )
 
+    it.effect("the broker's chat is the session's: load reads what was sent, save replaces it; spawn's owner", () =>
+      Effect.gen(function* () {
+        const broker = yield* SessionBroker
+        const sessions = yield* SessionStore
+        const conversations = yield* ConversationStore
+        const owner = fresh("owner")
+        const spawned = yield* broker.spawn({ resourceId: owner, messages: [text("system prompt")] })
+        yield* broker.send(spawned.id, text("question"))
+        yield* broker.send(spawned.id, text("answer", "assistant"))
+        const loaded = Option.getOrThrow(yield* sessions.load(spawned.id))
+        expect(bodies(loaded)).toEqual(["system prompt", "question", "answer"])
+        expect(yield* sessions.get(spawned.id)).toMatchObject({ resourceId: owner, messageCount: 3 })
+        expect(yield* conversations.get(spawned.id)).toMatchObject({ resourceId: owner })
+        expect((yield* sessions.list({ resourceId: owner })).items.map((s) => s.id)).toEqual([spawned.id])
+        yield* sessions.save(spawned.id, [...loaded, text("saved")])
+        expect(bodies(yield* broker.history(spawned.id))).toEqual(["system prompt", "question", "answer", "saved"])
+        expect((yield* broker.history(spawned.id)).map((m) => m.seq)).toEqual([1, 2, 3, 4])
+      })
+    )
+
     it.effect("history windows: the newest `limit`, before a seq, after a seq", () =>
       Effect.gen(function* () {
         const broker = yield* SessionBroker
