@@ -6,11 +6,12 @@
  * with the session's id (`SessionStore.load`/`save` read and replace it).
  */
 import { Chunk, Clock, Context, type DateTime, Effect, Option, Schema, Stream } from "effect"
-import { Conflict, type InvalidInput, NotFound, type StorageError } from "./Errors.ts"
+import { Conflict, InvalidInput, NotFound, type StorageError } from "./Errors.ts"
 import { uuidv7At } from "./Id.ts"
 import { isStorableText, JsonObject, parseJson, Text } from "./Json.ts"
 import { utcFromMillis } from "./Time.ts"
 import {
+  checkLimits,
   encodeMessages,
   MessageId,
   type MessageInput,
@@ -475,9 +476,8 @@ export const makeConversationStore = Effect.fnUntraced(function* (driver: Conver
     const key = yield* checkId(entity, id)
     const message = yield* checkId("Message", messageId)
     const patch = yield* decodeMessagePatch(input)
-    if (patch.parts !== undefined) {
-      yield* encodeMessages("Message", [{ role: "user", parts: patch.parts }], 0, limits)
-    }
+    const problem = patch.parts === undefined ? undefined : checkLimits(patch.parts, limits)
+    if (problem !== undefined) return yield* InvalidInput.single("Message", problem.rule, problem.path)
     const conversation = yield* known(id, key)
     if (message === undefined) return yield* new NotFound({ entity: "Message", id: messageId })
     const now = yield* Clock.currentTimeMillis

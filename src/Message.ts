@@ -719,7 +719,8 @@ const encodeAll = (
   return Effect.succeed({ rows, inputs: decodedInputs })
 }
 
-const checkLimits = (
+/** Where `parts` break `limits` (a rule at a path below the message), or `undefined`. */
+export const checkLimits = (
   parts: ReadonlyArray<MessagePart>,
   limits: MessageLimits["Type"]
 ): { readonly rule: string; readonly path: Array<string | number> } | undefined => {
