@@ -565,6 +565,7 @@ export interface MessageRow {
 }
 
 const roles: ReadonlySet<unknown> = new Set(MessageRole.literals)
+const partStates: ReadonlySet<unknown> = new Set(["streaming", "done"])
 const messageKeys: ReadonlySet<string> = new Set(Object.keys(messageFields))
 const usageKeys: ReadonlySet<string> = new Set([
   "inputTokens",
@@ -611,8 +612,8 @@ const isPlainMetadata = (metadata: Record<string, unknown>): boolean => {
 }
 
 /**
- * The messages agents write most (text and reasoning parts, `step-start`; metadata with model, finish reason,
- * usage counts and custom JSON keys), recognised without the Schema machinery. Conservative: it accepts only input
+ * The messages agents write most (text and reasoning parts with their `state`, `step-start`; metadata with model,
+ * finish reason, usage counts and custom JSON keys), recognised without the Schema machinery. Conservative: it accepts only input
  * that `MessageInput` decodes to an equal value with nothing left out (test/Message.test.ts checks this); anything
  * else goes through `MessageInput`, which also gives the precise errors.
  */
@@ -632,7 +633,9 @@ export const isPlainMessageInput = (input: unknown): input is typeof MessageInpu
       continue
     }
     if ((part.type !== "text" && part.type !== "reasoning") || typeof part.text !== "string") return false
-    for (const key in part) if (key !== "type" && key !== "text") return false
+    for (const key in part) {
+      if (key !== "type" && key !== "text" && !(key === "state" && partStates.has(part[key]))) return false
+    }
   }
   return true
 }

@@ -72,8 +72,9 @@ const metadata = fc
   .chain((known) => customMetadata.map((entries) => withKeys(known, entries)))
 const part = fc.record(
   {
-    type: fc.constantFrom("text", "reasoning", "image", "tool-call", "video"),
+    type: fc.constantFrom("text", "reasoning", "image", "tool-call", "video", "step-start"),
     text: fc.oneof(fc.string(), fc.nat(), fc.constant(undefined)),
+    state: fc.constantFrom("streaming", "done", "typing", undefined, 1),
     providerMetadata: fc.dictionary(fc.string(), fc.jsonValue()),
     extra: fc.string()
   },
@@ -96,7 +97,20 @@ const validish = fc
     {
       id: fc.string({ minLength: 1, maxLength: 255 }),
       role: fc.constantFrom("system", "user", "assistant", "tool"),
-      parts: fc.array(fc.record({ type: fc.constantFrom("text", "reasoning"), text: fc.string() }), { maxLength: 3 }),
+      parts: fc.array(
+        fc.oneof(
+          fc.record(
+            {
+              type: fc.constantFrom("text", "reasoning"),
+              text: fc.string(),
+              state: fc.constantFrom("streaming", "done")
+            },
+            { requiredKeys: ["type", "text"] }
+          ),
+          fc.constant({ type: "step-start" })
+        ),
+        { maxLength: 3 }
+      ),
       metadata: fc.record(
         {
           model: fc.string(),
@@ -190,6 +204,10 @@ describe("isPlainMessageInput", () => {
       })
     ).toBe(true)
     expect(isPlainMessageInput({ role: "user", parts: [{ type: "text", text: "hi", extra: 1 }] })).toBe(false)
+    expect(isPlainMessageInput({ role: "user", parts: [{ type: "text", text: "hi", state: "done" }] })).toBe(true)
+    expect(isPlainMessageInput({ role: "user", parts: [{ type: "text", text: "hi", state: "typing" }] })).toBe(false)
+    expect(isPlainMessageInput({ role: "user", parts: [{ type: "step-start" }] })).toBe(true)
+    expect(isPlainMessageInput({ role: "user", parts: [{ type: "step-start", at: 1 }] })).toBe(false)
     expect(isPlainMessageInput({ role: "user", parts: [], metadata: { traceId: "t" } })).toBe(true)
     // `-0` decodes to `0`, so a usage count of `-0` is left to the Schema (found by the property above, seed -1023013285).
     const usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, reasoningTokens: -0 }
