@@ -182,6 +182,9 @@ export type MigrationQuery = (
  */
 export interface MigrationProgram {
   readonly program: (query: MigrationQuery) => Effect.Effect<void, unknown>
+  /** No SQL text: code that reads a step's `sqlite` or `pg` text finds none here. */
+  readonly sqlite?: never
+  readonly pg?: never
 }
 
 /**
