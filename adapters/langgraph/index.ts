@@ -6,3 +6,10 @@
  */
 export { AdapterError, type RuntimeLike } from "../Runner.ts"
 export { LangGraphSaver, type LangGraphSaverOptions, type LangGraphSaverStores } from "./LangGraphSaver.ts"
+export {
+  type LangGraphIndexOptions,
+  type LangGraphPutOptions,
+  LangGraphStore,
+  type LangGraphStoreOptions,
+  type LangGraphStoreServices
+} from "./LangGraphStore.ts"
