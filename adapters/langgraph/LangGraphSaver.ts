@@ -43,7 +43,7 @@ import {
   type PendingWriteInput
 } from "../../src/State.ts"
 import { jsonEquals } from "../../src/VectorFilter.ts"
-import { promiseRunner, type RuntimeLike } from "../Runner.ts"
+import { AdapterError, promiseRunner, type RuntimeLike } from "../Runner.ts"
 
 /** The stores a `LangGraphSaver` runs on. */
 export type LangGraphSaverStores = CheckpointStore | SessionStore
@@ -147,6 +147,12 @@ export class LangGraphSaver extends BaseCheckpointSaver {
 
   private readonly run: <A, E>(operation: string, effect: Effect.Effect<A, E, LangGraphSaverStores>) => Promise<A>
   private readonly cache: ChannelCache
+  /** The puts under way, by checkpoint id (each settles when its put does, whatever the outcome). */
+  private readonly saving = new Map<string, Promise<void>>()
+  /** Every put and write under way. */
+  private readonly inFlight = new Set<Promise<void>>()
+  /** The writes waiting for their checkpoint's put (so not leading to one). */
+  private readonly waiting = new Set<Promise<void>>()
 
   constructor(runtime: RuntimeLike<LangGraphSaverStores>, options: LangGraphSaverOptions = {}) {
     super(options.serde)
@@ -329,7 +335,33 @@ export class LangGraphSaver extends BaseCheckpointSaver {
     } while (cursor !== undefined)
   }
 
-  override async put(
+  override put(
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    newVersions: ChannelVersions
+  ): Promise<RunnableConfig> {
+    const saved = this.putCheckpoint(config, checkpoint, metadata, newVersions)
+    const settled = this.track(saved)
+    this.saving.set(checkpoint.id, settled)
+    void settled.then(() => {
+      if (this.saving.get(checkpoint.id) === settled) this.saving.delete(checkpoint.id)
+    })
+    return saved
+  }
+
+  /** Tracks `operation` among those under way until it settles; the promise of its settling. */
+  private track(operation: Promise<unknown>): Promise<void> {
+    const settled = operation.then(
+      () => undefined,
+      () => undefined
+    )
+    this.inFlight.add(settled)
+    void settled.then(() => this.inFlight.delete(settled))
+    return settled
+  }
+
+  private async putCheckpoint(
     config: RunnableConfig,
     checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
@@ -424,11 +456,30 @@ export class LangGraphSaver extends BaseCheckpointSaver {
     })
   }
 
-  override async putWrites(
+  /**
+   * Stores a task's writes to their checkpoint. LangGraph does not wait for the checkpoint's `put` first (it queues
+   * puts behind each other and writes at once), and the store holds writes only with their checkpoint: so writes to a
+   * checkpoint not stored yet wait while this saver has puts, or writes not waiting themselves, under way (one of
+   * which leads to its put), and fail with `NotFound` once nothing is.
+   */
+  override putWrites(
     config: RunnableConfig,
     writes: Array<PendingWrite>,
     taskId: string,
     taskPath?: string
+  ): Promise<void> {
+    const own = { settled: Promise.resolve() }
+    const written = this.writeTask(config, writes, taskId, taskPath ?? "", own)
+    own.settled = this.track(written)
+    return written
+  }
+
+  private async writeTask(
+    config: RunnableConfig,
+    writes: Array<PendingWrite>,
+    taskId: string,
+    taskPath: string,
+    own: { readonly settled: Promise<void> }
   ): Promise<void> {
     requireThread(config, "putWrites")
     const id: unknown = config.configurable?.["checkpoint_id"]
@@ -442,14 +493,31 @@ export class LangGraphSaver extends BaseCheckpointSaver {
       const stored: StoredWrite = {
         ...(await this.serialize(value)),
         idx: WRITES_IDX_MAP[channel] ?? i,
-        path: taskPath ?? ""
+        path: taskPath
       }
       inputs.push({ taskId, channel, value: stored })
     }
-    await this.run(
-      "putWrites",
-      Effect.flatMap(CheckpointStore, (store) => store.putWrites(id, inputs))
+    const write = Effect.flatMap(CheckpointStore, (store) => store.putWrites(id, inputs)).pipe(
+      Effect.as(true),
+      Effect.catchIf(
+        (error) => error._tag === "NotFound",
+        () => Effect.succeed(false)
+      )
     )
+    while (true) {
+      await this.saving.get(id)
+      if (await this.run("putWrites", write)) return
+      this.waiting.add(own.settled)
+      const others = Array.from(this.inFlight).filter((operation) => !this.waiting.has(operation))
+      await Promise.all(others)
+      // LangGraph calls the next put from the callback of the previous one: let those callbacks run.
+      await new Promise((resolve) => setImmediate(resolve))
+      this.waiting.delete(own.settled)
+      if (others.length === 0 && !this.saving.has(id)) {
+        const missing = new NotFound({ entity: "Checkpoint", id })
+        throw new AdapterError("LangGraphSaver.putWrites", missing.message, missing)
+      }
+    }
   }
 
   override async deleteThread(threadId: string): Promise<void> {
