@@ -13,6 +13,9 @@
  * - the floor: the raw side's calls in the library's loop of fibers
  *   (`timeFloor`, on the raw side's threads), what any Effect program pays
  *   for the same work;
+ * - the library's own LangGraph checkpointer (`LangGraphSaver` from
+ *   `effect-agent-stores/langgraph`, over the library's stores on their own
+ *   file or tables) doing LangGraph's work below: what a LangGraph app gets;
  * - LangGraph's checkpointers: `SqliteSaver.fromConnString` (which sets WAL
  *   itself and is left at better-sqlite3's WAL default, synchronous NORMAL:
  *   the library's settings) and `PostgresSaver` on a pg `Pool` of 16 (what
@@ -43,6 +46,7 @@ import { type BaseCheckpointSaver, type Checkpoint, emptyCheckpoint, uuid6 } fro
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres"
 import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite"
 import { Effect, Layer, ManagedRuntime, Option } from "effect"
+import { LangGraphSaver } from "../adapters/langgraph/LangGraphSaver.ts"
 import { mkdtempSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
@@ -88,6 +92,12 @@ export interface Row extends FloorRow {
   readonly medianVsLangGraph: number
   /** The issue's figure for LangGraph on this machine kind (measured elsewhere), for reference. */
   readonly langGraphAnchor: number
+  /** `LangGraphSaver` doing LangGraph's side's work (put, getTuple) on the library's stores: best ops/s. */
+  readonly saver: number
+  /** Best `LangGraphSaver` ops/s over best LangGraph ops/s. */
+  readonly saverVsLangGraph: number
+  /** Median `LangGraphSaver` ops/s over median LangGraph ops/s. */
+  readonly medianSaverVsLangGraph: number
 }
 
 type SqliteFile = "temp file" | ":memory:"
@@ -187,6 +197,8 @@ interface Backend {
   readonly library: ManagedRuntime.ManagedRuntime<Stores, unknown>
   readonly raw: RawOps
   readonly langGraph: LangGraphOps
+  /** `LangGraphSaver` doing the same, on the library's stores of its own. */
+  readonly saver: LangGraphOps
   /** Brings the planner's statistics of every side's tables up to date, before each workload. */
   readonly analyze?: () => Promise<unknown>
   /** Thread ids per caller, on each side. */
@@ -229,7 +241,7 @@ const workloads: ReadonlyArray<Workload> = [
   }
 ]
 
-const sides = ["library", "raw", "floor", "langGraph"] as const
+const sides = ["library", "raw", "floor", "langGraph", "saver"] as const
 
 const runBackend = async (backend: Backend, reps: number): Promise<ReadonlyArray<Row>> => {
   const rows: Array<Row> = []
@@ -246,12 +258,13 @@ const runBackend = async (backend: Backend, reps: number): Promise<ReadonlyArray
             ? timeRaw(ops, concurrency, rawCall)
             : side === "floor"
               ? backend.library.runPromise(timeFloor(ops, concurrency, rawCall))
-              : workload.langGraph(backend.langGraph, ops, concurrency)
+              : workload.langGraph(side === "saver" ? backend.saver : backend.langGraph, ops, concurrency)
       const times = {
         library: [] as Array<number>,
         raw: [] as Array<number>,
         floor: [] as Array<number>,
-        langGraph: [] as Array<number>
+        langGraph: [] as Array<number>,
+        saver: [] as Array<number>
       }
       // A warm-up, then each repetition starts with the next side: none always runs first, or last.
       for (let rep = -1; rep < reps; rep++) {
@@ -271,7 +284,10 @@ const runBackend = async (backend: Backend, reps: number): Promise<ReadonlyArray
         langGraph: Math.round(best(times.langGraph)),
         vsLangGraph: round2(best(times.library) / best(times.langGraph)),
         medianVsLangGraph: round2(median(times.library) / median(times.langGraph)),
-        langGraphAnchor: anchors[backend.name][workload.name]
+        langGraphAnchor: anchors[backend.name][workload.name],
+        saver: Math.round(best(times.saver)),
+        saverVsLangGraph: round2(best(times.saver) / best(times.langGraph)),
+        medianSaverVsLangGraph: round2(median(times.saver) / median(times.langGraph))
       })
     }
   }
@@ -320,10 +336,14 @@ const sqliteRows = async (reps: number, filename: SqliteFile): Promise<ReadonlyA
     storesOn({}).pipe(Layer.provideMerge(SqliteDatabase.layer({ filename: file("raw") })))
   )
   const saver = SqliteSaver.fromConnString(file("langgraph"))
+  const saverRuntime = ManagedRuntime.make(
+    storesOn({}).pipe(Layer.provide(SqliteDatabase.layer({ filename: file("saver") })))
+  )
   try {
     const rawThreads = await rawSide.runPromise(seed)
     const libraryThreads = await library.runPromise(seed)
     const langGraph = await langGraphOn(saver)
+    const ours = await langGraphOn(new LangGraphSaver(saverRuntime))
     if (dir !== undefined) {
       const mode = [saver.db.pragma("journal_mode", { simple: true }), saver.db.pragma("synchronous", { simple: true })]
       check(mode[0] === "wal" && mode[1] === 1, `SqliteSaver on WAL + synchronous NORMAL (got ${mode.join(", ")})`)
@@ -350,6 +370,7 @@ const sqliteRows = async (reps: number, filename: SqliteFile): Promise<ReadonlyA
           latest: (threadId) => decodeLatest(latest.all(threadId, "") as Array<Sql>, threadId)
         },
         langGraph,
+        saver: ours,
         threads: { library: libraryThreads, raw: rawThreads }
       },
       reps
@@ -357,6 +378,7 @@ const sqliteRows = async (reps: number, filename: SqliteFile): Promise<ReadonlyA
   } finally {
     await library.dispose()
     await rawSide.dispose()
+    await saverRuntime.dispose()
     saver.db.close()
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
   }
@@ -368,17 +390,23 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
   const stamp = runStamp()
   const libraryPrefix = `bench_cp_lib_${stamp}`
   const rawPrefix = `bench_cp_raw_${stamp}`
+  const saverPrefix = `bench_cp_sv_${stamp}`
   const langGraphSchema = `bench_cp_lg_${stamp}`
   const checkpointTables = ["checkpoint_writes", "checkpoints", "checkpoint_heads"]
   const tables = [...checkpointTables, "checkpoints_migrations", "sessions", "sessions_migrations", "counters"]
   tables.push("kernel_migrations")
   const sideTables = (names: ReadonlyArray<string>) =>
-    [libraryPrefix, rawPrefix].flatMap((prefix) => names.map((table) => `"${prefix}_${table}"`))
+    [libraryPrefix, rawPrefix, saverPrefix].flatMap((prefix) => names.map((table) => `"${prefix}_${table}"`))
   const langGraphTables = ["checkpoints", "checkpoint_blobs", "checkpoint_writes"].map(
     (table) => `"${langGraphSchema}".${table}`
   )
   const library = ManagedRuntime.make(
     storesOn({ tablePrefix: libraryPrefix }).pipe(
+      Layer.provide(withOpenPool(PgDatabase.layer({ url, maxConnections: POOL })))
+    )
+  )
+  const saverRuntime = ManagedRuntime.make(
+    storesOn({ tablePrefix: saverPrefix }).pipe(
       Layer.provide(withOpenPool(PgDatabase.layer({ url, maxConnections: POOL })))
     )
   )
@@ -401,6 +429,7 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
     await openPool(sql)
     await saver.setup()
     const langGraph = await langGraphOn(saver)
+    const ours = await langGraphOn(new LangGraphSaver(saverRuntime))
     const t = texts(rawPrefix, "pg")
     const values = (text: string, params: ReadonlyArray<unknown>) =>
       sql.unsafe(text, params as Array<any>, { prepare: true }).values() as unknown as Promise<Array<Sql>>
@@ -434,6 +463,7 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
           latest: (threadId) => values(t.latest, [threadId, ""]).then((rows) => decodeLatest(rows, threadId))
         },
         langGraph,
+        saver: ours,
         // As a running server's autovacuum keeps them: on fresh tables with none, PostgresSaver's latest hashes
         // every blob of the thread (a third of the speed once the saves have run).
         analyze: () => admin.unsafe(`ANALYZE ${[...sideTables(checkpointTables), ...langGraphTables].join(", ")}`),
@@ -443,6 +473,7 @@ const pgRows = async (reps: number): Promise<ReadonlyArray<Row> | string> => {
     )
   } finally {
     await library.dispose()
+    await saverRuntime.dispose()
     await sql.end({ timeout: 1 })
     await saver.end()
     await admin.unsafe(`DROP SCHEMA IF EXISTS "${langGraphSchema}" CASCADE`)
@@ -476,7 +507,10 @@ export const printCheckpoints = (rows: ReadonlyArray<Row>, reps: number) => {
     "×raw floor",
     "ops/s LangGraph",
     "×LG",
-    "×LG median"
+    "×LG median",
+    "ops/s saver",
+    "saver ×LG",
+    "saver ×LG median"
   ]
   const count = (n: number) => n.toLocaleString("en-US")
   const cells = rows.map((r) => [
@@ -490,13 +524,17 @@ export const printCheckpoints = (rows: ReadonlyArray<Row>, reps: number) => {
     r.floorRatio.toFixed(2),
     count(r.langGraph),
     r.vsLangGraph.toFixed(2),
-    r.medianVsLangGraph.toFixed(2)
+    r.medianVsLangGraph.toFixed(2),
+    count(r.saver),
+    r.saverVsLangGraph.toFixed(2),
+    r.medianSaverVsLangGraph.toFixed(2)
   ])
   console.log(
     `checkpoints: best of ${reps} runs per side (sides alternating); raw = better-sqlite3 / postgres (porsager, pool ` +
       `${POOL}) running the library's statements and round trips; LangGraph = SqliteSaver.fromConnString (WAL, ` +
       `synchronous NORMAL on a file) / PostgresSaver (pg Pool of ${POOL}, own schema), measured in this run: put ` +
-      "continuing the thread, getTuple; floor = the raw calls in the library's loop of fibers (×raw floor: the most " +
+      "continuing the thread, getTuple; saver = LangGraphSaver (effect-agent-stores/langgraph) doing the same put and " +
+      "getTuple on the library's stores; floor = the raw calls in the library's loop of fibers (×raw floor: the most " +
       "×raw can reach); targets >= 0.8x raw, >= 2x LangGraph"
   )
   printTable(header, cells)

@@ -461,6 +461,8 @@ export class CheckpointStore extends Context.Tag("effect-agent-stores/Checkpoint
       threadId: string,
       namespace?: string
     ) => Effect.Effect<Option.Option<Checkpoint>, InvalidInput | StorageError>
+    /** The namespaces the thread has saved checkpoints in, by code unit (`""` first); none for an unknown thread. */
+    readonly namespaces: (threadId: string) => Effect.Effect<ReadonlyArray<string>, InvalidInput | StorageError>
     /** The thread's checkpoints in one namespace by `seq`, newest first; `NotFound` for an unknown `before`. */
     readonly list: (
       threadId: string,
@@ -554,6 +556,8 @@ export interface CheckpointDriver {
   readonly get: (id: string) => Effect.Effect<StoredCheckpoint | undefined, StorageError>
   /** The latest checkpoint of `(threadId, namespace)`, through its head row. */
   readonly latest: (threadId: string, namespace: string) => Effect.Effect<StoredCheckpoint | undefined, StorageError>
+  /** The namespaces of the thread's heads, in any order. */
+  readonly namespaces: (threadId: string) => Effect.Effect<ReadonlyArray<string>, StorageError>
   /** Checkpoints of `(threadId, namespace)` with `seq < before` (when given) after `page.after` (a `[seq]` keyset). */
   readonly list: (
     threadId: string,
@@ -704,6 +708,12 @@ export const makeCheckpointStore = (driver: CheckpointDriver) => {
                     stored === undefined ? Option.none() : Option.some(checkpointOf(stored))
                   )
           )
+        ),
+      namespaces: (threadId) =>
+        Effect.flatMap(checkId(checkpointEntity, threadId), (thread) =>
+          thread === undefined
+            ? Effect.succeed([])
+            : Effect.map(driver.namespaces(thread), (names) => [...names].sort())
         ),
       list: (threadId, options) =>
         Effect.gen(function* () {

@@ -39,6 +39,25 @@ describe("light imports", () => {
   }, 60_000)
 })
 
+/** The framework packages only the adapters' entry points (`/langgraph`, `/persistence`…) may load. */
+const frameworks = "@langchain/core,@langchain/langgraph-checkpoint,@langchain/langgraph"
+
+describe("the core entry points load no framework package", () => {
+  for (const entry of ["src/index.ts", "layers/index.ts", "layers/memory/index.ts", "layers/sql/index.ts"]) {
+    it(`${entry} loads none of ${frameworks}`, async () => {
+      const { stdout } = await child(frameworks, entry, "import")
+      expect(stdout.trim()).toBe("ok")
+    }, 60_000)
+  }
+
+  it("the check fails when the LangGraph entry point is loaded", async () => {
+    const { stdout } = await child(frameworks, "adapters/langgraph/index.ts", "import").catch(
+      (error: { stdout: string; stderr: string }) => ({ stdout: `${error.stdout}${error.stderr}` })
+    )
+    expect(stdout).toContain('the driver "@langchain/langgraph-checkpoint" was loaded')
+  }, 60_000)
+})
+
 describe("a driver that is not installed", () => {
   it("StoresSqlite fails at layer build with a StorageError naming better-sqlite3 and its install command", async () => {
     const { stdout } = await without("better-sqlite3", "layers/index.ts", "sqlite")

@@ -117,6 +117,22 @@ describe("package.json", () => {
     }
   })
 
+  it("makes every framework package an adapter imports an optional caret peer, pinned exactly for the tests", () => {
+    const frameworks = new Set<string>()
+    for (const file of files.filter((file) => file.startsWith("adapters"))) {
+      const found = importsOf(readFileSync(join(root, file), "utf8"))
+      for (const name of [...found.runtime, ...found.types]) {
+        if (name !== "effect" && !name.startsWith("@effect/")) frameworks.add(name)
+      }
+    }
+    expect([...frameworks]).toEqual(expect.arrayContaining(["@langchain/langgraph-checkpoint", "@langchain/core"]))
+    for (const name of frameworks) {
+      expect(manifest.peerDependencies?.[name], `${name} is a peer dependency`).toMatch(/^\^/)
+      expect(manifest.peerDependenciesMeta?.[name]?.optional, `${name} is an optional peer`).toBe(true)
+      expect(manifest.devDependencies?.[name], `${name} is pinned in devDependencies`).toMatch(/^\d+\.\d+\.\d+$/)
+    }
+  })
+
   it("keeps the drivers optional, at the ranges the install hints name", () => {
     expect(manifest.optionalDependencies?.["better-sqlite3"]).toBe(OptionalPackage.betterSqlite3.range)
     expect(manifest.peerDependencies?.["postgres"]).toBe(OptionalPackage.postgres.range)

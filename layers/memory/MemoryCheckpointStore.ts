@@ -90,6 +90,7 @@ export const driver = Effect.map(MemoryDatabase, (db): CheckpointDriver => {
         const entry = latestId === undefined ? undefined : checkpoints.get(latestId)
         return entry && copy(entry)
       }),
+    namespaces: (threadId) => Effect.sync(() => Array.from(threads.get(threadId)?.keys() ?? [])),
     list: (threadId, namespace, before, page: PageQuery) =>
       Effect.sync(() => {
         const ids = threads.get(threadId)?.get(namespace)?.ids ?? []

@@ -111,6 +111,10 @@ const latest = Kit.stmt<[threadId: string, namespace: string], Joined>(
     WHERE h.thread_id = ? AND h.namespace = ? ORDER BY w.idx`,
   decodeJoined
 )
+const namespaces = Kit.stmt<[threadId: string], string>(
+  `SELECT namespace FROM {checkpoint_heads} WHERE thread_id = ?`,
+  (r) => r[0]
+)
 const parentOf = Kit.stmt<[id: string], readonly [string, string]>(
   `SELECT thread_id, namespace FROM {checkpoints} WHERE id = ?`,
   (r) => [r[0], r[1]]
@@ -320,6 +324,7 @@ export const ops = {
   latest: Kit.op("checkpoint.latest", (threadId: string, namespace: string) =>
     Kit.all(latest, threadId, namespace).map((rows) => group(rows)[0])
   ),
+  namespaces: Kit.op("checkpoint.namespaces", (threadId: string) => Kit.all(namespaces, threadId)),
   list: Kit.op("checkpoint.list", (threadId: string, namespace: string, before: number | undefined, page: PageQuery) =>
     list(threadId, namespace, before, page).map(group)
   ),

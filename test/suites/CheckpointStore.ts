@@ -83,6 +83,9 @@ export const suite = <E>(label: string, stores: Layer.Layer<CheckpointStore | Se
         expect(yield* checkpoints.latest(threadId)).toEqual(Option.some(root))
         expect(yield* checkpoints.latest(threadId, "tools:1")).toEqual(Option.some(sub2))
         expect(yield* checkpoints.latest(threadId, "other")).toEqual(Option.none())
+        yield* checkpoints.save({ threadId, namespace: "a:2", state: "sub3" })
+        expect(yield* checkpoints.namespaces(threadId)).toEqual(["", "a:2", "tools:1"])
+        expect(yield* checkpoints.namespaces(`${threadId}-nope`)).toEqual([])
         expect(ids((yield* checkpoints.list(threadId, { namespace: "tools:1" })).items)).toEqual([sub2.id, sub1.id])
         // A parent in another namespace is not a parent here.
         expect(
@@ -302,11 +305,13 @@ export const suite = <E>(label: string, stores: Layer.Layer<CheckpointStore | Se
         yield* checkpoints.save({ threadId, namespace: "n", state: 2 })
         const other = yield* checkpoints.save({ threadId: kept, state: 3 })
         yield* sessions.delete(threadId)
+        expect(yield* checkpoints.namespaces(threadId)).toEqual([])
         expect(yield* checkpoints.find(doomed.id)).toEqual(Option.none())
         expect(yield* checkpoints.latest(threadId)).toEqual(Option.none())
         expect(yield* checkpoints.latest(threadId, "n")).toEqual(Option.none())
         expect(yield* checkpoints.get(other.id)).toEqual(other)
         yield* checkpoints.deleteThread(kept)
+        expect(yield* checkpoints.namespaces(kept)).toEqual([])
         expect(yield* checkpoints.find(other.id)).toEqual(Option.none())
         expect(yield* checkpoints.latest(kept)).toEqual(Option.none())
         expect((yield* checkpoints.save({ threadId: kept, state: 4 })).seq).toBe(1)
@@ -359,6 +364,7 @@ export const suite = <E>(label: string, stores: Layer.Layer<CheckpointStore | Se
             _tag: "InvalidInput"
           })
           expect(yield* Effect.flip(checkpoints.deleteThread(id as never))).toMatchObject({ _tag: "InvalidInput" })
+          expect(yield* Effect.flip(checkpoints.namespaces(id as never))).toMatchObject({ _tag: "InvalidInput" })
         }
         for (const options of [undefined, {}, { keepLast: -1 }, { keepLast: 1.5 }, null]) {
           expect(yield* Effect.flip(checkpoints.prune(threadId, options as never))).toMatchObject({
